@@ -1,0 +1,40 @@
+"""The Lambda-backed steps of the runbook state machines.
+
+validate, acquire-lease, guards, precheck, audit, finish: see selfheal.steps.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from selfheal.clients import Clients
+from selfheal.config import Settings
+from selfheal.steps import StepEvent, Steps
+
+logger = Logger()
+metrics = Metrics()
+
+
+@cache
+def _steps() -> Steps:
+    return Steps(Settings.from_env(os.environ), Clients())
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    step = StepEvent.model_validate(event)
+    logger.append_keys(runbook=step.runbook, execution=step.execution.name, step=step.step)
+    result = _steps().run(step)
+    if step.step == "finish":
+        metrics.add_dimension(name="runbook", value=step.runbook)
+        metrics.add_metric(
+            name=f"Remediation{result['outcome'].capitalize()}", unit=MetricUnit.Count, value=1
+        )
+    return result

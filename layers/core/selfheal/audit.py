@@ -1,0 +1,150 @@
+"""The audit trail: write-once rows in DynamoDB, one structured log line per row.
+
+Keys: ``requestId`` (one remediation request) + ``sk`` (time#phase#step). ``sk`` is derived from
+the Step Functions state's entered time and name, so a retried audit step rewrites the same key and
+the conditional put turns the retry into a no-op instead of a duplicate row.
+GSIs: ``byTarget`` (targetKey, at) answers "what happened to this resource"; ``byRunbook``
+(runbook, at) feeds the budget guard.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+
+from selfheal.models import Actor, Phase, iso, utcnow
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+logger = Logger(child=True)
+
+
+class AuditRow(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    request_id: str = Field(alias="requestId")
+    sk: str = ""
+    phase: Phase
+    target_key: str = Field(alias="targetKey")
+    runbook: str = "-"
+    target: dict[str, Any] = Field(default_factory=dict)
+    step: str | None = None
+    action: str | None = None
+    parameters: dict[str, Any] | None = None
+    outcome: str | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    reason: str | None = None
+    actor: Actor | None = None
+    execution_arn: str | None = Field(default=None, alias="executionArn")
+    dry_run: bool = Field(default=False, alias="dryRun")
+    at: datetime = Field(default_factory=utcnow)
+
+    @field_serializer("at")
+    def _at_as_sortable_text(self, at: datetime) -> str:
+        return iso(at)
+
+    def with_key(self) -> AuditRow:
+        if self.sk:
+            return self
+        return self.model_copy(update={"sk": f"{iso(self.at)}#{self.phase.value}#{self.step or '-'}"})
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as plain JSON (for logs, notifications and the CLI)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _to_attr(value: Any) -> dict[str, Any]:
+    """Plain JSON -> DynamoDB attribute value (floats as numbers, nested maps kept browsable)."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float | Decimal):
+        return {"N": str(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, list):
+        return {"L": [_to_attr(v) for v in value]}
+    if isinstance(value, dict):
+        return {"M": {str(k): _to_attr(v) for k, v in value.items()}}
+    return {"S": str(value)}
+
+
+def _from_attr(attr: dict[str, Any]) -> Any:
+    (kind, value), *_ = attr.items()
+    if kind == "NULL":
+        return None
+    if kind == "N":
+        number = Decimal(value)
+        return int(number) if number == number.to_integral_value() else float(number)
+    if kind == "L":
+        return [_from_attr(v) for v in value]
+    if kind == "M":
+        return {k: _from_attr(v) for k, v in value.items()}
+    return value  # S, BOOL
+
+
+def item_to_json(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _from_attr(v) for k, v in item.items()}
+
+
+class AuditTrail:
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def write(self, row: AuditRow) -> bool:
+        """Write once; True if this call wrote it. A second write of the same key keeps the first row."""
+        row = row.with_key()
+        body = row.to_json()
+        item = {k: _to_attr(v) for k, v in body.items()}
+        logger.info("audit", extra={"audit": body})
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(requestId)",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            logger.info(
+                "audit row already written (retried step or duplicate delivery)", extra={"sk": row.sk}
+            )
+            return False
+        return True
+
+    def for_target(self, target_key: str, since: datetime) -> list[AuditRow]:
+        return self._query("byTarget", "targetKey", target_key, since)
+
+    def for_runbook(self, runbook: str, since: datetime) -> list[AuditRow]:
+        return self._query("byRunbook", "runbook", runbook, since)
+
+    def for_request(self, request_id: str) -> list[AuditRow]:
+        return self._paged_query(
+            KeyConditionExpression="requestId = :r",
+            ExpressionAttributeValues={":r": {"S": request_id}},
+        )
+
+    def _query(self, index: str, key: str, value: str, since: datetime) -> list[AuditRow]:
+        return self._paged_query(
+            IndexName=index,
+            KeyConditionExpression="#k = :v AND #at >= :since",
+            ExpressionAttributeNames={"#k": key, "#at": "at"},
+            ExpressionAttributeValues={":v": {"S": value}, ":since": {"S": iso(since)}},
+        )
+
+    def _paged_query(self, **query: Any) -> list[AuditRow]:
+        rows: list[AuditRow] = []
+        kwargs: dict[str, Any] = {"TableName": self._table, **query}
+        while True:
+            page = self._client.query(**kwargs)
+            rows += [AuditRow.model_validate(item_to_json(i)) for i in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return rows
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

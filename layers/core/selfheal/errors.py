@@ -1,0 +1,85 @@
+"""Named errors.
+
+The class name is the contract: state machines match it in ``Retry``/``Catch`` (Lambda reports the
+exception's class name as the error), so never rename one without changing the ASL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SelfhealError(Exception):
+    """Base class. Carries data for the audit row and the notification."""
+
+    retryable = False
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "error": self.name,
+            "message": self.message,
+            **({"details": self.details} if self.details else {}),
+        }
+
+
+class RetryableError(SelfhealError):
+    """A transient failure: the state machine retries it with backoff."""
+
+    retryable = True
+
+
+class TerminalError(SelfhealError):
+    """Retrying cannot help: stop and report."""
+
+
+class InvalidInput(TerminalError):
+    """The runbook input or event is malformed: a field is missing, of the wrong type or unknown."""
+
+
+class UnknownRunbook(TerminalError):
+    """The request names a runbook that does not exist."""
+
+
+class UnknownResource(TerminalError):
+    """The target (or a resource the runbook needs) does not exist."""
+
+
+class OutsideFence(TerminalError):
+    """A resource the runbook would touch is not tagged as managed by selfheal."""
+
+
+class PreconditionFailed(TerminalError):
+    """The world is not in a state where the action is safe (e.g. the standby is not healthy)."""
+
+
+class VerificationFailed(TerminalError):
+    """The action ran but the expected end state was not reached in time."""
+
+
+class PolicyError(TerminalError):
+    """The policy document is invalid."""
+
+
+class ConfigurationError(TerminalError):
+    """The function's configuration (environment) is missing or invalid."""
+
+
+class LeaseHeld(TerminalError):
+    """Another runbook execution holds the lease on this target."""
+
+
+class AwsCallFailed(RetryableError):
+    """An AWS API call failed for a reason that may pass (throttling, 5xx)."""
+
+
+class NotApplicable(TerminalError):
+    """The runbook has nothing to do for this target (e.g. the instance holds no managed Elastic IP)."""

@@ -1,0 +1,127 @@
+"""Guards: the checks between "a fault was seen" and "we touch something".
+
+``evaluate`` is pure (all facts passed in) so every rule is unit-tested without AWS; the adapters
+that gather the facts live next to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict
+
+from selfheal.audit import AuditRow
+from selfheal.models import Mode, Phase
+
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
+
+
+class GuardLimits(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    cooldown_seconds: int
+    loop_window_seconds: int
+    loop_threshold: int
+    budget_per_hour: int
+
+
+class GuardDecision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    proceed: bool
+    dry_run: bool
+    mode: Mode
+    skip_reason: str | None = None
+    guard: str | None = None  # which guard said no: mode, fence, cooldown, loop, budget
+    escalate: bool = False
+
+
+def read_mode(ssm: SSMClient, parameter: str) -> tuple[Mode, str | None]:
+    """The global kill switch, read on every run. Unreadable or invalid -> dry-run (fail safe, not silent)."""
+    try:
+        value = ssm.get_parameter(Name=parameter)["Parameter"]["Value"].strip()
+    except Exception as exc:  # any failure to read the switch must never lead to action
+        return (
+            Mode.DRY_RUN,
+            f"mode parameter {parameter} unreadable ({type(exc).__name__}): acting as dry-run",
+        )
+    try:
+        return Mode(value), None
+    except ValueError:
+        return Mode.DRY_RUN, f"mode parameter {parameter} has invalid value {value!r}: acting as dry-run"
+
+
+def fence_violations(resource_tags: Mapping[str, Mapping[str, str]], key: str, value: str) -> list[str]:
+    """Resource ids (of those the runbook would touch) that are not tagged key=value."""
+    return sorted(rid for rid, tags in resource_tags.items() if tags.get(key, "").lower() != value.lower())
+
+
+def evaluate(
+    *,
+    mode: Mode,
+    requested_dry_run: bool,
+    request_id: str,
+    runbook: str,
+    unfenced: Sequence[str],
+    target_history: Iterable[AuditRow],
+    runbook_history: Iterable[AuditRow],
+    limits: GuardLimits,
+    now: datetime,
+) -> GuardDecision:
+    dry_run = requested_dry_run or mode is Mode.DRY_RUN
+
+    def skip(guard: str, reason: str, escalate: bool = False) -> GuardDecision:
+        return GuardDecision(
+            proceed=False, dry_run=dry_run, mode=mode, skip_reason=reason, guard=guard, escalate=escalate
+        )
+
+    if mode is Mode.OFF:
+        return skip("mode", "selfheal is switched off (mode=off)")
+    if unfenced:
+        return skip("fence", f"not managed by selfheal (fence tag missing): {', '.join(unfenced)}", True)
+
+    # Dry runs changed nothing, so they neither cool down nor count towards a loop.
+    others = [
+        r for r in target_history if r.runbook == runbook and r.request_id != request_id and not r.dry_run
+    ]
+    recent_starts = [
+        r
+        for r in others
+        if r.phase is Phase.STARTED and r.at >= now - timedelta(seconds=limits.cooldown_seconds)
+    ]
+    if recent_starts:
+        last = max(r.at for r in recent_starts)
+        return skip(
+            "cooldown",
+            f"{runbook} already ran on this target at {last.isoformat()}"
+            f" (cooldown {limits.cooldown_seconds}s): healed, but it came back",
+            True,
+        )
+    healed = [
+        r
+        for r in others
+        if r.phase is Phase.SUCCEEDED and r.at >= now - timedelta(seconds=limits.loop_window_seconds)
+    ]
+    if len(healed) >= limits.loop_threshold:
+        return skip(
+            "loop",
+            f"{runbook} healed this target {len(healed)} times in {limits.loop_window_seconds}s:"
+            " a loop, not a fault selfheal can fix",
+            True,
+        )
+    actions = [
+        r
+        for r in runbook_history
+        if r.phase is Phase.ACTION and r.outcome == "pending" and r.at >= now - timedelta(hours=1)
+    ]
+    if len(actions) >= limits.budget_per_hour:
+        return skip(
+            "budget",
+            f"{runbook} budget exhausted: {len(actions)} actions in the last hour"
+            f" (limit {limits.budget_per_hour}); breaker open",
+            True,
+        )
+    return GuardDecision(proceed=True, dry_run=dry_run, mode=mode)

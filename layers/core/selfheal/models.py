@@ -1,0 +1,77 @@
+"""Typed models at the edges: runbook input, audit rows, decisions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StrictModel(BaseModel):
+    """Unknown fields are an error: a typo in a console input must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Phase(StrEnum):
+    RECEIVED = "received"
+    IGNORED = "ignored"
+    REJECTED = "rejected"
+    SKIPPED = "skipped"
+    STARTED = "started"
+    WOULD_DO = "would-do"
+    ACTION = "action"
+    VERIFIED = "verified"
+    COMPENSATED = "compensated"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Mode(StrEnum):
+    ENFORCE = "enforce"
+    DRY_RUN = "dry-run"
+    OFF = "off"
+
+
+class Actor(StrictModel):
+    """Who asked: automatic (rule and event id) or manual (who)."""
+
+    kind: str = Field(description="automatic | manual")
+    rule: str | None = None
+    event_id: str | None = Field(default=None, alias="eventId")
+    principal: str | None = None
+
+
+class RunbookInput(StrictModel):
+    """What a runbook execution receives: what the console user pastes, and what triage sends."""
+
+    target: dict[str, Any]
+    params: dict[str, Any] = Field(default_factory=dict)
+    dry_run: bool = Field(default=False, alias="dryRun")
+    reason: str = Field(min_length=1, max_length=1024)
+    actor: Actor | None = None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(at: datetime) -> str:
+    """UTC time as fixed-width text, so string order is time order (DynamoDB sort keys)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Request(StrictModel):
+    """A validated runbook request, passed between the steps of one execution."""
+
+    request_id: str = Field(alias="requestId")
+    execution_arn: str | None = Field(default=None, alias="executionArn")
+    runbook: str
+    target: dict[str, Any]
+    target_key: str = Field(alias="targetKey")
+    params: dict[str, Any]
+    dry_run: bool = Field(alias="dryRun")
+    reason: str
+    actor: Actor

@@ -1,0 +1,109 @@
+"""Telling people and systems what happened: an SNS message and an event on the bus per outcome."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from selfheal.audit import AuditRow
+
+if TYPE_CHECKING:
+    from selfheal.clients import Clients
+    from selfheal.config import Settings
+
+EVENT_SOURCE = "selfheal"
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    @property
+    def detail_type(self) -> str:
+        return f"Remediation {self.value.capitalize()}"
+
+
+def summary_line(row: AuditRow, outcome: Outcome) -> str:
+    mode = " (dry run: nothing was changed)" if row.dry_run else ""
+    return f"[selfheal] {row.runbook} {outcome.value} on {row.target_key}{mode}"
+
+
+def message_text(row: AuditRow, outcome: Outcome, escalate: bool, plan: dict[str, Any] | None) -> str:
+    """What an on-call engineer reads at 3 a.m.: evidence, decision, outcome, and what to do."""
+    lines = [
+        summary_line(row, outcome),
+        "",
+        f"Why it ran:   {row.reason or '-'}"
+        if outcome is Outcome.SUCCEEDED
+        else f"Reason:       {row.reason or '-'}",
+        f"Requested by: {_actor(row)}",
+        f"Target:       {json.dumps(row.target, sort_keys=True)}",
+    ]
+    if plan:
+        lines.append(f"Plan:         {json.dumps({k: v for k, v in plan.items() if k != 'resourceTags'})}")
+    if row.before:
+        lines.append(f"Before:       {json.dumps(row.before, sort_keys=True)}")
+    if row.after:
+        lines.append(f"After:        {json.dumps(row.after, sort_keys=True)}")
+    if row.error:
+        lines.append(f"Error:        {row.error.get('error')}: {row.error.get('message')}")
+    if escalate:
+        lines += ["", "ACTION NEEDED: selfheal did not fix this; a human must look at it."]
+    lines += ["", f"Execution:    {row.execution_arn or '-'}", f"Audit:        requestId={row.request_id}"]
+    return "\n".join(lines)
+
+
+def _actor(row: AuditRow) -> str:
+    actor = row.actor
+    if actor is None:
+        return "-"
+    if actor.kind == "automatic":
+        return f"automatic (rule {actor.rule}, event {actor.event_id})"
+    return f"manual ({actor.principal or 'console/CLI'})"
+
+
+def publish_outcome(
+    clients: Clients,
+    settings: Settings,
+    *,
+    row: AuditRow,
+    outcome: Outcome,
+    escalate: bool,
+    plan: dict[str, Any] | None,
+) -> None:
+    detail = {
+        "requestId": row.request_id,
+        "runbook": row.runbook,
+        "outcome": outcome.value,
+        "target": row.target,
+        "targetKey": row.target_key,
+        "dryRun": row.dry_run,
+        "escalate": escalate,
+        "reason": row.reason,
+        "error": row.error,
+        "executionArn": row.execution_arn,
+    }
+    if settings.topic_arn:
+        clients.sns.publish(
+            TopicArn=settings.topic_arn,
+            Subject=summary_line(row, outcome)[:100],
+            Message=message_text(row, outcome, escalate, plan),
+            MessageAttributes={
+                "outcome": {"DataType": "String", "StringValue": outcome.value},
+                "severity": {"DataType": "String", "StringValue": "escalation" if escalate else "info"},
+                "runbook": {"DataType": "String", "StringValue": row.runbook},
+            },
+        )
+    clients.events.put_events(
+        Entries=[
+            {
+                "Source": EVENT_SOURCE,
+                "DetailType": outcome.detail_type,
+                "Detail": json.dumps(detail, default=str),
+                "EventBusName": settings.event_bus,
+                "Resources": [row.execution_arn] if row.execution_arn else [],
+            }
+        ]
+    )

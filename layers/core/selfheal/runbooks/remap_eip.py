@@ -1,0 +1,189 @@
+"""remap-eip: move an Elastic IP from a failed instance to a healthy, fenced standby.
+
+The move itself (``AssociateAddress``) and its verification run as direct SDK integrations in
+``statemachines/remap-eip.asl.json``; this module resolves what to move and checks it is safe.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Self
+
+from pydantic import Field, model_validator
+
+from selfheal.errors import NotApplicable, PreconditionFailed, UnknownResource
+from selfheal.models import StrictModel
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ec2.type_defs import AddressTypeDef
+
+STANDBY_TAG = "selfheal:param:standbyInstanceId"
+# Set on an EIP whose primary may be terminated: termination disassociates the address, so the
+# instance id is the only way to find it again.
+PRIMARY_TAG = "selfheal:primary"
+
+IAM_ACTIONS = (
+    "ec2:DescribeAddresses",
+    "ec2:DescribeInstances",
+    "ec2:DescribeInstanceStatus",
+    "ec2:AssociateAddress",
+)
+
+
+class RemapEipTarget(StrictModel):
+    """Either the failed instance (its managed EIP moves) or one EIP (by allocation id or public IP)."""
+
+    instance_id: str | None = Field(default=None, alias="instanceId", pattern=r"^i-[0-9a-f]{8,17}$")
+    allocation_id: str | None = Field(
+        default=None, alias="allocationId", pattern=r"^eipalloc-[0-9a-f]{8,17}$"
+    )
+    public_ip: str | None = Field(default=None, alias="publicIp", pattern=r"^\d{1,3}(\.\d{1,3}){3}$")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        given = [v for v in (self.instance_id, self.allocation_id, self.public_ip) if v]
+        if len(given) != 1:
+            raise ValueError("target needs exactly one of instanceId, allocationId, publicIp")
+        return self
+
+    @property
+    def key(self) -> str:
+        return self.instance_id or self.allocation_id or self.public_ip or ""
+
+
+class RemapEipParams(StrictModel):
+    standby_instance_id: str | None = Field(
+        default=None,
+        alias="standbyInstanceId",
+        pattern=r"^i-[0-9a-f]{8,17}$",
+        description="Where the EIP goes; default: the EIP's selfheal:param:standbyInstanceId tag",
+    )
+    verify_attempts: int = Field(default=10, alias="verifyAttempts", ge=1, le=60)
+    verify_interval_seconds: int = Field(default=5, alias="verifyIntervalSeconds", ge=0, le=300)
+
+
+class EipMove(StrictModel):
+    """The plan: which address goes where, and where it was (for compensation and failback)."""
+
+    allocation_id: str = Field(alias="allocationId")
+    public_ip: str = Field(alias="publicIp")
+    from_instance_id: str | None = Field(default=None, alias="fromInstanceId")
+    association_id: str | None = Field(default=None, alias="associationId")
+    standby_instance_id: str = Field(alias="standbyInstanceId")
+    resource_tags: dict[str, dict[str, str]] = Field(alias="resourceTags")
+    verify_attempts: int = Field(alias="verifyAttempts")
+    verify_interval_seconds: int = Field(alias="verifyIntervalSeconds")
+
+
+def _tags(resource: Any) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+
+
+def _find_addresses(ec2: EC2Client, target: RemapEipTarget) -> list[AddressTypeDef]:
+    if target.allocation_id:
+        query: dict[str, Any] = {"AllocationIds": [target.allocation_id]}
+    elif target.public_ip:
+        query = {"PublicIps": [target.public_ip]}
+    else:
+        by_association = ec2.describe_addresses(Filters=[{"Name": "instance-id", "Values": [target.key]}])
+        by_tag = ec2.describe_addresses(Filters=[{"Name": f"tag:{PRIMARY_TAG}", "Values": [target.key]}])
+        found = {a["AllocationId"]: a for a in by_association["Addresses"] + by_tag["Addresses"]}
+        return list(found.values())
+    try:
+        return list(ec2.describe_addresses(**query)["Addresses"])
+    except ec2.exceptions.ClientError as exc:
+        if "NotFound" in exc.response["Error"]["Code"]:
+            raise UnknownResource(f"no Elastic IP {target.key}", target=target.key) from exc
+        raise
+
+
+def _instance(ec2: EC2Client, instance_id: str) -> dict[str, Any]:
+    try:
+        reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    except ec2.exceptions.ClientError as exc:
+        if "NotFound" in exc.response["Error"]["Code"]:
+            raise UnknownResource(f"no instance {instance_id}", instance=instance_id) from exc
+        raise
+    instances = [i for r in reservations for i in r["Instances"]]
+    if not instances:
+        raise UnknownResource(f"no instance {instance_id}", instance=instance_id)
+    return dict(instances[0])
+
+
+def resolve(
+    ec2: EC2Client, target: RemapEipTarget, params: RemapEipParams, fence_key: str, fence_value: str
+) -> EipMove:
+    """Which EIP moves to which standby. Raises NotApplicable when there is nothing to move."""
+    addresses = _find_addresses(ec2, target)
+    if target.instance_id:
+        # Only managed EIPs move; an unmanaged one on the same instance is not ours to touch.
+        addresses = [a for a in addresses if _tags(a).get(fence_key, "").lower() == fence_value.lower()]
+        if not addresses:
+            raise NotApplicable(f"instance {target.instance_id} holds no managed Elastic IP")
+    if not addresses:
+        raise UnknownResource(f"no Elastic IP {target.key}", target=target.key)
+    if len(addresses) > 1:
+        ids = ", ".join(sorted(a["AllocationId"] for a in addresses))
+        raise PreconditionFailed(
+            f"instance {target.key} holds several managed Elastic IPs ({ids}):"
+            " start one execution per allocationId",
+            allocations=ids,
+        )
+    address = addresses[0]
+    tags = _tags(address)
+    standby = params.standby_instance_id or tags.get(STANDBY_TAG)
+    if not standby:
+        raise PreconditionFailed(
+            f"no standby for {address['AllocationId']}:"
+            f" pass params.standbyInstanceId or tag the EIP {STANDBY_TAG}"
+        )
+    if address.get("InstanceId") == standby:
+        raise NotApplicable(f"{address['PublicIp']} is already on the standby {standby}")
+    standby_instance = _instance(ec2, standby)
+    return EipMove(
+        allocation_id=address["AllocationId"],
+        public_ip=address["PublicIp"],
+        from_instance_id=address.get("InstanceId"),
+        association_id=address.get("AssociationId"),
+        standby_instance_id=standby,
+        resource_tags={address["AllocationId"]: tags, standby: _tags(standby_instance)},
+        verify_attempts=params.verify_attempts,
+        verify_interval_seconds=params.verify_interval_seconds,
+    )
+
+
+def precheck(ec2: EC2Client, move: EipMove) -> dict[str, Any]:
+    """Refuse to move onto a standby that is not running with passing status checks. Returns `before`."""
+    standby = _instance(ec2, move.standby_instance_id)
+    state = standby["State"]["Name"]
+    if state != "running":
+        raise PreconditionFailed(
+            f"standby {move.standby_instance_id} is {state}, not running", standby=move.standby_instance_id
+        )
+    statuses = ec2.describe_instance_status(InstanceIds=[move.standby_instance_id])["InstanceStatuses"]
+    checks = {
+        "system": statuses[0]["SystemStatus"]["Status"] if statuses else "unknown",
+        "instance": statuses[0]["InstanceStatus"]["Status"] if statuses else "unknown",
+    }
+    # "initializing" is a standby that just booted: not proven healthy, so not a place to send traffic.
+    if any(v != "ok" for v in checks.values()):
+        raise PreconditionFailed(
+            f"standby {move.standby_instance_id} status checks are not ok: {checks}",
+            standby=move.standby_instance_id,
+        )
+    return {
+        "allocationId": move.allocation_id,
+        "publicIp": move.public_ip,
+        "instanceId": move.from_instance_id,
+        "associationId": move.association_id,
+        "standby": {"instanceId": move.standby_instance_id, "state": state, "statusChecks": checks},
+    }
+
+
+def action_parameters(move: EipMove) -> dict[str, Any]:
+    """The exact AssociateAddress call the state machine makes (recorded in would-do/action rows)."""
+    return {
+        "AllocationId": move.allocation_id,
+        "InstanceId": move.standby_instance_id,
+        "AllowReassociation": True,
+    }

@@ -1,0 +1,286 @@
+"""The Lambda-backed steps of every runbook state machine.
+
+The state machine passes ``step`` plus the context it has (``$$.Execution``, ``$$.State``) and the
+data so far; each step returns a small JSON result the ASL stores under its ``ResultPath``. Errors
+are raised as named ``SelfhealError`` subclasses, which the ASL ``Catch``es by class name.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from selfheal.audit import AuditRow, AuditTrail
+from selfheal.clients import Clients
+from selfheal.config import Settings
+from selfheal.errors import InvalidInput, SelfhealError, UnknownRunbook
+from selfheal.guards import GuardLimits, evaluate, fence_violations, read_mode
+from selfheal.lease import LeaseStore
+from selfheal.models import Actor, Phase, Request, RunbookInput, utcnow
+from selfheal.notify import Outcome, publish_outcome
+from selfheal.runbooks import RUNBOOKS, RunbookSpec
+
+
+class ExecutionRef(BaseModel):
+    arn: str
+    name: str
+
+
+class StateRef(BaseModel):
+    name: str
+    entered_time: datetime = Field(alias="enteredTime")
+
+
+class StepEvent(BaseModel):
+    """What the ASL sends. Only the fields a step needs are set."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    step: Literal["validate", "acquire-lease", "guards", "precheck", "audit", "finish"]
+    runbook: str
+    execution: ExecutionRef
+    state: StateRef
+    input: Any = None
+    request: Request | None = None
+    plan: dict[str, Any] | None = None
+    phase: Phase | None = None
+    call: dict[str, Any] | None = None
+    outcome: str | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    reason: str | None = None
+    guard: dict[str, Any] | None = None
+    # Effective dry-run after the guards (mode may force it); None before the guards ran.
+    dry_run: bool | None = Field(default=None, alias="dryRun")
+
+
+def _spec(runbook: str) -> RunbookSpec:
+    try:
+        return RUNBOOKS[runbook]
+    except KeyError:
+        raise UnknownRunbook(f"unknown runbook {runbook!r}; known: {', '.join(sorted(RUNBOOKS))}") from None
+
+
+def _problems(exc: ValidationError, prefix: str = "") -> str:
+    return "; ".join(f"{prefix}{'.'.join(map(str, e['loc'])) or '(input)'}: {e['msg']}" for e in exc.errors())
+
+
+def parse_request(raw: Any, runbook: str, request_id: str, execution_arn: str | None) -> Request:
+    """Check a runbook input against the runbook's models. Raises InvalidInput naming every problem."""
+    spec = _spec(runbook)
+    try:
+        general = RunbookInput.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(f"invalid {runbook} input: {_problems(exc)}") from exc
+    problems = []
+    target = params = None
+    try:
+        target = spec.target_model.model_validate(general.target)
+    except ValidationError as exc:
+        problems.append(_problems(exc, "target."))
+    try:
+        params = spec.params_model.model_validate(general.params)
+    except ValidationError as exc:
+        problems.append(_problems(exc, "params."))
+    if problems or target is None or params is None:
+        raise InvalidInput(f"invalid {runbook} input: {'; '.join(problems)}")
+    return Request(
+        request_id=request_id,
+        execution_arn=execution_arn,
+        runbook=runbook,
+        target=target.model_dump(by_alias=True, exclude_none=True),
+        target_key=target.key,  # type: ignore[attr-defined]
+        params=params.model_dump(by_alias=True, exclude_none=True),
+        dry_run=general.dry_run,
+        reason=general.reason,
+        actor=general.actor or Actor(kind="manual"),
+    )
+
+
+def _best_effort_target(raw: Any) -> tuple[dict[str, Any], str]:
+    target = raw.get("target") if isinstance(raw, dict) else None
+    if not isinstance(target, dict):
+        return {}, "-"
+    key = next((str(v) for v in target.values() if isinstance(v, str | int)), "-")
+    return target, key
+
+
+class Steps:
+    def __init__(self, settings: Settings, clients: Clients) -> None:
+        self.settings = settings
+        self.clients = clients
+
+    @property
+    def audit(self) -> AuditTrail:
+        return AuditTrail(self.clients.dynamodb, self.settings.audit_table)
+
+    def run(self, event: StepEvent) -> dict[str, Any]:
+        handler = {
+            "validate": self.validate,
+            "acquire-lease": self.acquire_lease,
+            "guards": self.guards,
+            "precheck": self.precheck,
+            "audit": self.record,
+            "finish": self.finish,
+        }[event.step]
+        return handler(event)
+
+    def _request(self, event: StepEvent) -> Request:
+        if event.request is None:
+            raise InvalidInput(f"step {event.step} needs the validated request")
+        return event.request
+
+    def _row(self, event: StepEvent, request: Request, phase: Phase, **fields: Any) -> AuditRow:
+        return AuditRow(
+            request_id=request.request_id,
+            phase=phase,
+            target_key=request.target_key,
+            runbook=request.runbook,
+            target=request.target,
+            step=event.state.name,
+            actor=request.actor,
+            execution_arn=event.execution.arn,
+            dry_run=request.dry_run if event.dry_run is None else event.dry_run,
+            at=event.state.entered_time,
+            **fields,
+        )
+
+    def validate(self, event: StepEvent) -> dict[str, Any]:
+        try:
+            request = parse_request(event.input, event.runbook, event.execution.name, event.execution.arn)
+        except SelfhealError as exc:
+            target, key = _best_effort_target(event.input)
+            self.audit.write(
+                AuditRow(
+                    request_id=event.execution.name,
+                    phase=Phase.REJECTED,
+                    target_key=key,
+                    runbook=event.runbook,
+                    target=target,
+                    step=event.state.name,
+                    execution_arn=event.execution.arn,
+                    error=exc.as_dict(),
+                    reason=exc.message,
+                    at=event.state.entered_time,
+                )
+            )
+            raise
+        return request.model_dump(mode="json", by_alias=True)
+
+    def acquire_lease(self, event: StepEvent) -> dict[str, Any]:
+        request = self._request(event)
+        LeaseStore(self.clients.dynamodb, self.settings.lease_table).acquire(
+            request.target_key, request.request_id, utcnow(), self.settings.lease_seconds
+        )
+        return {"owner": request.request_id, "targetKey": request.target_key}
+
+    def guards(self, event: StepEvent) -> dict[str, Any]:
+        """Resolve what the runbook would touch, then mode, fence, cooldown, loop and budget."""
+        request = self._request(event)
+        spec = _spec(request.runbook)
+        target = spec.target_model.model_validate(request.target)
+        params = spec.params_model.model_validate(request.params)
+        s = self.settings
+        plan = spec.resolve(self.clients, target, params, s.fence_tag_key, s.fence_tag_value)
+        plan_json = plan.model_dump(mode="json", by_alias=True)
+        mode, mode_problem = read_mode(self.clients.ssm, s.mode_parameter)
+        now = utcnow()
+        window = max(s.cooldown_seconds, s.loop_window_seconds)
+        decision = evaluate(
+            mode=mode,
+            requested_dry_run=request.dry_run,
+            request_id=request.request_id,
+            runbook=request.runbook,
+            unfenced=fence_violations(plan_json["resourceTags"], s.fence_tag_key, s.fence_tag_value),
+            target_history=self.audit.for_target(request.target_key, now - timedelta(seconds=window)),
+            runbook_history=self.audit.for_runbook(request.runbook, now - timedelta(hours=1)),
+            limits=GuardLimits(
+                cooldown_seconds=s.cooldown_seconds,
+                loop_window_seconds=s.loop_window_seconds,
+                loop_threshold=s.loop_threshold,
+                budget_per_hour=s.budget_per_hour,
+            ),
+            now=now,
+        )
+        result = decision.model_dump(mode="json", by_alias=True)
+        if mode_problem:
+            result["modeProblem"] = mode_problem
+        return {"decision": result, "plan": plan_json, "dryRun": decision.dry_run}
+
+    def precheck(self, event: StepEvent) -> dict[str, Any]:
+        request = self._request(event)
+        spec = _spec(request.runbook)
+        if event.plan is None:
+            raise InvalidInput("precheck needs the plan")
+        # The plan travels as JSON in the execution's state; re-validate it before acting on it.
+        before = spec.precheck(self.clients, spec.plan_model.model_validate(event.plan))
+        return {"before": before}
+
+    def record(self, event: StepEvent) -> dict[str, Any]:
+        """One audit row for one phase of the ASL (started, would-do, action, verified, compensated)."""
+        request = self._request(event)
+        if event.phase is None:
+            raise InvalidInput("audit step needs a phase")
+        call = event.call or {}
+        row = self._row(
+            event,
+            request,
+            event.phase,
+            action=call.get("action"),
+            parameters=call.get("parameters"),
+            outcome=event.outcome,
+            before=event.before,
+            after=event.after,
+            error=_error(event.error),
+            reason=event.reason,
+        ).with_key()
+        self.audit.write(row)
+        return {"sk": row.sk}
+
+    def finish(self, event: StepEvent) -> dict[str, Any]:
+        """The last row (succeeded / failed / skipped), the notification and the outgoing event."""
+        request = self._request(event)
+        outcome = Outcome(event.outcome or "failed")
+        guard = event.guard or {}
+        error = _error(event.error)
+        reason = event.reason or guard.get("skip_reason") or (error or {}).get("message")
+        row = self._row(
+            event,
+            request,
+            Phase(outcome.value),
+            before=event.before,
+            after=event.after,
+            error=error,
+            reason=reason,
+        )
+        self.audit.write(row)
+        escalate = outcome is Outcome.FAILED or bool(guard.get("escalate"))
+        publish_outcome(
+            self.clients,
+            self.settings,
+            row=row,
+            outcome=outcome,
+            escalate=escalate,
+            plan=event.plan,
+        )
+        return {"outcome": outcome.value, "escalated": escalate, "reason": reason}
+
+
+def _error(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    """ASL Catch gives {Error, Cause}; Lambda errors put a JSON {errorMessage, errorType} in Cause."""
+    if not error:
+        return None
+
+    name = error.get("Error") or error.get("error") or "Unknown"
+    cause = error.get("Cause") or error.get("message") or ""
+    try:
+        parsed = json.loads(cause) if isinstance(cause, str) and cause.startswith("{") else None
+    except json.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict) and "errorMessage" in parsed:
+        cause = parsed["errorMessage"]
+    return {"error": name, "message": str(cause)[:2000]}

@@ -1,0 +1,179 @@
+"""Triage: signal -> decision -> start the runbook, with every decision in the audit trail.
+
+Duplicate deliveries (EventBridge is at-least-once) start nothing new: the execution name is derived
+from the signal, and Step Functions refuses a second execution with the same name for 90 days.
+Triage's own audit rows are keyed on the signal's time, so a duplicate rewrites nothing either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from selfheal.audit import AuditRow, AuditTrail
+from selfheal.errors import SelfhealError, UnknownRunbook
+from selfheal.models import Actor, Phase
+from selfheal.policy import Decision, NoMatch, Policy, decide, describe
+from selfheal.signals import Signal, SignalKind, Unrecognised, parse_records
+from selfheal.steps import parse_request
+
+if TYPE_CHECKING:
+    from selfheal.clients import Clients
+    from selfheal.config import Settings
+
+
+class TriageOutcome(BaseModel):
+    decision: str  # started | duplicate | ignored | rejected
+    request_id: str
+    runbook: str | None = None
+    execution_arn: str | None = None
+    reason: str | None = None
+
+
+def execution_name(runbook: str, event_id: str, target: dict[str, Any]) -> str:
+    """Same signal + runbook + target -> same name (<= 80 chars, the characters SFN allows)."""
+    digest = hashlib.sha256(
+        json.dumps([runbook, event_id, target], sort_keys=True, default=str).encode()
+    ).hexdigest()
+    return f"{runbook}-{digest[:40]}"
+
+
+def _fault_time(signal: Signal) -> datetime:
+    """When the fault was seen. The same for every envelope one alarm transition arrives in, so the
+    triage rows of duplicate deliveries get the same key and are written once."""
+    if signal.alarm is not None and signal.alarm.changed_at is not None:
+        return signal.alarm.changed_at
+    return signal.time
+
+
+class Triage:
+    def __init__(self, settings: Settings, clients: Clients, policy: Policy) -> None:
+        self.settings = settings
+        self.clients = clients
+        self.policy = policy
+        self.audit = AuditTrail(clients.dynamodb, settings.audit_table)
+
+    def handle(self, raw: object, rule: str | None = None) -> list[TriageOutcome]:
+        outcomes: list[TriageOutcome] = []
+        for item in parse_records(raw):
+            if isinstance(item, Unrecognised):
+                outcomes.append(self._ignore_unrecognised(item, raw))
+                continue
+            result = decide(self.policy, item)
+            if isinstance(result, NoMatch):
+                outcomes.append(self._ignore(item, result.reason))
+                continue
+            outcomes += [self._start(item, decision) for decision in result]
+        return outcomes
+
+    def _ignore_unrecognised(self, item: Unrecognised, raw: object) -> TriageOutcome:
+        event_id = (
+            item.event_id or hashlib.sha256(json.dumps(raw, default=str, sort_keys=True).encode()).hexdigest()
+        )
+        request_id = f"ignored-{event_id}"[:120]
+        self.audit.write(
+            AuditRow(
+                request_id=request_id,
+                phase=Phase.IGNORED,
+                target_key="-",
+                step="triage",
+                reason=f"unrecognised event: {item.reason}",
+                after={"source": item.source, "detailType": item.detail_type},
+            )
+        )
+        return TriageOutcome(decision="ignored", request_id=request_id, reason=item.reason)
+
+    def _ignore(self, signal: Signal, reason: str) -> TriageOutcome:
+        request_id = f"ignored-{signal.dedupe_id}"[:120]
+        self.audit.write(
+            AuditRow(
+                request_id=request_id,
+                phase=Phase.IGNORED,
+                target_key="-",
+                step="triage",
+                reason=f"{describe(signal)}: {reason}",
+                at=_fault_time(signal),
+            )
+        )
+        return TriageOutcome(decision="ignored", request_id=request_id, reason=reason)
+
+    def _runbook_input(self, signal: Signal, decision: Decision) -> dict[str, Any]:
+        if signal.kind is SignalKind.MANUAL and signal.manual is not None:
+            # The operator's input goes to the runbook as they wrote it: validation names their mistakes.
+            body = dict(signal.manual.input)
+            body["actor"] = {
+                "kind": "manual",
+                "principal": signal.manual.requested_by,
+                "eventId": signal.event_id,
+            }
+            return body
+        actor = Actor(kind="automatic", rule=decision.rule, event_id=signal.event_id)
+        return decision.runbook_input(actor).model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def _start(self, signal: Signal, decision: Decision) -> TriageOutcome:
+        body = self._runbook_input(signal, decision)
+        name = execution_name(decision.runbook, signal.dedupe_id, body.get("target") or {})
+        actor = Actor.model_validate(body["actor"])
+        try:
+            arn = self.settings.state_machines.get(decision.runbook)
+            if arn is None:
+                raise UnknownRunbook(f"no state machine for runbook {decision.runbook!r}")
+            request = parse_request(body, decision.runbook, name, None)
+        except SelfhealError as exc:
+            target = body.get("target") if isinstance(body.get("target"), dict) else {}
+            self.audit.write(
+                AuditRow(
+                    request_id=name,
+                    phase=Phase.REJECTED,
+                    runbook=decision.runbook,
+                    target_key=next((str(v) for v in (target or {}).values()), "-"),
+                    target=target or {},
+                    step="triage",
+                    actor=actor,
+                    error=exc.as_dict(),
+                    reason=exc.message,
+                    at=_fault_time(signal),
+                )
+            )
+            return TriageOutcome(
+                decision="rejected", request_id=name, runbook=decision.runbook, reason=exc.message
+            )
+        execution_arn = arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        first_delivery = self.audit.write(
+            AuditRow(
+                request_id=name,
+                phase=Phase.RECEIVED,
+                runbook=decision.runbook,
+                target_key=request.target_key,
+                target=request.target,
+                step="triage",
+                actor=actor,
+                execution_arn=execution_arn,
+                dry_run=request.dry_run,
+                reason=request.reason,
+                at=_fault_time(signal),
+            )
+        )
+        sfn = self.clients.stepfunctions
+        # Started even on a repeat delivery: if the first attempt died between the audit row and
+        # StartExecution, this is the retry that starts it. Same name + same input is idempotent.
+        try:
+            started = sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps(body))
+            execution_arn = started["executionArn"]
+        except sfn.exceptions.ExecutionAlreadyExists:
+            first_delivery = False  # the execution already ended, or was started with other input
+        if not first_delivery:
+            return TriageOutcome(
+                decision="duplicate",
+                request_id=name,
+                runbook=decision.runbook,
+                execution_arn=execution_arn,
+                reason="this signal already started this runbook (duplicate delivery)",
+            )
+        return TriageOutcome(
+            decision="started", request_id=name, runbook=decision.runbook, execution_arn=execution_arn
+        )

@@ -1,0 +1,107 @@
+"""Integration tier: core code and handlers against moto (in-process), tables shaped by template.yaml."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from cfnlint.decode import decode
+from moto import mock_aws
+
+from selfheal.clients import Clients
+from selfheal.config import Settings
+
+ROOT = Path(__file__).parents[2]
+FENCE = {"Key": "selfheal:managed", "Value": "true"}
+
+
+def template_resources() -> dict[str, Any]:
+    template, errors = decode(str(ROOT / "template.yaml"))
+    assert not errors and template is not None, errors
+    return dict(template["Resources"])
+
+
+def create_table_like_template(client: Any, logical_id: str) -> str:
+    """Create the table with the key schema and indexes the template declares (no drift)."""
+    props = template_resources()[logical_id]["Properties"]
+    kwargs: dict[str, Any] = {
+        "TableName": logical_id,
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if "GlobalSecondaryIndexes" in props:
+        kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    client.create_table(**kwargs)
+    return logical_id
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def clients(aws: None) -> Clients:
+    return Clients(boto3.Session(region_name="us-east-1"))
+
+
+@pytest.fixture
+def settings(clients: Clients) -> Settings:
+    audit = create_table_like_template(clients.dynamodb, "AuditTable")
+    lease = create_table_like_template(clients.dynamodb, "LeaseTable")
+    clients.ssm.put_parameter(Name="/selfheal/test/mode", Value="enforce", Type="String")
+    topic = clients.sns.create_topic(Name="selfheal")["TopicArn"]
+    return Settings(
+        AUDIT_TABLE=audit,
+        LEASE_TABLE=lease,
+        MODE_PARAMETER="/selfheal/test/mode",
+        TOPIC_ARN=topic,
+        FENCE_TAG_KEY=FENCE["Key"],
+        FENCE_TAG_VALUE=FENCE["Value"],
+    )
+
+
+class Ec2World:
+    """A primary with a managed EIP and a standby, as the remap-eip runbook expects them."""
+
+    def __init__(self, ec2: Any) -> None:
+        self.ec2 = ec2
+        image = ec2.describe_images()["Images"][0]["ImageId"]
+        self.image = image
+
+    def instance(self, fenced: bool = True, name: str = "web") -> str:
+        tags = [{"Key": "Name", "Value": name}] + ([FENCE] if fenced else [])
+        return str(
+            self.ec2.run_instances(
+                ImageId=self.image,
+                MinCount=1,
+                MaxCount=1,
+                InstanceType="t3.micro",
+                TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+            )["Instances"][0]["InstanceId"]
+        )
+
+    def eip(self, on: str | None = None, standby: str | None = None, fenced: bool = True) -> str:
+        tags = ([FENCE] if fenced else []) + (
+            [{"Key": "selfheal:param:standbyInstanceId", "Value": standby}] if standby else []
+        )
+        allocation = self.ec2.allocate_address(
+            Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": tags}] if tags else []
+        )["AllocationId"]
+        if on:
+            self.ec2.associate_address(AllocationId=allocation, InstanceId=on)
+        return str(allocation)
+
+    def holder(self, allocation: str) -> str | None:
+        address = self.ec2.describe_addresses(AllocationIds=[allocation])["Addresses"][0]
+        return address.get("InstanceId")
+
+
+@pytest.fixture
+def world(clients: Clients) -> Ec2World:
+    return Ec2World(clients.ec2)

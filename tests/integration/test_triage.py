@@ -1,0 +1,90 @@
+"""Triage against moto: decisions start executions once, and every decision is an audit row."""
+
+import json
+
+import pytest
+
+from selfheal.audit import AuditTrail, item_to_json
+from selfheal.config import Settings
+from selfheal.policy import load_policy
+from selfheal.triage import Triage, execution_name
+from tests.events import load_event
+
+PASS_MACHINE = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+
+
+@pytest.fixture
+def triage(clients, settings):
+    arn = clients.stepfunctions.create_state_machine(
+        name="remap-eip", definition=PASS_MACHINE, roleArn="arn:aws:iam::123456789012:role/sfn"
+    )["stateMachineArn"]
+    with_machines = settings.model_copy(update={"state_machines_json": json.dumps({"remap-eip": arn})})
+    with_machines = Settings.model_validate(with_machines.model_dump(by_alias=True))
+    return Triage(with_machines, clients, load_policy())
+
+
+def audit_rows(clients, settings):
+    items = clients.dynamodb.scan(TableName=settings.audit_table)["Items"]
+    return [item_to_json(i) for i in items]
+
+
+def executions(clients):
+    (machine,) = clients.stepfunctions.list_state_machines()["stateMachines"]
+    return clients.stepfunctions.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+
+
+def test_triage_status_check_alarm_starts_remap_eip_once_for_three_deliveries(triage, clients, settings):
+    event = load_event("alarm-status-check-failed")
+    outcomes = [o for _ in range(3) for o in triage.handle(event)]
+    assert [o.decision for o in outcomes] == ["started", "duplicate", "duplicate"]
+    assert len(executions(clients)) == 1
+    received = [r for r in audit_rows(clients, settings) if r["phase"] == "received"]
+    assert len(received) == 1 and received[0]["runbook"] == "remap-eip"
+    assert received[0]["actor"]["kind"] == "automatic" and received[0]["actor"]["eventId"] == event["id"]
+
+
+def test_triage_execution_name_is_deterministic_and_valid():
+    a = execution_name("remap-eip", "event-1", {"instanceId": "i-1"})
+    assert a == execution_name("remap-eip", "event-1", {"instanceId": "i-1"})
+    assert a != execution_name("remap-eip", "event-2", {"instanceId": "i-1"})
+    assert len(a) <= 80 and all(c.isalnum() or c in "-_" for c in a)
+
+
+@pytest.mark.parametrize("sample", ["alarm-ok", "ec2-state-running", "health-public-no-entities"])
+def test_triage_signals_no_rule_acts_on_are_ignored_with_a_reason(triage, clients, settings, sample):
+    (outcome,) = triage.handle(load_event(sample))
+    assert outcome.decision == "ignored" and outcome.reason
+    assert executions(clients) == []
+    (row,) = audit_rows(clients, settings)
+    assert row["phase"] == "ignored" and row["reason"]
+
+
+@pytest.mark.parametrize("raw", [None, {"hello": "world"}, {"source": "aws.ec2", "detail-type": 3}, "junk"])
+def test_triage_malformed_events_are_ignored_never_raised(triage, clients, settings, raw):
+    (outcome,) = triage.handle(raw)
+    assert outcome.decision == "ignored"
+    assert executions(clients) == []
+    assert [r["phase"] for r in audit_rows(clients, settings)] == ["ignored"]
+
+
+def test_triage_manual_request_with_a_bad_field_is_rejected_and_changes_nothing(triage, clients, settings):
+    event = load_event("manual-remap-eip")
+    event["detail"]["target"] = {"instanceId": "not-an-instance"}
+    (outcome,) = triage.handle(event)
+    assert outcome.decision == "rejected" and "target.instanceId" in (outcome.reason or "")
+    assert executions(clients) == []
+    (row,) = audit_rows(clients, settings)
+    assert row["phase"] == "rejected" and row["error"]["error"] == "InvalidInput"
+
+
+def test_triage_manual_request_starts_the_runbook_as_the_operator_wrote_it(triage, clients, settings):
+    event = load_event("manual-remap-eip")
+    (outcome,) = triage.handle(event)
+    assert outcome.decision == "started"
+    (execution,) = executions(clients)
+    body = json.loads(
+        clients.stepfunctions.describe_execution(executionArn=execution["executionArn"])["input"]
+    )
+    assert body["target"] == event["detail"]["target"] and body["actor"]["kind"] == "manual"
+    trail = AuditTrail(clients.dynamodb, settings.audit_table)
+    assert [r.phase.value for r in trail.for_request(outcome.request_id)] == ["received"]

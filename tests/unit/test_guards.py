@@ -1,0 +1,107 @@
+"""Guards decide whether a runbook may act; every rule, without AWS."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from selfheal.audit import AuditRow
+from selfheal.guards import GuardLimits, evaluate, fence_violations
+from selfheal.models import Mode, Phase
+
+NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+LIMITS = GuardLimits(cooldown_seconds=600, loop_window_seconds=3600, loop_threshold=3, budget_per_hour=2)
+
+
+def row(phase: Phase, minutes_ago: int, request_id: str = "other", dry_run: bool = False, **kw) -> AuditRow:
+    return AuditRow(
+        requestId=request_id,
+        phase=phase,
+        targetKey="i-0123456789abcdef0",
+        runbook="remap-eip",
+        at=NOW - timedelta(minutes=minutes_ago),
+        dryRun=dry_run,
+        **kw,
+    )
+
+
+def decide(**overrides):
+    args = dict(
+        mode=Mode.ENFORCE,
+        requested_dry_run=False,
+        request_id="me",
+        runbook="remap-eip",
+        unfenced=[],
+        target_history=[],
+        runbook_history=[],
+        limits=LIMITS,
+        now=NOW,
+    )
+    args.update(overrides)
+    return evaluate(**args)
+
+
+def test_guards_allow_a_clean_request():
+    decision = decide()
+    assert decision.proceed and not decision.dry_run and decision.mode is Mode.ENFORCE
+
+
+def test_guards_mode_off_skips_without_escalating():
+    decision = decide(mode=Mode.OFF)
+    assert not decision.proceed and decision.guard == "mode" and not decision.escalate
+
+
+@pytest.mark.parametrize("mode,requested,expected", [(Mode.DRY_RUN, False, True), (Mode.ENFORCE, True, True)])
+def test_guards_dry_run_comes_from_mode_or_request(mode, requested, expected):
+    decision = decide(mode=mode, requested_dry_run=requested)
+    assert decision.proceed and decision.dry_run is expected
+
+
+def test_guards_unfenced_resource_is_refused_and_escalated():
+    decision = decide(unfenced=["i-0standby"])
+    assert not decision.proceed and decision.guard == "fence" and decision.escalate
+    assert "i-0standby" in (decision.skip_reason or "")
+
+
+def test_guards_cooldown_skips_a_second_run_soon_after_the_first():
+    decision = decide(target_history=[row(Phase.STARTED, minutes_ago=5)])
+    assert not decision.proceed and decision.guard == "cooldown" and decision.escalate
+
+
+def test_guards_cooldown_ignores_own_rows_old_rows_and_dry_runs():
+    history = [
+        row(Phase.STARTED, 1, request_id="me"),
+        row(Phase.STARTED, 30),
+        row(Phase.STARTED, 2, dry_run=True),
+    ]
+    assert decide(target_history=history).proceed
+
+
+def test_guards_loop_detection_stops_repeated_heals():
+    history = [row(Phase.SUCCEEDED, m, request_id=f"r{m}") for m in (20, 40, 50)]
+    decision = decide(target_history=history)
+    assert not decision.proceed and decision.guard == "loop" and decision.escalate
+
+
+def test_guards_budget_opens_the_breaker():
+    actions = [row(Phase.ACTION, m, request_id=f"r{m}", outcome="pending") for m in (10, 50)]
+    decision = decide(runbook_history=actions)
+    assert not decision.proceed and decision.guard == "budget" and decision.escalate
+
+
+def test_guards_budget_counts_only_intents_in_the_last_hour():
+    actions = [
+        row(Phase.ACTION, 10, request_id="a", outcome="ok"),
+        row(Phase.ACTION, 90, request_id="b", outcome="pending"),
+        row(Phase.ACTION, 5, request_id="c", outcome="pending"),
+    ]
+    assert decide(runbook_history=actions).proceed
+
+
+def test_fence_violations_lists_untagged_resources_only():
+    tags = {
+        "eipalloc-1": {"selfheal:managed": "true"},
+        "i-1": {"selfheal:managed": "TRUE"},
+        "i-2": {"selfheal:managed": "false"},
+        "i-3": {},
+    }
+    assert fence_violations(tags, "selfheal:managed", "true") == ["i-2", "i-3"]

@@ -1,0 +1,54 @@
+"""Runbook input (what an operator pastes into the console) is checked field by field."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from selfheal.errors import InvalidInput, UnknownRunbook
+from selfheal.steps import parse_request
+
+EXAMPLE = json.loads((Path(__file__).parents[2] / "events/runbooks/remap-eip.json").read_text())
+
+
+def test_parse_request_accepts_the_documented_console_example():
+    request = parse_request(EXAMPLE, "remap-eip", "exec-1", None)
+    assert request.target_key == EXAMPLE["target"]["instanceId"]
+    assert request.actor.kind == "manual"
+    assert request.dry_run is EXAMPLE.get("dryRun", False)
+
+
+@pytest.mark.parametrize(
+    "mutate,needle",
+    [
+        (lambda d: d.pop("target"), "target"),
+        (lambda d: d.pop("reason"), "reason"),
+        (lambda d: d.update(dryRun="maybe"), "dryRun"),
+        (lambda d: d.update(extra=1), "extra"),
+        (lambda d: d.update(target={"instanceId": "web-1"}), "target.instanceId"),
+        (lambda d: d.update(target={}), "exactly one"),
+        (
+            lambda d: d.update(target={"instanceId": "i-0123456789abcdef0", "publicIp": "1.2.3.4"}),
+            "exactly one",
+        ),
+        (lambda d: d.update(params={"standbyInstanceId": "i-0123456789abcdef0", "typo": 1}), "params.typo"),
+        (lambda d: d.update(params={"verifyAttempts": 0}), "params.verifyAttempts"),
+    ],
+)
+def test_parse_request_names_what_is_wrong(mutate, needle):
+    bad = json.loads(json.dumps(EXAMPLE))
+    mutate(bad)
+    with pytest.raises(InvalidInput) as caught:
+        parse_request(bad, "remap-eip", "exec-1", None)
+    assert needle in caught.value.message
+
+
+@pytest.mark.parametrize("raw", [None, [], "text", 42])
+def test_parse_request_rejects_input_that_is_not_an_object(raw):
+    with pytest.raises(InvalidInput):
+        parse_request(raw, "remap-eip", "exec-1", None)
+
+
+def test_parse_request_unknown_runbook_is_named():
+    with pytest.raises(UnknownRunbook):
+        parse_request(EXAMPLE, "reboot-the-world", "exec-1", None)
