@@ -1,0 +1,117 @@
+"""IAM in template.yaml grants what the runbooks declare and the state machines call: no more.
+
+Statements are read from the template as written (SAM inline `Policies` and `AWS::IAM::Policy`
+documents); tools/lint_iam.py runs parliament on the transformed template on top of this.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.decode import decode
+
+from selfheal.runbooks import RUNBOOKS
+
+ROOT = Path(__file__).parents[2]
+READ_ONLY = re.compile(r"^[a-z0-9-]+:(Describe|Get|List|Query|Scan|BatchGet)")
+TEMPLATE, _ = decode(str(ROOT / "template.yaml"))
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]  # type: ignore[index]
+
+
+def _document(raw: Any) -> dict[str, Any]:
+    """A policy document; a Fn::Sub'd JSON string is rendered with the parameter defaults."""
+    if isinstance(raw, dict) and "Fn::Sub" in raw:
+        text = raw["Fn::Sub"]
+        defaults = {k: str(v.get("Default", "")) for k, v in TEMPLATE["Parameters"].items()}
+        defaults |= {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012"}
+        return json.loads(re.sub(r"\$\{([\w:]+)\}", lambda m: defaults[m.group(1)], text))
+    return dict(raw)
+
+
+def statements() -> Iterator[tuple[str, dict[str, Any]]]:
+    """(owner logical id, statement) for every statement the template writes out."""
+    for logical_id, resource in RESOURCES.items():
+        props = resource.get("Properties", {})
+        if resource["Type"] in ("AWS::Serverless::Function", "AWS::Serverless::StateMachine"):
+            for policy in props.get("Policies", []):
+                if isinstance(policy, dict) and "Statement" in policy:
+                    for statement in policy["Statement"]:
+                        yield logical_id, statement
+        if resource["Type"] == "AWS::IAM::Policy":
+            owner = props["Roles"][0]["Ref"].removesuffix("Role")
+            for statement in _document(props["PolicyDocument"])["Statement"]:
+                yield owner, statement
+
+
+def actions(statement: dict[str, Any]) -> list[str]:
+    value = statement["Action"]
+    return [value] if isinstance(value, str) else list(value)
+
+
+def granted(owner: str) -> set[str]:
+    return {a for o, s in statements() if o == owner for a in actions(s)}
+
+
+def test_template_has_no_wildcard_actions():
+    for owner, statement in statements():
+        for action in actions(statement):
+            assert "*" not in action, f"{owner}: {action}"
+
+
+def test_template_mutating_actions_name_their_resources():
+    for owner, statement in statements():
+        for action in actions(statement):
+            if READ_ONLY.match(action):
+                continue
+            resources = statement["Resource"]
+            resources = resources if isinstance(resources, list) else [resources]
+            assert "*" not in resources, f"{owner}: {action} on *"
+
+
+def test_template_ec2_mutations_are_fenced_by_tag_condition():
+    fence_key = TEMPLATE["Parameters"]["FenceTagKey"]["Default"]
+    for owner, statement in statements():
+        mutating = [a for a in actions(statement) if a.startswith("ec2:") and not READ_ONLY.match(a)]
+        if mutating:
+            condition = statement.get("Condition", {}).get("StringEquals", {})
+            assert condition.get(f"aws:ResourceTag/{fence_key}") == "true", f"{owner}: {mutating} unfenced"
+
+
+@pytest.mark.parametrize("runbook", sorted(RUNBOOKS))
+def test_template_grants_each_runbook_exactly_the_actions_it_declares(runbook):
+    """Steps function (describes) + state machine (the act) together hold the runbook's actions,
+    and no EC2 action the runbook does not declare."""
+    machine = "".join(part.capitalize() for part in runbook.split("-")) + "StateMachine"
+    declared = set(RUNBOOKS[runbook].iam_actions)
+    together = granted("RunbookStepsFunction") | granted(machine)
+    assert declared <= together, declared - together
+    services = {a.split(":")[0] for a in declared}
+    extra = {a for a in granted(machine) if a.split(":")[0] in services} - declared
+    assert not extra, f"{machine} has actions {runbook} does not declare: {extra}"
+
+
+def _sdk_calls(definition: dict[str, Any]) -> Iterator[str]:
+    for state in definition["States"].values():
+        resource = state.get("Resource", "")
+        sdk = re.match(r"arn:\$\{Partition\}:states:::aws-sdk:(\w+):(\w+)", resource)
+        if sdk:
+            yield f"{sdk.group(1)}:{sdk.group(2)[0].upper()}{sdk.group(2)[1:]}"
+        optimised = re.match(r"arn:\$\{Partition\}:states:::(dynamodb):(\w+)$", resource)
+        if optimised:
+            yield f"{optimised.group(1)}:{optimised.group(2)[0].upper()}{optimised.group(2)[1:]}"
+
+
+@pytest.mark.parametrize(
+    "logical_id",
+    sorted(k for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::StateMachine"),
+)
+def test_template_state_machine_role_allows_every_sdk_call_its_asl_makes(logical_id):
+    definition = json.loads((ROOT / RESOURCES[logical_id]["Properties"]["DefinitionUri"]).read_text())
+    calls = set(_sdk_calls(definition))
+    assert calls, "expected direct SDK integrations"
+    assert calls <= granted(logical_id), calls - granted(logical_id)
