@@ -1,0 +1,163 @@
+"""AWS services publish events to the account's default bus; moto's services do not.
+
+These patches emit, from inside the local cloud, the service events selfheal listens to, in the
+shapes the AWS user guides document:
+- CloudWatch "CloudWatch Alarm State Change" whenever an alarm's state value changes
+  (``SetAlarmState``, or moto's own alarm evaluation);
+- EC2 "EC2 Instance State-change Notification" for stop, start and terminate (the transitional
+  state first, then the final one, as EC2 does).
+Then "inject a fault" in the demo or a test is what it is in AWS: an alarm goes to ALARM or an
+instance stops, and the event reaches the rules on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from moto.cloudwatch.models import Alarm
+from moto.ec2.models.instances import InstanceBackend
+from moto.events.models import events_backends
+
+_lock = threading.Lock()
+_patched = False
+
+
+def _put(account: str, region: str, source: str, detail_type: str, resources: list[str], detail: Any) -> None:
+    events_backends[account][region].put_events(
+        [
+            {
+                "Source": source,
+                "DetailType": detail_type,
+                "Resources": resources,
+                "Detail": json.dumps(detail),
+                "EventBusName": "default",
+            }
+        ]
+    )
+
+
+def _cw_time(at: datetime) -> str:
+    """CloudWatch's own timestamp format in these events: 2026-11-21T23:59:40.112+0000."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+def _alarm_configuration(alarm: Alarm) -> dict[str, Any]:
+    if alarm.rule:
+        return {"alarmRule": alarm.rule, "description": alarm.description or ""}
+    if alarm.metric_data_queries:
+        metrics = []
+        for query in alarm.metric_data_queries:
+            entry: dict[str, Any] = {"id": query.id, "returnData": str(query.return_data).lower() != "false"}
+            if query.expression:
+                entry["expression"] = query.expression
+            stat = query.metric_stat
+            if stat is not None:
+                entry["metricStat"] = {
+                    "metric": {
+                        "namespace": stat.metric.namespace,
+                        "name": stat.metric.metric_name,
+                        "dimensions": {d.name: d.value for d in stat.metric.dimensions},
+                    },
+                    "period": int(stat.period),
+                    "stat": stat.stat,
+                }
+            metrics.append(entry)
+        return {"description": alarm.description or "", "metrics": metrics}
+    return {
+        "description": alarm.description or "",
+        "metrics": [
+            {
+                "id": "m1",
+                "metricStat": {
+                    "metric": {
+                        "namespace": alarm.namespace,
+                        "name": alarm.metric_name,
+                        "dimensions": {d.name: d.value for d in alarm.dimensions},
+                    },
+                    "period": alarm.period,
+                    "stat": alarm.statistic,
+                },
+                "returnData": True,
+            }
+        ],
+    }
+
+
+def _patch_alarms() -> None:
+    original = Alarm.update_state
+
+    def update_state(self: Alarm, reason: str, reason_data: str, state_value: str) -> None:
+        previous = {
+            "value": self.state_value,
+            "reason": self.state_reason,
+            "reasonData": self.state_reason_data,
+            "timestamp": _cw_time(self.state_updated_timestamp),
+        }
+        original(self, reason, reason_data, state_value)
+        if previous["value"] == state_value:
+            return  # CloudWatch emits an event only when the state value changes
+        _, _, _, region, account, *_ = self.alarm_arn.split(":")
+        detail = {
+            "alarmName": self.name,
+            "state": {
+                "value": state_value,
+                "reason": reason,
+                "reasonData": reason_data or "{}",
+                "timestamp": _cw_time(self.state_updated_timestamp),
+            },
+            "previousState": previous,
+            "configuration": _alarm_configuration(self),
+        }
+        _put(account, region, "aws.cloudwatch", "CloudWatch Alarm State Change", [self.alarm_arn], detail)
+
+    Alarm.update_state = update_state  # type: ignore[method-assign]
+
+
+def _instance_event(backend: Any, instance_id: str, state: str) -> None:
+    arn = f"arn:aws:ec2:{backend.region_name}:{backend.account_id}:instance/{instance_id}"
+    detail = {"instance-id": instance_id, "state": state}
+    _put(
+        backend.account_id,
+        backend.region_name,
+        "aws.ec2",
+        "EC2 Instance State-change Notification",
+        [arn],
+        detail,
+    )
+
+
+def _patch_instances() -> None:
+    transitions = {
+        "stop_instances": ("stopping", "stopped"),
+        "start_instances": ("pending", "running"),
+        "terminate_instances": ("shutting-down", "terminated"),
+    }
+    for method, states in transitions.items():
+        original = getattr(InstanceBackend, method)
+
+        def emitting(
+            self: Any, instance_ids: list[str], _original: Any = original, _states: Any = states
+        ) -> Any:
+            changed = _original(self, instance_ids)
+            for instance, previous in changed:
+                if previous.name == _states[1]:
+                    continue  # already in that state: EC2 emits nothing
+                for state in _states:
+                    _instance_event(self, instance.id, state)
+            return changed
+
+        setattr(InstanceBackend, method, emitting)
+
+
+def patch_service_events() -> None:
+    """Idempotent; call in the process that hosts the moto backends."""
+    global _patched
+    with _lock:
+        if _patched:
+            return
+        _patch_alarms()
+        _patch_instances()
+        _patched = True

@@ -1,0 +1,121 @@
+"""LocalCloud: moto in server mode on 127.0.0.1, patched, executing ASL, recording every request."""
+
+from __future__ import annotations
+
+import logging
+import os
+from types import TracebackType
+from typing import Any
+
+import boto3
+
+from localcloud import compat, recording
+
+DEFAULT_REGION = "us-east-1"
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# Step Functions really runs ASL; Lambda must not look for Docker (compat runs handlers in-process).
+MOTO_CONFIG: dict[str, Any] = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": False},
+}
+
+
+def boto3_environment(endpoint: str, region: str = DEFAULT_REGION) -> dict[str, str]:
+    """The variables that make any boto3/AWS CLI in a process talk to the local cloud."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        **FAKE_CREDENTIALS,
+    }
+
+
+def point_boto3_at(endpoint: str, region: str = DEFAULT_REGION) -> None:
+    """Point this process's boto3 at ``endpoint`` (env vars, read by every client created afterwards)."""
+    os.environ.update(boto3_environment(endpoint, region))
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
+    boto3.DEFAULT_SESSION = None  # a cached session may hold other credentials or region
+
+
+class LocalCloud:
+    """One simulated AWS account per process (moto's backends are process-global)."""
+
+    def __init__(self, port: int = 0, region: str = DEFAULT_REGION) -> None:
+        self._requested_port = port
+        self.region = region
+        self._server: Any = None
+        self._log = recording.RequestLog()
+        self._previous: tuple[str | None, dict[str, str]] = (None, {})
+
+    def start(self) -> LocalCloud:
+        from moto.moto_api._internal.models import moto_api_backend
+        from moto.server import ThreadedMotoServer
+
+        from localcloud.aws_events import patch_service_events
+
+        compat.apply_all()
+        # Alarms and instances emit their EventBridge events, as AWS services do (localcloud.aws_events).
+        patch_service_events()
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per request otherwise
+        moto_api_backend.set_config(MOTO_CONFIG)  # moto's config API, applied in this (server) process
+        recording.install(self._log)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._requested_port, verbose=False)
+        self._server.start()
+        # The Step Functions interpreter sends its SDK calls to localhost:$MOTO_PORT. Both settings are
+        # process-wide (so is moto's state): remember them to hand back to an outer LocalCloud on stop.
+        self._previous = (os.environ.get("MOTO_PORT"), compat.lambda_runtime_environment())
+        os.environ["MOTO_PORT"] = str(self.port)
+        compat.set_lambda_runtime_environment(boto3_environment(self.endpoint, self.region))
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.stop()
+        self._server = None
+        recording.uninstall(self._log)
+        port, runtime = self._previous
+        if port is None:
+            os.environ.pop("MOTO_PORT", None)
+        else:
+            os.environ["MOTO_PORT"] = port
+        compat.set_lambda_runtime_environment(runtime)
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("LocalCloud is not started")
+        return int(self._server.get_host_and_port()[1])
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        """Variables for another process (e.g. a shell's ``export``) to use this cloud."""
+        return boto3_environment(self.endpoint, self.region)
+
+    def use_in_this_process(self) -> None:
+        point_boto3_at(self.endpoint, self.region)
+
+    def client(self, service: str) -> Any:
+        return boto3.session.Session(
+            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name=self.region,
+        ).client(service, endpoint_url=self.endpoint)  # type: ignore[call-overload]
+
+    def recorded_requests(self) -> list[recording.RecordedRequest]:
+        return self._log.entries()
+
+    def reset_recording(self) -> None:
+        self._log.reset()
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

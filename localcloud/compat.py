@@ -1,0 +1,735 @@
+"""Compatibility patches that close the gaps between moto 5.2.5 and real AWS for this project.
+
+Each patch touches moto internals, so the whole module is pinned to one moto version: ``apply_all``
+refuses to run on any other. Patches must be applied in the process that hosts the moto backends
+(the process running ``ThreadedMotoServer``). Gap numbers refer to TOOLCHAIN.md.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import importlib.util
+import io
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import botocore.session
+
+from localcloud import compat_cfn, compat_sqs
+
+SUPPORTED_MOTO_VERSION = "5.2.5"
+_LOG = logging.getLogger(__name__)
+# A file inside a deployed zip that points back at the working-tree directory it was built from, so the
+# in-process Lambda runs the current source (edits need no redeploy). Written by localcloud.deploy.
+SOURCE_MARKER = ".localcloud-source"
+
+# Real Step Functions names aws-sdk errors after the Java SDK v2 service class (Ec2, Rds, DynamoDb...).
+_SFN_SERVICE_ERROR_PREFIX = {
+    "ec2": "Ec2",
+    "rds": "Rds",
+    "sqs": "Sqs",
+    "route53": "Route53",
+    "lambda": "Lambda",
+    "dynamodb": "DynamoDb",
+    "sns": "Sns",
+    "autoscaling": "AutoScaling",
+    "ssm": "Ssm",
+    "sfn": "Sfn",
+    "cloudwatch": "CloudWatch",
+    "eventbridge": "EventBridge",
+}
+
+
+class MotoVersionError(RuntimeError):
+    """The installed moto is not the version these patches were written and tested against."""
+
+
+def require_moto_version() -> None:
+    import moto
+
+    if moto.__version__ != SUPPORTED_MOTO_VERSION:
+        raise MotoVersionError(
+            f"localcloud.compat patches moto internals and is pinned to moto=={SUPPORTED_MOTO_VERSION}; "
+            f"found moto=={moto.__version__}. Re-verify each patch before changing the pin."
+        )
+
+
+def _json_safe(value: Any) -> Any:
+    def _default(obj: Any) -> str:
+        if isinstance(obj, datetime.datetime | datetime.date):
+            return obj.isoformat()
+        if isinstance(obj, bytes):
+            return obj.decode("utf-8", "replace")
+        return str(obj)
+
+    return json.loads(json.dumps(value, default=_default))
+
+
+_botocore_session: botocore.session.Session | None = None
+
+
+def _service_model(service: str) -> Any:
+    global _botocore_session
+    if _botocore_session is None:
+        _botocore_session = botocore.session.get_session()
+    return _botocore_session.get_service_model(service)
+
+
+# --- Gaps 1-3: Step Functions aws-sdk integrations -------------------------------------------------
+
+
+def patch_sfn_aws_sdk() -> None:
+    """Java-SDK parameter casing in, ISO datetimes and Java-SDK casing out, real error names."""
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk as module,
+    )
+    from moto.stepfunctions.parser.utils import camel_to_snake_case, snake_to_camel_case
+
+    cls: Any = module.StateTaskServiceAwsSdk
+    if getattr(cls, "_selfheal_patched", False):
+        return
+
+    def _operation(service: str, action: str) -> Any:
+        model = _service_model(service)
+        wanted = camel_to_snake_case(action)
+        name = next(op for op in model.operation_names if camel_to_snake_case(op) == wanted)
+        return model.operation_model(name)
+
+    def _normalise_parameters(
+        self: Any,
+        parameters: dict[str, Any],
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        # Real SFN takes Java-SDK-v2 casing (DbInstanceIdentifier); boto wants DBInstanceIdentifier.
+        service = self._get_boto_service_name(boto_service_name)
+        shape = _operation(service, service_action_name or self.resource.api_action).input_shape
+        if shape is not None:
+            self._to_boto_request(parameters, shape)
+
+    original_eval = cls._eval_service_task
+    original_from_error = cls._from_error
+
+    def _eval_service_task(
+        self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: Any, state_credentials: Any
+    ) -> None:
+        original_eval(self, env, resource_runtime_part, normalised_parameters, state_credentials)
+        # Datetimes in the response (route53, ec2, rds) would break describe_execution's JSON.
+        response = _json_safe(env.stack.pop())
+        out_shape = _operation(self._get_boto_service_name(), self.resource.api_action).output_shape
+        if out_shape is not None:
+            # Real SFN re-cases response keys the Java-SDK way too (DBInstance -> DbInstance).
+            self._from_boto_response(response, out_shape)
+        env.stack.append(response)
+
+    def _from_error(self: Any, env: Any, ex: Exception) -> Any:
+        if not isinstance(ex, ClientError):
+            return original_from_error(self, env, ex)
+        api = self.resource.api_name.lower()
+        prefix = _SFN_SERVICE_ERROR_PREFIX.get(api, self.resource.api_name.title())
+        code = ex.response.get("Error", {}).get("Code", "")
+        # EC2 errors are unmodelled in the Java SDK: real SFN reports them all as Ec2.Ec2Exception.
+        if api == "ec2" or not code:
+            name = f"{prefix}.{prefix}Exception"
+        else:
+            name = f"{prefix}.{snake_to_camel_case(camel_to_snake_case(code))}"
+            if not name.endswith("Exception"):
+                name += "Exception"
+        meta = ex.response.get("ResponseMetadata", {})
+        cause = (
+            f"{ex.response.get('Error', {}).get('Message', '')} (Service: {prefix}, "
+            f"Status Code: {meta.get('HTTPStatusCode')}, Request ID: {meta.get('RequestId')}, "
+            f"Error Code: {code})"
+        )
+        return self._get_task_failure_event(env=env, error=name, cause=cause)
+
+    cls._normalise_parameters = _normalise_parameters
+    cls._eval_service_task = _eval_service_task
+    cls._from_error = _from_error
+    cls._selfheal_patched = True
+
+
+# --- Gap 5: Lambda runs the real Python handler in-process -----------------------------------------
+
+
+class _OverlayEnviron(os._Environ[str]):
+    """os.environ with a per-thread overlay holding the current Lambda function's variables.
+
+    Several functions share this process and one function may trigger another while it runs (it puts an
+    event whose rule targets a second function, served on another server thread). A process-wide lock
+    around each invocation would deadlock there, so each invocation sees its own variables on its
+    own thread instead, while the process environment stays untouched.
+    """
+
+    def __init__(self, base: os._Environ[str]) -> None:
+        super().__init__(
+            base._data,  # type: ignore[attr-defined]  # share the real environment's storage
+            base.encodekey,
+            base.decodekey,
+            base.encodevalue,
+            base.decodevalue,
+        )
+        self._local = threading.local()
+
+    def _overlay(self) -> dict[str, str] | None:
+        overlay: dict[str, str] | None = getattr(self._local, "overlay", None)
+        return overlay
+
+    def enter(self, variables: Mapping[str, str]) -> dict[str, str] | None:
+        previous = self._overlay()
+        self._local.overlay = dict(variables)
+        return previous
+
+    def leave(self, previous: dict[str, str] | None) -> None:
+        self._local.overlay = previous
+
+    def __getitem__(self, key: str) -> str:
+        overlay = self._overlay()
+        if overlay is not None and key in overlay:
+            return overlay[key]
+        return super().__getitem__(key)
+
+    def __setitem__(self, key: str, value: str) -> None:
+        overlay = self._overlay()
+        if overlay is not None:  # a handler's own writes stay in its sandbox, as on Lambda
+            overlay[key] = value
+        else:
+            super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        overlay = self._overlay()
+        if overlay is not None and key in overlay:
+            del overlay[key]
+        else:
+            super().__delitem__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        overlay = self._overlay()
+        if overlay is None:
+            yield from super().__iter__()
+            return
+        yield from overlay
+        yield from (key for key in super().__iter__() if key not in overlay)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def copy(self) -> dict[str, str]:
+        return dict(self)
+
+
+def _overlay_environ() -> _OverlayEnviron:
+    if not isinstance(os.environ, _OverlayEnviron):
+        # Replaced, not cleared: the overlay shares the original mapping's storage.
+        os.environ = _OverlayEnviron(os.environ)  # noqa: B003
+    return os.environ
+
+
+class LambdaContext:
+    """The attributes of the real Lambda context object that handlers and Powertools read."""
+
+    def __init__(self, function_name: str, function_arn: str, memory_mb: int, timeout_s: int) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = function_arn
+        self.memory_limit_in_mb = memory_mb
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+        self._deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class _CodeLoader:
+    """Finds and imports a function's handler from its deployed zip (or the source dir it points to)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # sys.path / sys.modules are process-wide
+        self._cache_root = Path(tempfile.gettempdir()) / "selfheal-localcloud-code"
+        self._modules: dict[str, tuple[float, ModuleType]] = {}
+
+    def source_dir(self, code_bytes: bytes) -> Path:
+        with zipfile.ZipFile(io.BytesIO(code_bytes)) as archive:
+            if SOURCE_MARKER in archive.namelist():
+                return Path(archive.read(SOURCE_MARKER).decode().strip())
+            target = self._cache_root / hashlib.sha256(code_bytes).hexdigest()
+            if not target.exists():
+                archive.extractall(target)
+            return target
+
+    def handler(
+        self, function_name: str, handler: str, code_bytes: bytes, layers: list[bytes]
+    ) -> Callable[[Any, Any], Any]:
+        module_path, func_name = handler.rsplit(".", 1)
+        with self._lock:
+            for layer in layers:
+                root = self.source_dir(layer)
+                # Lambda puts /opt/python on sys.path; an unbuilt layer holds the package at its root.
+                for candidate in (root / "python", root):
+                    if candidate.is_dir() and str(candidate) not in sys.path:
+                        sys.path.insert(0, str(candidate))
+            file = self.source_dir(code_bytes) / (module_path.replace(".", "/") + ".py")
+            mtime = file.stat().st_mtime
+            unique = f"_selfheal_fn_{re.sub(r'\W', '_', function_name)}_{re.sub(r'\W', '_', module_path)}"
+            cached = self._modules.get(unique)
+            if cached is None or cached[0] != mtime:  # re-import edited working-tree code
+                spec = importlib.util.spec_from_file_location(unique, file)
+                if spec is None or spec.loader is None:
+                    raise ImportError(f"cannot import handler module {file}")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[unique] = module
+                spec.loader.exec_module(module)
+                cached = (mtime, module)
+                self._modules[unique] = cached
+            result: Callable[[Any, Any], Any] = getattr(cached[1], func_name)
+            return result
+
+
+_loader = _CodeLoader()
+# Variables the Lambda runtime (not the function config) provides; the endpoint makes the handler's own
+# boto3 clients talk to the local cloud.
+_runtime_environment: dict[str, str] = {}
+
+
+def lambda_runtime_environment() -> dict[str, str]:
+    return dict(_runtime_environment)
+
+
+def set_lambda_runtime_environment(variables: Mapping[str, str]) -> None:
+    """Variables every in-process invocation gets (endpoint, fake credentials, region)."""
+    _runtime_environment.clear()
+    _runtime_environment.update(variables)
+
+
+def _error_payload(exc: BaseException) -> bytes:
+    # Lambda's stack trace starts in the function's code: drop this module's frames.
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
+    return json.dumps(
+        {
+            "errorMessage": str(exc),
+            "errorType": type(exc).__name__,
+            "requestId": "",
+            "stackTrace": traceback.format_list(frames),
+        }
+    ).encode()
+
+
+def _function_environment(backend: Any, fn: Any) -> dict[str, str]:
+    """What a Lambda sandbox sees: runtime-provided variables, then the function's configured ones."""
+    return {
+        **_runtime_environment,
+        "AWS_REGION": backend.region_name,
+        "AWS_DEFAULT_REGION": backend.region_name,
+        "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.function_name}",
+        "_HANDLER": fn.handler,
+        **{key: str(value) for key, value in (fn.environment_vars or {}).items()},
+    }
+
+
+def invoke_in_process(
+    backend: Any, function_name: str, qualifier: str | None, body: Any
+) -> tuple[bytes, bool]:
+    """Run the function's real handler; returns (payload, unhandled_error)."""
+    fn = backend.get_function(function_name, qualifier)
+    layers = [backend.layers_versions_by_arn(layer["Arn"]).code_bytes for layer in fn.layers]
+    raw = body.decode() if isinstance(body, bytes) else body
+    event = json.loads(raw) if raw else {}
+    environ = _overlay_environ()
+    # The module is imported under the function's variables too: module-level code (Powertools Logger,
+    # Metrics) reads them at import, as in Lambda's init phase.
+    previous = environ.enter(_function_environment(backend, fn))
+    try:
+        handler = _loader.handler(fn.function_name, fn.handler, fn.code_bytes, layers)
+        context = LambdaContext(fn.function_name, fn.function_arn, int(fn.memory_size), int(fn.timeout))
+        result = handler(event, context)
+    except Exception as exc:  # import errors included: Lambda reports both as the invocation's error
+        return _error_payload(exc), True
+    finally:
+        environ.leave(previous)
+    return json.dumps(result, default=str).encode(), False
+
+
+def invocation_record(fn: Any, event: Any, payload: bytes, failed: bool, attempts: int) -> dict[str, Any]:
+    """The asynchronous invocation record Lambda sends to a destination (Lambda developer guide)."""
+    response: Any = json.loads(payload) if payload else None
+    context: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
+    if failed:
+        context["functionError"] = "Unhandled"
+    return {
+        "version": "1.0",
+        "timestamp": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": f"{fn.function_arn}:$LATEST",
+            "condition": "RetriesExhausted" if failed else "Success",
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": event,
+        "responseContext": context,
+        "responsePayload": response,
+    }
+
+
+def _send_to_destination(destination: str, record: dict[str, Any], failed: bool) -> None:
+    from moto.utilities.arns import parse_arn
+
+    arn = parse_arn(destination)
+    message = json.dumps(record)
+    if arn.service == "sqs":
+        from moto.sqs.models import sqs_backends
+
+        sqs_backends[arn.account][arn.region].send_message(arn.resource_id, message)
+    elif arn.service == "sns":
+        from moto.sns.models import sns_backends
+
+        sns_backends[arn.account][arn.region].publish(message, arn=destination)
+    elif arn.service == "lambda":
+        from moto.awslambda.utils import get_backend
+
+        get_backend(arn.account, arn.region).invoke(
+            arn.resource_id, None, message, {"X-Amz-Invocation-Type": "Event"}, {}
+        )
+    elif arn.service == "events":
+        from moto.events.models import events_backends
+
+        detail_type = f"Lambda Function Invocation Result - {'Failure' if failed else 'Success'}"
+        events_backends[arn.account][arn.region].put_events(
+            [{"Source": "lambda", "DetailType": detail_type, "Detail": message, "EventBusName": destination}]
+        )
+
+
+def invoke_asynchronously(backend: Any, function_name: str, qualifier: str | None, body: Any) -> bytes:
+    """Lambda's asynchronous contract: retries (MaximumRetryAttempts, default 2; immediately here, not
+    after 1 and 2 minutes), then the OnFailure / OnSuccess destination of the event invoke config."""
+    fn = backend.get_function(function_name, qualifier)
+    config: dict[str, Any] = fn.event_invoke_config[-1].config if fn.event_invoke_config else {}
+    allowed = 1 + int(config.get("MaximumRetryAttempts", 2))
+    attempts, payload, failed = 0, b"", True
+    while failed and attempts < allowed:
+        attempts += 1
+        payload, failed = invoke_in_process(backend, function_name, qualifier, body)
+    outcome = "OnFailure" if failed else "OnSuccess"
+    destination = config.get("DestinationConfig", {}).get(outcome, {}).get("Destination")
+    if destination:
+        raw = body.decode() if isinstance(body, bytes) else body
+        event = json.loads(raw) if raw else {}
+        try:
+            _send_to_destination(destination, invocation_record(fn, event, payload, failed, attempts), failed)
+        except Exception:  # a destination failure is not the caller's error
+            _LOG.exception("could not deliver the invocation record of %s to %s", function_name, destination)
+    return b""  # an asynchronous invoke answers 202 with an empty body
+
+
+def patch_lambda_in_process() -> None:
+    """moto's Docker-less Lambda only echoes the payload; run the deployed Python handler instead."""
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    cls: Any = LambdaSimpleBackend
+    if getattr(cls, "_selfheal_patched", False):
+        return
+    _overlay_environ()
+    # botocore sessions keep a reference to the os.environ object they were created with; drop boto3's
+    # default session so the one handlers use is created on the overlay and sees each function's variables.
+    import boto3
+
+    boto3.DEFAULT_SESSION = None
+
+    def invoke(
+        self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
+    ) -> bytes:
+        if (headers or {}).get("X-Amz-Invocation-Type") == "Event":
+            return invoke_asynchronously(self, function_name, qualifier, body)
+        payload, failed = invoke_in_process(self, function_name, qualifier, body)
+        if failed:
+            # Lambda's unhandled-error contract: Step Functions turns errorType into the state's error.
+            response_headers["x-amz-function-error"] = "Unhandled"
+        response_headers["Content-Length"] = str(len(payload))
+        return payload
+
+    cls.invoke = invoke
+    cls._selfheal_patched = True
+
+
+# --- Gap 6: EventBridge delivery to Lambda and Step Functions targets ------------------------------
+
+
+def delivered_event(original: Mapping[str, Any]) -> dict[str, Any]:
+    """The event as AWS delivers it: ISO time, no moto-only fields."""
+    event = {key: value for key, value in original.items() if key != "ingestion-time"}
+    when = event.get("time")
+    if isinstance(when, int | float):
+        event["time"] = datetime.datetime.fromtimestamp(when, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    elif isinstance(when, datetime.datetime):
+        event["time"] = when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return event
+
+
+def target_input(target: Mapping[str, Any], event: dict[str, Any]) -> Any:
+    """Apply the target's Input / InputPath / InputTransformer as EventBridge does."""
+    from moto.events.utils import EventTemplateParser
+
+    if "Input" in target:
+        return json.loads(target["Input"])
+    if "InputPath" in target:
+        from jsonpath_ng.ext import parse
+
+        matches = parse(target["InputPath"]).find(event)
+        return matches[0].value if matches else None
+    transformer = target.get("InputTransformer")
+    if transformer:
+        # moto's parser also serves the predefined <aws.events.event.ingestion-time> variable.
+        ingested = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with_ingestion: Any = {**event, "ingestion-time": ingested}
+        transformed: Any = EventTemplateParser.parse(
+            input_template=transformer.get("InputTemplate"),
+            input_paths_map=transformer.get("InputPathsMap", {}),
+            event=with_ingestion,
+        )
+        return transformed
+    return event
+
+
+def _deliver(target_arn: str, payload: Any) -> None:
+    from moto.utilities.arns import parse_arn
+
+    arn = parse_arn(target_arn)
+    body = json.dumps(payload, default=str)
+    if arn.service == "states":
+        from moto.stepfunctions.responses import get_backend as sfn_backend
+
+        sfn_backend(arn.account, arn.region).start_execution(
+            target_arn, name=str(uuid.uuid4()), execution_input=body
+        )
+    else:
+        from moto.awslambda.utils import get_backend as lambda_backend
+
+        # Asynchronous invocation on AWS; here it runs before put_events returns so callers can observe
+        # everything the event started. An async invoke's error is not the caller's error.
+        lambda_backend(arn.account, arn.region).invoke(
+            arn.resource_id, None, body, {"X-Amz-Invocation-Type": "Event"}, {}
+        )
+
+
+def patch_events_targets() -> None:
+    """moto raises NotImplementedError for Lambda and Step Functions targets; deliver them."""
+    from moto.events.models import Rule
+    from moto.utilities.arns import parse_arn
+
+    cls: Any = Rule
+    if getattr(cls, "_selfheal_patched", False):
+        return
+    original = cls.send_to_targets
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        if not self.event_pattern.matches_event(original_event):
+            return
+        ours = [t for t in self.targets if parse_arn(t["Arn"]).service in ("states", "lambda")]
+        native = [t for t in self.targets if t not in ours]
+        if native:
+            saved = self.targets
+            self.targets = native
+            try:
+                original(self, original_event, transform_input)
+            finally:
+                self.targets = saved
+        event = delivered_event(original_event)
+        for target in ours:
+            try:
+                _deliver(target["Arn"], target_input(target, event) if transform_input else event)
+            except Exception:  # a failing target never fails PutEvents on AWS; keep the sender unaware
+                _LOG.exception("EventBridge delivery to %s failed", target["Arn"])
+
+    cls.send_to_targets = send_to_targets
+    cls._selfheal_patched = True
+
+
+# --- Gap 8: CloudFormation state machines --------------------------------------------------------
+
+
+def substitute_definition(definition: str, substitutions: Mapping[str, Any]) -> str:
+    """``${Name}`` -> value, as CloudFormation's DefinitionSubstitutions does; unknown names stay."""
+
+    def _replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return str(substitutions[name]) if name in substitutions else match.group(0)
+
+    return re.sub(r"\$\{([^}]+)\}", _replace, definition)
+
+
+def _definition_from_properties(properties: Mapping[str, Any]) -> str:
+    if "DefinitionString" in properties:
+        text = properties["DefinitionString"]
+    else:
+        text = json.dumps(properties.get("Definition", {}))
+    return substitute_definition(text, properties.get("DefinitionSubstitutions") or {})
+
+
+def patch_cfn_state_machine() -> None:
+    """Apply DefinitionSubstitutions and create stack state machines in the backend that executes."""
+    from moto.stepfunctions.models import StateMachine
+    from moto.stepfunctions.responses import get_backend
+    from moto.stepfunctions.utils import cfn_to_api_tags
+
+    cls: Any = StateMachine
+    if getattr(cls, "_selfheal_patched", False):
+        return
+
+    def create_from_cloudformation_json(
+        klass: Any,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        properties = cloudformation_json["Properties"]
+        backend = get_backend(account_id, region_name)
+        return backend.create_state_machine(
+            properties.get("StateMachineName", resource_name),
+            _definition_from_properties(properties),
+            properties.get("RoleArn", ""),
+            tags=cfn_to_api_tags(properties.get("Tags", []) or []),
+            sm_type=properties.get("StateMachineType"),
+        )
+
+    def delete_from_cloudformation_json(
+        klass: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        get_backend(account_id, region_name).delete_state_machine(resource_name)
+
+    def update_from_cloudformation_json(
+        klass: Any,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        properties = cloudformation_json.get("Properties", {})
+        return get_backend(account_id, region_name).update_state_machine(
+            original_resource.arn,
+            definition=_definition_from_properties(properties),
+            role_arn=properties.get("RoleArn"),
+        )
+
+    cls.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+    cls.delete_from_cloudformation_json = classmethod(delete_from_cloudformation_json)
+    cls.update_from_cloudformation_json = classmethod(update_from_cloudformation_json)
+    cls._selfheal_patched = True
+
+
+# --- CloudFormation gaps for resources the template uses ------------------------------------------
+
+
+def patch_cfn_ssm_parameter_name() -> None:
+    """An AWS::SSM::Parameter without Name gets a generated one on AWS; moto passes Name=None and fails."""
+    from moto.ssm.models import Parameter
+
+    cls: Any = Parameter
+    if getattr(cls, "_selfheal_patched", False):
+        return
+    original = cls.create_from_cloudformation_json.__func__
+
+    def create_from_cloudformation_json(
+        klass: Any,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        properties = cloudformation_json.setdefault("Properties", {})
+        if not properties.get("Name"):
+            properties["Name"] = resource_name  # moto's generated physical name, e.g. stack-Logical-ABC123
+        return original(klass, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    cls.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+    cls._selfheal_patched = True
+
+
+def patch_cfn_lambda_layers() -> None:
+    """moto's AWS::Lambda::Function ignores Layers; attach them so the in-process runtime can import them.
+
+    Also ``Ref`` to an AWS::Lambda::LayerVersion must give its version ARN (moto returns the object).
+    """
+    from moto.awslambda.models import LambdaFunction, LayerVersion
+
+    cls: Any = LambdaFunction
+    if getattr(cls, "_selfheal_patched", False):
+        return
+    layer_cls: Any = LayerVersion
+    layer_cls.physical_resource_id = property(lambda self: self.arn)
+    original = cls.create_from_cloudformation_json.__func__
+
+    def create_from_cloudformation_json(
+        klass: Any,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        fn = original(klass, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        layers = cloudformation_json.get("Properties", {}).get("Layers") or []
+        if layers:
+            fn.layers = fn._get_layers_data(layers)
+        return fn
+
+    cls.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+    cls._selfheal_patched = True
+
+
+# --- Step Functions API gaps ---------------------------------------------------------------------
+
+
+def patch_sfn_start_execution_name() -> None:
+    """StartExecution without a name gets a UUID on AWS; moto names it "None" (so a second one collides)."""
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    cls: Any = StepFunctionsParserBackend
+    if getattr(cls, "_selfheal_patched", False):
+        return
+    original = cls.start_execution
+
+    def start_execution(
+        self: Any, state_machine_arn: str, name: str | None = None, execution_input: Any = None, **kwargs: Any
+    ) -> Any:
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), execution_input, **kwargs)
+
+    cls.start_execution = start_execution
+    cls._selfheal_patched = True
+
+
+def apply_all() -> None:
+    """Apply every patch (idempotent). Raises MotoVersionError on any moto but the pinned one."""
+    require_moto_version()
+    patch_sfn_aws_sdk()
+    patch_lambda_in_process()
+    patch_events_targets()
+    patch_cfn_state_machine()
+    patch_cfn_ssm_parameter_name()
+    patch_cfn_lambda_layers()
+    patch_sfn_start_execution_name()
+    compat_cfn.register_cfn_models()
+    compat_cfn.patch_sns_lambda_delivery()
+    compat_sqs.patch_sqs_message_move_tasks()

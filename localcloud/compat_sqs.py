@@ -1,0 +1,186 @@
+"""SQS dead-letter-queue redrive (StartMessageMoveTask / ListMessageMoveTasks / CancelMessageMoveTask).
+
+moto 5.2.5 does not implement them. Semantics follow the SQS API reference: the source must be a
+dead-letter queue; one active task per source queue; MaxNumberOfMessagesPerSecond at most 500; without a
+DestinationArn messages go back to the queue they came from; FIFO only to FIFO; statuses RUNNING,
+COMPLETED, CANCELLING, CANCELLED, FAILED. Moves run on a thread at the requested rate so a task can be
+observed RUNNING and cancelled. Pinned with the rest of localcloud.compat.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_RATE = 500
+DEFAULT_RATE = MAX_RATE  # AWS: "system optimized"; locally, as fast as allowed
+_LIST_DEFAULT, _LIST_MAX = 1, 10
+
+
+@dataclass
+class MoveTask:
+    handle: str
+    source_arn: str
+    destination_arn: str | None
+    rate: int | None
+    to_move: int
+    started_ms: int
+    moved: int = 0
+    status: str = "RUNNING"
+    failure_reason: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def describe(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "Status": self.status,
+            "SourceArn": self.source_arn,
+            "ApproximateNumberOfMessagesMoved": self.moved,
+            "ApproximateNumberOfMessagesToMove": self.to_move,
+            "StartedTimestamp": self.started_ms,
+        }
+        if self.status == "RUNNING":
+            result["TaskHandle"] = self.handle  # AWS returns the handle only while the task runs
+        if self.destination_arn:
+            result["DestinationArn"] = self.destination_arn
+        if self.rate is not None:
+            result["MaxNumberOfMessagesPerSecond"] = self.rate
+        if self.failure_reason:
+            result["FailureReason"] = self.failure_reason
+        return result
+
+
+_tasks: dict[str, list[MoveTask]] = {}  # source ARN -> tasks, oldest first
+_lock = threading.Lock()
+
+
+def _error(code: str, message: str) -> Exception:
+    from moto.sqs.exceptions import SQSException
+
+    return SQSException(code, message)
+
+
+def _queue_by_arn(backend: Any, arn: str) -> Any:
+    from moto.sqs.exceptions import QueueDoesNotExist
+
+    try:
+        return backend.get_queue(arn.rsplit(":", 1)[-1])
+    except QueueDoesNotExist as exc:
+        raise _error("ResourceNotFoundException", f"The queue {arn} does not exist.") from exc
+
+
+def start_move_task(backend: Any, source_arn: str, destination_arn: str | None, rate: int | None) -> str:
+    source = _queue_by_arn(backend, source_arn)
+    origins = backend.list_dead_letter_source_queues(source.name)
+    if not origins:
+        raise _error("InvalidParameterValue", "Source queue must be configured as a Dead Letter Queue.")
+    destination = _queue_by_arn(backend, destination_arn) if destination_arn else None
+    if destination is not None and destination.fifo_queue != source.fifo_queue:
+        raise _error("InvalidParameterValue", "Messages can only be moved between queues of the same type.")
+    if rate is not None and not 1 <= rate <= MAX_RATE:
+        raise _error(
+            "InvalidParameterValue", f"MaxNumberOfMessagesPerSecond must be between 1 and {MAX_RATE}."
+        )
+    with _lock:
+        if any(t.status in ("RUNNING", "CANCELLING") for t in _tasks.get(source_arn, [])):
+            raise _error("UnsupportedOperation", "There is already a task running on this source queue.")
+        task = MoveTask(
+            handle=uuid.uuid4().hex,
+            source_arn=source_arn,
+            destination_arn=destination_arn,
+            rate=rate,
+            to_move=len(source._messages),
+            started_ms=int(time.time() * 1000),
+        )
+        _tasks.setdefault(source_arn, []).append(task)
+    threading.Thread(target=_run, args=(task, backend, source, destination, origins), daemon=True).start()
+    return task.handle
+
+
+def _run(task: MoveTask, backend: Any, source: Any, destination: Any, origins: list[Any]) -> None:
+    interval = 1.0 / (task.rate or DEFAULT_RATE)
+    while not task.cancel.is_set():
+        with source._messages_lock:
+            message = source._messages.pop(0) if source._messages else None
+        if message is None:
+            task.status = "COMPLETED"
+            return
+        target = destination or _origin(message, origins)
+        if target is None:
+            with source._messages_lock:
+                source._messages.insert(0, message)
+            task.status, task.failure_reason = "FAILED", "CouldNotDetermineMessageSource"
+            return
+        backend.send_message(
+            queue_name=target.name,
+            message_body=message.body,
+            message_attributes=message.message_attributes or None,
+            deduplication_id=message.deduplication_id,
+            group_id=message.group_id,
+        )
+        task.moved += 1
+        time.sleep(interval)
+    task.status = "CANCELLED"
+
+
+def _origin(message: Any, origins: list[Any]) -> Any:
+    """The queue a dead-lettered message came from (SQS records it; moto does not, so with several
+    source queues and no record the task fails, as AWS does when it cannot tell)."""
+    source_arn = message.system_attributes.get("DeadLetterQueueSourceArn")
+    for queue in origins:
+        if queue.queue_arn == source_arn:
+            return queue
+    return origins[0] if len(origins) == 1 else None
+
+
+def list_move_tasks(source_arn: str, max_results: int | None) -> list[dict[str, Any]]:
+    limit = max(1, min(max_results or _LIST_DEFAULT, _LIST_MAX))
+    with _lock:
+        tasks = list(reversed(_tasks.get(source_arn, [])))[:limit]  # most recent first
+    return [task.describe() for task in tasks]
+
+
+def cancel_move_task(handle: str) -> int:
+    with _lock:
+        task = next((t for tasks in _tasks.values() for t in tasks if t.handle == handle), None)
+    if task is None or task.status != "RUNNING":
+        raise _error("ResourceNotFoundException", "Task does not exist or is not running.")
+    task.status = "CANCELLING"
+    task.cancel.set()
+    return task.moved
+
+
+def patch_sqs_message_move_tasks() -> None:
+    from moto.core.responses import ActionResult
+    from moto.sqs.responses import SQSResponse
+
+    cls: Any = SQSResponse
+    if getattr(cls, "_selfheal_move_tasks", False):
+        return
+
+    def start_message_move_task(self: Any) -> ActionResult:
+        rate = self._get_param("MaxNumberOfMessagesPerSecond")
+        handle = start_move_task(
+            self.sqs_backend,
+            self._get_param("SourceArn"),
+            self._get_param("DestinationArn"),
+            int(rate) if rate is not None else None,
+        )
+        return ActionResult({"TaskHandle": handle})
+
+    def list_message_move_tasks(self: Any) -> ActionResult:
+        max_results = self._get_param("MaxResults")
+        results = list_move_tasks(self._get_param("SourceArn"), int(max_results) if max_results else None)
+        return ActionResult({"Results": results})
+
+    def cancel_message_move_task(self: Any) -> ActionResult:
+        return ActionResult(
+            {"ApproximateNumberOfMessagesMoved": cancel_move_task(self._get_param("TaskHandle"))}
+        )
+
+    cls.start_message_move_task = start_message_move_task
+    cls.list_message_move_tasks = list_message_move_tasks
+    cls.cancel_message_move_task = cancel_message_move_task
+    cls._selfheal_move_tasks = True

@@ -1,0 +1,343 @@
+"""Operations shared by the CLI, the e2e fixture and the demo: outputs, executions, events, audit rows.
+
+Everything takes boto3 clients as arguments, so it works against the local cloud and a real account.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import Binary, TypeDeserializer
+
+STATE_MACHINE_OUTPUT_SUFFIX = "StateMachineArn"
+AUDIT_TABLE_OUTPUT = "AuditTableName"
+AUDIT_TARGET_INDEX = "byTarget"
+
+
+class OpsError(RuntimeError):
+    """A stack, runbook or execution the command needs is missing or did not finish."""
+
+
+# --- stack outputs -----------------------------------------------------------------------------
+
+
+def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:
+    try:
+        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    except cloudformation.exceptions.ClientError as exc:
+        raise OpsError(f"stack {stack_name!r} not found: {exc}") from exc
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def runbook_output_key(runbook: str) -> str:
+    """``remap-eip`` -> ``RemapEipStateMachineArn`` (the template's naming convention)."""
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[-_\s]+", runbook) if part) + (
+        STATE_MACHINE_OUTPUT_SUFFIX
+    )
+
+
+def runbook_name(output_key: str) -> str:
+    """``RemapEipStateMachineArn`` -> ``remap-eip``."""
+    stem = output_key.removesuffix(STATE_MACHINE_OUTPUT_SUFFIX)
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", stem).lower()
+
+
+def runbook_state_machines(outputs: Mapping[str, str]) -> dict[str, str]:
+    """runbook name -> state machine ARN, for every ``<Runbook>StateMachineArn`` output."""
+    return {
+        runbook_name(key): value
+        for key, value in outputs.items()
+        if key.endswith(STATE_MACHINE_OUTPUT_SUFFIX)
+    }
+
+
+def state_machine_arn(outputs: Mapping[str, str], runbook: str) -> str:
+    key = runbook_output_key(runbook)
+    if key not in outputs:
+        known = ", ".join(sorted(runbook_state_machines(outputs))) or "none"
+        raise OpsError(f"no stack output {key} for runbook {runbook!r} (runbooks: {known})")
+    return outputs[key]
+
+
+# --- executions --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """A finished (or timed-out) execution: DescribeExecution plus its full history."""
+
+    description: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def arn(self) -> str:
+        return str(self.description["executionArn"])
+
+    @property
+    def name(self) -> str:
+        return str(self.description.get("name", self.arn.rsplit(":", 1)[-1]))
+
+    @property
+    def state_machine_arn(self) -> str:
+        return str(self.description.get("stateMachineArn", ""))
+
+    @property
+    def status(self) -> str:
+        return str(self.description["status"])
+
+    @property
+    def output(self) -> Any:
+        raw = self.description.get("output")
+        return json.loads(raw) if raw else None
+
+    @property
+    def error(self) -> str | None:
+        return self.description.get("error")
+
+    @property
+    def cause(self) -> str | None:
+        return self.description.get("cause")
+
+
+def execution_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+        events.extend(page["events"])
+    return events
+
+
+def wait_for_execution(
+    sfn: Any, execution_arn: str, timeout: float = 60.0, poll: float = 0.1, with_history: bool = True
+) -> ExecutionResult:
+    """Poll until the execution leaves RUNNING; raises OpsError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        description = sfn.describe_execution(executionArn=execution_arn)
+        if description["status"] != "RUNNING":
+            break
+        if time.monotonic() > deadline:
+            raise OpsError(f"execution {execution_arn} still RUNNING after {timeout}s")
+        time.sleep(poll)
+    history = execution_history(sfn, execution_arn) if with_history else []
+    return ExecutionResult(description, history)
+
+
+def start_and_wait(
+    sfn: Any, state_machine_arn: str, execution_input: Any, name: str | None = None, timeout: float = 60.0
+) -> ExecutionResult:
+    """StartExecution exactly as the console does (input as JSON text), then wait for the end."""
+    text = execution_input if isinstance(execution_input, str) else json.dumps(execution_input)
+    started = sfn.start_execution(
+        stateMachineArn=state_machine_arn, name=name or str(uuid.uuid4()), input=text
+    )
+    return wait_for_execution(sfn, started["executionArn"], timeout=timeout)
+
+
+def execution_arns(sfn: Any, state_machine_arns: Iterable[str]) -> set[str]:
+    arns: set[str] = set()
+    for machine in state_machine_arns:
+        for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine):
+            arns.update(e["executionArn"] for e in page["executions"])
+    return arns
+
+
+def wait_for_new_executions(
+    sfn: Any, state_machine_arns: Iterable[str], before: set[str], timeout: float = 60.0
+) -> list[ExecutionResult]:
+    """Wait for every execution started since ``before`` (including ones those executions start)."""
+    machines = list(state_machine_arns)
+    deadline = time.monotonic() + timeout
+    finished: dict[str, ExecutionResult] = {}
+    while True:
+        new = execution_arns(sfn, machines) - before
+        pending = [arn for arn in new if arn not in finished]
+        if not pending:
+            return sorted(finished.values(), key=lambda r: str(r.description.get("startDate", "")))
+        for arn in pending:
+            finished[arn] = wait_for_execution(sfn, arn, timeout=max(0.1, deadline - time.monotonic()))
+
+
+# --- events ------------------------------------------------------------------------------------
+
+
+def _iso(value: datetime.datetime) -> str:
+    return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event_as_delivered(event: Mapping[str, Any], account: str, region: str, event_id: str) -> dict[str, Any]:
+    """The full event EventBridge matches rules against (fields the sender does not set filled in)."""
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": event["detail-type"],
+        "source": event["source"],
+        "account": event.get("account", account),
+        "time": event.get("time") or _iso(datetime.datetime.now(datetime.UTC)),
+        "region": event.get("region", region),
+        "resources": list(event.get("resources", [])),
+        "detail": event.get("detail", {}),
+    }
+
+
+def matching_rules(events: Any, event: Mapping[str, Any], bus: str = "default") -> list[dict[str, Any]]:
+    """Every rule on the bus whose pattern matches (moto's EventPattern is faithful; AWS's TestEventPattern
+    needs one call per rule)."""
+    from moto.events.models import EventPattern
+
+    matched = []
+    for page in events.get_paginator("list_rules").paginate(EventBusName=bus):
+        for rule in page["Rules"]:
+            pattern = rule.get("EventPattern")
+            candidate: Any = dict(event)
+            if pattern and EventPattern.load(pattern).matches_event(candidate):
+                targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+                matched.append({"rule": rule["Name"], "targets": [t["Arn"] for t in targets]})
+    return matched
+
+
+def put_event(events: Any, event: Mapping[str, Any], bus: str = "default") -> str:
+    entry: dict[str, Any] = {
+        "Source": event["source"],
+        "DetailType": event["detail-type"],
+        "Detail": json.dumps(event.get("detail", {})),
+        "Resources": list(event.get("resources", [])),
+        "EventBusName": bus,
+    }
+    if event.get("time"):
+        entry["Time"] = datetime.datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
+    response = events.put_events(Entries=[entry])
+    result = response["Entries"][0]
+    if response.get("FailedEntryCount"):
+        raise OpsError(f"put_events rejected the event: {result}")
+    return str(result["EventId"])
+
+
+# --- audit -------------------------------------------------------------------------------------
+
+_DESERIALIZER = TypeDeserializer()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Binary):
+        raw: Any = value  # boto3's stubs omit Binary.value
+        return base64.b64encode(raw.value).decode()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, set | frozenset):
+        return sorted((_plain(v) for v in value), key=str)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item ({"S": ...} attribute values) as plain JSON-ready Python."""
+    return {key: _plain(_DESERIALIZER.deserialize(value)) for key, value in item.items()}
+
+
+def _newest_last(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda row: str(row.get("at", "")))
+
+
+def scan_audit(dynamodb: Any, table: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+        rows.extend(plain_item(item) for item in page["Items"])
+    return _newest_last(rows)
+
+
+def audit_for_target(dynamodb: Any, table: str, target: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    pages = dynamodb.get_paginator("query").paginate(
+        TableName=table,
+        IndexName=AUDIT_TARGET_INDEX,
+        KeyConditionExpression="targetKey = :t",
+        ExpressionAttributeValues={":t": {"S": target}},
+    )
+    for page in pages:
+        rows.extend(plain_item(item) for item in page["Items"])
+    return _newest_last(rows)
+
+
+def _row_key(row: Mapping[str, Any]) -> str:
+    return json.dumps(row, sort_keys=True, default=str)
+
+
+# --- send an event and wait for everything it caused -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendSummary:
+    event_id: str
+    rules: list[dict[str, Any]]
+    executions: list[ExecutionResult]
+    audit: list[dict[str, Any]]
+    runbooks: dict[str, str] = field(default_factory=dict)  # state machine ARN -> runbook name
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "eventId": self.event_id,
+            "rulesMatched": self.rules,
+            "executions": [
+                {
+                    "runbook": self.runbooks.get(e.state_machine_arn, e.state_machine_arn.rsplit(":", 1)[-1]),
+                    "name": e.name,
+                    "status": e.status,
+                    "error": e.error,
+                    "cause": e.cause,
+                }
+                for e in self.executions
+            ],
+            "audit": self.audit,
+        }
+
+
+def stack_state_machines(cloudformation: Any, stack_name: str) -> list[str]:
+    arns = []
+    for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name):
+        for summary in page["StackResourceSummaries"]:
+            if summary["ResourceType"] == "AWS::StepFunctions::StateMachine":
+                arns.append(summary["PhysicalResourceId"])
+    return arns
+
+
+def send_event_and_wait(
+    clients: Any, stack_name: str, event: Mapping[str, Any], timeout: float = 60.0
+) -> SendSummary:
+    """Put ``event`` on the bus, wait for every execution it caused, report rules, executions, audit rows.
+
+    ``clients`` is a callable service name -> boto3 client. The local cloud delivers Lambda targets before
+    put_events returns, so executions a function starts already exist when the wait begins.
+    """
+    cloudformation, sfn, events = clients("cloudformation"), clients("stepfunctions"), clients("events")
+    dynamodb = clients("dynamodb")
+    outputs = stack_outputs(cloudformation, stack_name)
+    machines = stack_state_machines(cloudformation, stack_name)
+    audit_table = outputs.get(AUDIT_TABLE_OUTPUT)
+    executions_before = execution_arns(sfn, machines)
+    audit_before = {_row_key(r) for r in scan_audit(dynamodb, audit_table)} if audit_table else set()
+    identity = clients("sts").get_caller_identity()
+    event_id = put_event(events, event)
+    delivered = event_as_delivered(event, identity["Account"], sfn.meta.region_name, event_id)
+    rules = matching_rules(events, delivered)
+    executions = wait_for_new_executions(sfn, machines, executions_before, timeout=timeout)
+    audit = (
+        [r for r in scan_audit(dynamodb, audit_table) if _row_key(r) not in audit_before]
+        if audit_table
+        else []
+    )
+    runbooks = {arn: name for name, arn in runbook_state_machines(outputs).items()}
+    return SendSummary(event_id, rules, executions, audit, runbooks)

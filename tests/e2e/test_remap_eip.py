@@ -1,0 +1,309 @@
+"""remap-eip end to end on the local cloud: the real template, rules, functions and ASL.
+
+Each test builds its own primary/standby/EIP, so tests never share a target (cooldown and leases
+are per target) and can run in any order.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from localcloud import ops
+from localcloud.harness import DeployedCloud
+from tests.events import load_event
+
+FENCE = {"Key": "selfheal:managed", "Value": "true"}
+
+
+@dataclass
+class Pair:
+    primary: str
+    standby: str
+    allocation: str
+
+    def holder(self, cloud: DeployedCloud) -> str | None:
+        address = cloud.client("ec2").describe_addresses(AllocationIds=[self.allocation])["Addresses"][0]
+        return address.get("InstanceId")
+
+
+def make_pair(cloud: DeployedCloud, fence_standby: bool = True, standby_tag: bool = True) -> Pair:
+    ec2 = cloud.client("ec2")
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+
+    def instance(fenced: bool) -> str:
+        tags = [{"Key": "Name", "Value": "api"}] + ([FENCE] if fenced else [])
+        return str(
+            ec2.run_instances(
+                ImageId=image,
+                MinCount=1,
+                MaxCount=1,
+                TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+            )["Instances"][0]["InstanceId"]
+        )
+
+    primary, standby = instance(True), instance(fence_standby)
+    tags = [FENCE, {"Key": "selfheal:primary", "Value": primary}]
+    if standby_tag:
+        tags.append({"Key": "selfheal:param:standbyInstanceId", "Value": standby})
+    allocation = ec2.allocate_address(
+        Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": tags}]
+    )["AllocationId"]
+    ec2.associate_address(AllocationId=allocation, InstanceId=primary)
+    return Pair(primary, standby, allocation)
+
+
+def alarm_event(instance: str) -> dict[str, Any]:
+    """The sample status-check alarm event, about this instance, as a new delivery."""
+    event = copy.deepcopy(load_event("alarm-status-check-failed"))
+    event["id"] = str(uuid.uuid4())
+    event["detail"]["alarmName"] = f"{instance}-status-check"
+    event["resources"] = [f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{instance}-status-check"]
+    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] = {
+        "InstanceId": instance
+    }
+    return event
+
+
+def rows_for(cloud: DeployedCloud, target: str) -> list[dict[str, Any]]:
+    return ops.audit_for_target(cloud.client("dynamodb"), cloud.stack.outputs["AuditTableName"], target)
+
+
+def manual_input(pair: Pair, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "target": {"instanceId": pair.primary},
+        "params": {"verifyIntervalSeconds": 0},
+        "dryRun": False,
+        "reason": "e2e test",
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def mode(cloud: DeployedCloud) -> Iterator[Any]:
+    """Set the kill switch for one test; always back to enforce afterwards."""
+    ssm, name = cloud.client("ssm"), cloud.stack.outputs["ModeParameterName"]
+
+    def set_mode(value: str) -> None:
+        ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+
+    yield set_mode
+    set_mode("enforce")
+
+
+def test_remap_eip_alarm_on_the_primary_moves_its_eip_to_the_standby(cloud):
+    pair = make_pair(cloud)
+    summary = cloud.send_event_and_wait(alarm_event(pair.primary))
+    assert [r["rule"] for r in summary.rules if "AlarmStateChange" in r["rule"]]
+    (execution,) = summary.executions
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert pair.holder(cloud) == pair.standby
+    phases = [r["phase"] for r in rows_for(cloud, pair.primary)]
+    assert phases == ["received", "started", "action", "action", "verified", "succeeded"]
+    intent, outcome = [r for r in rows_for(cloud, pair.primary) if r["phase"] == "action"]
+    assert intent["outcome"] == "pending" and intent["before"]["instanceId"] == pair.primary
+    assert outcome["outcome"] == "ok" and outcome["after"]["associationId"]
+
+
+def test_remap_eip_same_event_three_times_starts_exactly_one_execution(cloud):
+    pair = make_pair(cloud)
+    event = alarm_event(pair.primary)
+    summaries = [cloud.send_event_and_wait(event) for _ in range(3)]
+    names = {e.name for s in summaries for e in s.executions}
+    assert len(names) == 1
+    assert [r["phase"] for r in rows_for(cloud, pair.primary)].count("received") == 1
+    assert pair.holder(cloud) == pair.standby
+
+
+def test_remap_eip_dry_run_mode_runs_everything_but_changes_nothing(cloud, mode):
+    pair = make_pair(cloud)
+    mode("dry-run")
+    summary = cloud.send_event_and_wait(alarm_event(pair.primary))
+    (execution,) = summary.executions
+    assert execution.status == "SUCCEEDED"
+    assert pair.holder(cloud) == pair.primary
+    rows = rows_for(cloud, pair.primary)
+    assert [r["phase"] for r in rows] == ["received", "started", "would-do", "succeeded"]
+    would = rows[2]
+    assert would["dryRun"] is True and would["action"] == "ec2:AssociateAddress"
+    assert would["parameters"] == {
+        "AllocationId": pair.allocation,
+        "InstanceId": pair.standby,
+        "AllowReassociation": True,
+    }
+
+
+def test_remap_eip_dry_run_request_from_the_console_changes_nothing(cloud):
+    pair = make_pair(cloud)
+    result = cloud.start_and_wait("remap-eip", manual_input(pair, dryRun=True))
+    assert result.status == "SUCCEEDED"
+    assert pair.holder(cloud) == pair.primary
+    assert "would-do" in [r["phase"] for r in rows_for(cloud, pair.primary)]
+
+
+def test_remap_eip_mode_off_does_nothing_and_says_so(cloud, mode):
+    pair = make_pair(cloud)
+    mode("off")
+    result = cloud.start_and_wait("remap-eip", manual_input(pair))
+    assert result.status == "SUCCEEDED" and pair.holder(cloud) == pair.primary
+    (skipped,) = [r for r in rows_for(cloud, pair.primary) if r["phase"] == "skipped"]
+    assert "mode=off" in skipped["reason"]
+
+
+@pytest.mark.parametrize(
+    "mutate,needle",
+    [
+        (lambda body: body.pop("reason"), "reason"),
+        (lambda body: body.update(target={"instanceId": "web-1"}), "target.instanceId"),
+        (lambda body: body.update(params={"standby": "i-1"}), "params.standby"),
+    ],
+)
+def test_remap_eip_bad_console_input_fails_with_a_named_error_and_changes_nothing(cloud, mutate, needle):
+    pair = make_pair(cloud)
+    body = manual_input(pair)
+    mutate(body)
+    result = cloud.start_and_wait("remap-eip", body)
+    assert result.status == "FAILED" and result.error == "InvalidInput"
+    assert needle in (result.cause or "")
+    assert pair.holder(cloud) == pair.primary
+    rejected = [
+        r
+        for r in ops.scan_audit(cloud.client("dynamodb"), cloud.stack.outputs["AuditTableName"])
+        if r["requestId"] == result.name
+    ]
+    assert [r["phase"] for r in rejected] == ["rejected"] and needle in rejected[0]["reason"]
+
+
+def test_remap_eip_unfenced_standby_is_refused(cloud):
+    pair = make_pair(cloud, fence_standby=False)
+    result = cloud.start_and_wait("remap-eip", manual_input(pair))
+    assert result.status == "SUCCEEDED" and pair.holder(cloud) == pair.primary
+    (skipped,) = [r for r in rows_for(cloud, pair.primary) if r["phase"] == "skipped"]
+    assert pair.standby in skipped["reason"] and "fence" in skipped["reason"]
+
+
+def test_remap_eip_stopped_standby_fails_the_precheck_and_escalates(cloud):
+    pair = make_pair(cloud)
+    cloud.client("ec2").stop_instances(InstanceIds=[pair.standby])
+    result = cloud.start_and_wait("remap-eip", manual_input(pair))
+    assert result.status == "FAILED" and result.error == "PreconditionFailed"
+    assert pair.holder(cloud) == pair.primary
+    (failed,) = [r for r in rows_for(cloud, pair.primary) if r["phase"] == "failed"]
+    assert "stopped" in failed["reason"]
+
+
+def test_remap_eip_second_run_within_the_cooldown_is_skipped(cloud):
+    pair = make_pair(cloud)
+    first = cloud.start_and_wait("remap-eip", manual_input(pair, target={"allocationId": pair.allocation}))
+    assert first.status == "SUCCEEDED" and pair.holder(cloud) == pair.standby
+    cloud.client("ec2").associate_address(
+        AllocationId=pair.allocation, InstanceId=pair.primary, AllowReassociation=True
+    )
+    again = cloud.start_and_wait("remap-eip", manual_input(pair, target={"allocationId": pair.allocation}))
+    assert again.status == "SUCCEEDED" and pair.holder(cloud) == pair.primary
+    skipped = [r for r in rows_for(cloud, pair.allocation) if r["phase"] == "skipped"]
+    assert len(skipped) == 1 and "came back" in skipped[0]["reason"]
+
+
+def test_remap_eip_lease_held_by_another_execution_skips(cloud):
+    pair = make_pair(cloud)
+    cloud.client("dynamodb").put_item(
+        TableName=cloud.stack.outputs["LeaseTableName"],
+        Item={
+            "targetKey": {"S": pair.primary},
+            "owner": {"S": "someone-else"},
+            "expiresAt": {"N": "9999999999"},
+        },
+    )
+    result = cloud.start_and_wait("remap-eip", manual_input(pair))
+    assert result.status == "SUCCEEDED" and pair.holder(cloud) == pair.primary
+    (skipped,) = [r for r in rows_for(cloud, pair.primary) if r["phase"] == "skipped"]
+    assert "lease" in skipped["reason"]
+
+
+def test_remap_eip_instance_without_a_managed_eip_is_not_applicable(cloud):
+    ec2 = cloud.client("ec2")
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    lonely = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    result = cloud.start_and_wait(
+        "remap-eip", {"target": {"instanceId": lonely}, "reason": "e2e: nothing to move"}
+    )
+    assert result.status == "SUCCEEDED"
+    (skipped,) = [r for r in rows_for(cloud, lonely) if r["phase"] == "skipped"]
+    assert "no managed Elastic IP" in skipped["reason"]
+
+
+def test_remap_eip_stopped_primary_event_moves_the_eip(cloud):
+    """The EC2 state-change path: AWS emits the event when the instance stops (the local cloud too)."""
+    pair = make_pair(cloud)
+    cloud.client("ec2").stop_instances(InstanceIds=[pair.primary])
+    rows: list[dict[str, Any]] = []
+    for _ in range(200):
+        rows = rows_for(cloud, pair.primary)
+        if any(r["phase"] in {"succeeded", "failed", "skipped"} for r in rows):
+            break
+        time.sleep(0.1)
+    assert [r["phase"] for r in rows][-1] == "succeeded", rows
+    assert pair.holder(cloud) == pair.standby
+
+
+def test_remap_eip_verification_failure_moves_the_eip_back_and_escalates(cloud, monkeypatch):
+    """AWS accepts the call but the address never shows up on the standby: verify must catch it."""
+    from moto.ec2.models.elastic_ip_addresses import ElasticAddressBackend
+
+    pair = make_pair(cloud)
+    original = ElasticAddressBackend.associate_address
+
+    def accepted_but_never_applied(
+        self: Any,
+        instance: Any = None,
+        eni: Any = None,
+        address: Any = None,
+        allocation_id: Any = None,
+        reassociate: bool = False,
+    ) -> Any:
+        if instance is not None and instance.id == pair.standby:
+            return self.address_by_allocation([allocation_id])[0]
+        return original(self, instance, eni, address, allocation_id, reassociate)
+
+    monkeypatch.setattr(ElasticAddressBackend, "associate_address", accepted_but_never_applied)
+    result = cloud.start_and_wait(
+        "remap-eip", manual_input(pair, params={"verifyIntervalSeconds": 0, "verifyAttempts": 2})
+    )
+    assert result.status == "FAILED" and result.error == "VerificationFailed"
+    assert pair.holder(cloud) == pair.primary
+    phases = [r["phase"] for r in rows_for(cloud, pair.primary)]
+    assert phases == ["started", "action", "action", "action", "compensated", "failed"]
+
+
+def test_every_mutating_call_has_audit_rows_before_and_after(cloud):
+    """Record every AWS request of a heal; each mutating one is bracketed by audit rows."""
+    pair = make_pair(cloud)
+    cloud.reset_recording()
+    summary = cloud.send_event_and_wait(alarm_event(pair.primary))
+    assert summary.executions[0].status == "SUCCEEDED"
+    mutating = [
+        r
+        for r in cloud.recorded_requests()
+        if r.service == "ec2" and not r.operation.startswith(("Describe", "Get", "List"))
+    ]
+    assert [m.operation for m in mutating] == ["AssociateAddress"]
+    rows = rows_for(cloud, pair.primary)
+    for call in mutating:
+        matching = [
+            r
+            for r in rows
+            if r.get("action") == f"ec2:{call.operation}"
+            and r["parameters"]["AllocationId"] == call.parameters.get("AllocationId")
+            and r["parameters"]["InstanceId"] == call.parameters.get("InstanceId")
+        ]
+        outcomes = [r["outcome"] for r in matching]
+        assert outcomes == ["pending", "ok"], json.dumps(rows, default=str)

@@ -1,0 +1,209 @@
+"""The selfheal CLI, run in-process against the fixture stack in a LocalCloud."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from localcloud import ops
+from localcloud.cli import format_audit_table, main
+from localcloud.harness import DeployedCloud
+
+from .conftest import FIXTURE_STACK
+
+ROOT = Path(__file__).parents[2]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def remote(local: DeployedCloud) -> list[str]:
+    return ["--endpoint", local.endpoint, "--stack-name", FIXTURE_STACK]
+
+
+def test_runbook_output_key_follows_the_template_convention() -> None:
+    assert ops.runbook_output_key("remap-eip") == "RemapEipStateMachineArn"
+    assert ops.runbook_name("RemapEipStateMachineArn") == "remap-eip"
+
+
+def test_trigger_starts_the_runbook_and_prints_the_outcome(
+    local: DeployedCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When the fixture runbook "check" is triggered with inline JSON input
+    code, out, _ = run(capsys, "trigger", "check", "--input", '{"fail": false}', *remote(local))
+    # Then it succeeded and the printed summary says so
+    result = json.loads(out)
+    assert code == 0
+    assert result["status"] == "SUCCEEDED" and result["runbook"] == "check"
+
+
+def test_trigger_reports_a_failed_execution(
+    local: DeployedCloud, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given the input in a file, and a fixed execution name
+    path = tmp_path / "input.json"
+    path.write_text('{"fail": true}')
+    # When triggered
+    code, out, _ = run(
+        capsys, "trigger", "check", "--input", str(path), "--name", "cli-fail-1", *remote(local)
+    )
+    # Then the failure is printed with its error name and the exit status is not 0
+    result = json.loads(out)
+    assert code == 2
+    assert result["status"] == "FAILED" and result["error"] == "VerificationFailed"
+    assert result["executionArn"].endswith(":cli-fail-1")
+
+
+def test_trigger_unknown_runbook_names_the_known_ones(
+    local: DeployedCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "trigger", "nope", "--input", "{}", *remote(local))
+    assert code == 1
+    assert "NopeStateMachineArn" in err and "check" in err
+
+
+def test_local_send_summarises_rules_executions_and_audit_rows(
+    local: DeployedCloud, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given an AWS Health event file (the state machine's rule matches it)
+    event = {"source": "aws.health", "detail-type": "AWS Health Event", "detail": {"service": "EC2"}}
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event))
+    # When sent
+    code, out, _ = run(capsys, "local", "send", str(path), *remote(local))
+    summary = json.loads(out)
+    # Then the rule, the finished execution and the rows it wrote are reported
+    assert code == 0
+    assert [r["rule"] for r in summary["rulesMatched"]] == [
+        local.stack.physical_id("CheckStateMachineHealth")
+    ]
+    assert [(e["runbook"], e["status"]) for e in summary["executions"]] == [("check", "SUCCEEDED")]
+    name = summary["executions"][0]["name"]
+    assert [row["pk"] for row in summary["audit"]] == [f"run#ok#{name}"]
+
+
+def test_local_send_reports_function_rows_as_plain_json(
+    local: DeployedCloud, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given an alarm event matching the echo function's rule
+    event = {
+        "source": "aws.cloudwatch",
+        "detail-type": "CloudWatch Alarm State Change",
+        "detail": {"alarmName": "heal-echo-cli", "state": {"value": "ALARM"}},
+        "time": "2026-11-22T00:00:00Z",
+    }
+    path = tmp_path / "alarm.json"
+    path.write_text(json.dumps(event))
+    # When sent
+    code, out, _ = run(capsys, "local", "send", str(path), *remote(local))
+    summary = json.loads(out)
+    # Then the row the function wrote is there, as plain JSON (no DynamoDB type descriptors)
+    assert code == 0 and summary["executions"] == []
+    assert summary["audit"] == [
+        {
+            "pk": f"echo#{summary['eventId']}",
+            "at": "2026-01-01T00:00:00Z",
+            "targetKey": summary["eventId"],
+            "mode": "enforce",
+        }
+    ]
+
+
+def test_local_send_without_a_local_cloud_is_an_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    path = tmp_path / "e.json"
+    path.write_text("{}")
+    code, _, err = run(capsys, "local", "send", str(path))
+    assert code == 1 and "AWS_ENDPOINT_URL" in err
+
+
+def test_audit_lists_rows_newest_last_and_filters_by_target(
+    local: DeployedCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given rows for two targets written at different times
+    table = local.stack.outputs["AuditTableName"]
+    ddb = local.client("dynamodb")
+    for pk, at, target in (
+        ("b", "2026-02-01T00:00:00Z", "tgt-1"),
+        ("a", "2026-01-15T00:00:00Z", "tgt-1"),
+        ("c", "2026-01-20T00:00:00Z", "tgt-2"),
+    ):
+        ddb.put_item(TableName=table, Item={"pk": {"S": pk}, "at": {"S": at}, "targetKey": {"S": target}})
+    # When listing one target as JSON, and everything as a table
+    code, out, _ = run(capsys, "audit", "--target", "tgt-1", "--json", *remote(local))
+    code_all, table_out, _ = run(capsys, "audit", *remote(local))
+    # Then the target's rows come newest last, and the table has a header and every row
+    assert code == 0 and [r["pk"] for r in json.loads(out)] == ["a", "b"]
+    assert code_all == 0
+    lines = table_out.splitlines()
+    assert lines[0].split()[:2] == ["at", "targetKey"]
+    assert len(lines) == 2 + len(ops.scan_audit(ddb, table))
+
+
+def test_audit_table_format() -> None:
+    rows: list[dict[str, Any]] = [{"at": "t1", "targetKey": "i-1", "extra": {"k": "v" * 100}}]
+    text = format_audit_table(rows)
+    assert text.splitlines()[0].split() == ["at", "targetKey", "extra"]
+    assert text.splitlines()[2].endswith("…")
+    assert format_audit_table([]) == "(no audit rows)"
+
+
+def test_commands_use_aws_endpoint_url_and_the_local_stack_name(
+    local: DeployedCloud, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given only AWS_ENDPOINT_URL (as `local serve` prints) and no --stack-name
+    monkeypatch.setenv("AWS_ENDPOINT_URL", local.endpoint)
+    # When auditing, the default local stack name (selfheal-local) is looked up there
+    code, _, err = run(capsys, "audit")
+    assert code == 1 and "selfheal-local" in err
+
+
+def test_policy_validate_delegates_to_the_policy_module(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("selfheal.policy")
+    code, out, _ = run(capsys, "policy", "validate")
+    assert code == 0 and "policy OK" in out
+
+
+def test_local_serve_deploys_and_serves_until_interrupted(fixture_app: Path) -> None:
+    # Given `selfheal local serve` in its own process
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'layers' / 'core'}"}
+    env.pop("AWS_ENDPOINT_URL", None)
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from localcloud.cli import main; sys.exit(main(sys.argv[1:]))",
+    ]
+    args = ["local", "serve", "--template", str(fixture_app / "template.yaml"), "--mode", "dry-run"]
+    process = subprocess.Popen(
+        command + args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+    )
+    try:
+        endpoint = ""
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("export AWS_ENDPOINT_URL="):
+                endpoint = line.strip().split("=", 1)[1]
+            if line.startswith("Ctrl-C"):
+                break
+        # Then it printed an endpoint on 127.0.0.1 serving the deployed stack, with the chosen mode
+        assert endpoint.startswith("http://127.0.0.1:")
+        ssm = boto3.client("ssm", endpoint_url=endpoint, region_name="us-east-1")
+        cfn = boto3.client("cloudformation", endpoint_url=endpoint, region_name="us-east-1")
+        outputs = ops.stack_outputs(cfn, "selfheal-local")
+        assert ssm.get_parameter(Name=outputs["ModeParameterName"])["Parameter"]["Value"] == "dry-run"
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
