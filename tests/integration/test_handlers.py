@@ -44,7 +44,7 @@ def env(monkeypatch, settings, clients):
         "LEASE_TABLE": settings.lease_table,
         "MODE_PARAMETER": settings.mode_parameter,
         "TOPIC_ARN": settings.topic_arn,
-        "STATE_MACHINES": json.dumps({"remap-eip": machine}),
+        "STATE_MACHINE_REMAP_EIP": machine,
         "POWERTOOLS_METRICS_NAMESPACE": "SelfhealTest",
     }
     for key, value in values.items():

@@ -5,7 +5,6 @@ import json
 import pytest
 
 from selfheal.audit import AuditTrail, item_to_json
-from selfheal.config import Settings
 from selfheal.policy import load_policy
 from selfheal.triage import Triage, execution_name
 from tests.events import load_event
@@ -18,9 +17,7 @@ def triage(clients, settings):
     arn = clients.stepfunctions.create_state_machine(
         name="remap-eip", definition=PASS_MACHINE, roleArn="arn:aws:iam::123456789012:role/sfn"
     )["stateMachineArn"]
-    with_machines = settings.model_copy(update={"state_machines_json": json.dumps({"remap-eip": arn})})
-    with_machines = Settings.model_validate(with_machines.model_dump(by_alias=True))
-    return Triage(with_machines, clients, load_policy())
+    return Triage(settings.model_copy(update={"state_machines": {"remap-eip": arn}}), clients, load_policy())
 
 
 def audit_rows(clients, settings):

@@ -7,14 +7,16 @@ cross-account version can hand out clients from an assumed-role session instead.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import boto3
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_rds import RDSClient
     from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_stepfunctions import SFNClient
 
@@ -53,3 +55,28 @@ class Clients:
     @cached_property
     def stepfunctions(self) -> SFNClient:
         return self.session.client("stepfunctions")
+
+    @cached_property
+    def sqs(self) -> SQSClient:
+        return self.session.client("sqs")
+
+    @cached_property
+    def rds(self) -> RDSClient:
+        return self.session.client("rds")
+
+    # No stubs installed for these (requirements-dev.txt): typed as Any until they are.
+    @cached_property
+    def route53(self) -> Any:
+        return self.session.client("route53")
+
+    @cached_property
+    def autoscaling(self) -> Any:
+        return self.session.client("autoscaling")
+
+    @cached_property
+    def elbv2(self) -> Any:
+        return self.session.client("elbv2")
+
+    @cached_property
+    def cloudwatch(self) -> Any:
+        return self.session.client("cloudwatch")

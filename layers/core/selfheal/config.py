@@ -6,13 +6,13 @@ values down.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from selfheal.errors import ConfigurationError
+
+STATE_MACHINE_PREFIX = "STATE_MACHINE_"
 
 
 class Settings(BaseModel):
@@ -25,7 +25,9 @@ class Settings(BaseModel):
     event_bus: str = Field(default="default", alias="EVENT_BUS")
     fence_tag_key: str = Field(default="selfheal:managed", alias="FENCE_TAG_KEY")
     fence_tag_value: str = Field(default="true", alias="FENCE_TAG_VALUE")
-    state_machines_json: str = Field(default="{}", alias="STATE_MACHINES")
+    # Runbook name -> state machine ARN, from one STATE_MACHINE_<RUNBOOK> variable per runbook
+    # (STATE_MACHINE_REMAP_EIP -> "remap-eip"), so adding a runbook adds a line, not an edit.
+    state_machines: dict[str, str] = Field(default_factory=dict)
     lease_seconds: int = Field(default=900, alias="LEASE_SECONDS", ge=60)
     cooldown_seconds: int = Field(default=600, alias="COOLDOWN_SECONDS", ge=0)
     loop_window_seconds: int = Field(default=3600, alias="LOOP_WINDOW_SECONDS", ge=0)
@@ -35,19 +37,13 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        machines = {
+            key.removeprefix(STATE_MACHINE_PREFIX).lower().replace("_", "-"): value
+            for key, value in environ.items()
+            if key.startswith(STATE_MACHINE_PREFIX) and value
+        }
         try:
-            return cls.model_validate(dict(environ))
+            return cls.model_validate({**environ, "state_machines": machines})
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise ConfigurationError(f"invalid function configuration: {problems}") from exc
-
-    @cached_property
-    def state_machines(self) -> dict[str, str]:
-        """Runbook name -> state machine ARN (set by the template on the triage function)."""
-        try:
-            value = json.loads(self.state_machines_json)
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError("STATE_MACHINES is not JSON") from exc
-        if not isinstance(value, dict):
-            raise ConfigurationError("STATE_MACHINES must be a JSON object")
-        return {str(k): str(v) for k, v in value.items()}
