@@ -17,6 +17,7 @@ from typing import Any
 from localcloud import ops
 from localcloud.aws_events import patch_service_events
 from localcloud.cli import format_audit_table
+from localcloud.compat import lambda_runtime_environment, set_lambda_runtime_environment
 from localcloud.harness import DeployedCloud, start_deployed_cloud
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -225,6 +226,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     patch_service_events()
     # WARNING: the functions' own INFO logs would drown the story; `selfheal audit` has it all.
     cloud = start_deployed_cloud(args.template, {"Mode": "enforce", "LogLevel": "WARNING"})
+    # The functions' EMF metric lines go to stdout, as in Lambda; here they would drown the story.
+    set_lambda_runtime_environment({**lambda_runtime_environment(), "POWERTOOLS_METRICS_DISABLED": "true"})
     try:
         stack = cloud.stack
         say(clock, "ready", f"local cloud at {cloud.endpoint}, stack {stack.name} deployed")

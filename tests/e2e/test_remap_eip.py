@@ -172,7 +172,7 @@ def test_remap_eip_bad_console_input_fails_with_a_named_error_and_changes_nothin
     mutate(body)
     result = cloud.start_and_wait("remap-eip", body)
     assert result.status == "FAILED" and result.error == "InvalidInput"
-    assert needle in (result.cause or "")
+    assert needle in (result.cause or "") and not (result.cause or "").startswith("{")
     assert pair.holder(cloud) == pair.primary
     rejected = [
         r
@@ -307,3 +307,59 @@ def test_every_mutating_call_has_audit_rows_before_and_after(cloud):
         ]
         outcomes = [r["outcome"] for r in matching]
         assert outcomes == ["pending", "ok"], json.dumps(rows, default=str)
+
+
+@pytest.fixture
+def outcome_inbox(cloud: DeployedCloud) -> Iterator[Any]:
+    """An SQS queue subscribed to the notification topic and to the stack's outcome events."""
+    sqs, sns, events = cloud.client("sqs"), cloud.client("sns"), cloud.client("events")
+    name = f"inbox-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(
+        TopicArn=cloud.stack.outputs["NotificationTopicArn"],
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "false"},
+    )
+    events.put_rule(Name=name, EventPattern=json.dumps({"source": ["selfheal"]}))
+    events.put_targets(Rule=name, Targets=[{"Id": "inbox", "Arn": arn}])
+
+    def read() -> list[dict[str, Any]]:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(m["Body"]) for m in messages]
+
+    yield read
+    events.remove_targets(Rule=name, Ids=["inbox"])
+    events.delete_rule(Name=name)
+
+
+def test_remap_eip_outcome_is_notified_and_published_on_the_bus(cloud, outcome_inbox):
+    pair = make_pair(cloud)
+    result = cloud.start_and_wait("remap-eip", manual_input(pair, reason="INC-42: api-1 is down"))
+    assert result.status == "SUCCEEDED"
+    received = outcome_inbox()
+    (event,) = [m for m in received if m.get("source") == "selfheal"]
+    assert event["detail-type"] == "Remediation Succeeded"
+    assert event["detail"]["targetKey"] == pair.primary and event["detail"]["dryRun"] is False
+    (note,) = [m for m in received if m.get("Type") == "Notification"]
+    assert note["Subject"].startswith("[selfheal] remap-eip succeeded on")
+    assert "INC-42: api-1 is down" in note["Message"] and pair.allocation in note["Message"]
+    assert note["MessageAttributes"]["severity"]["Value"] == "info"
+
+
+def test_remap_eip_failure_is_escalated(cloud, outcome_inbox):
+    pair = make_pair(cloud)
+    cloud.client("ec2").stop_instances(InstanceIds=[pair.standby])
+    result = cloud.start_and_wait("remap-eip", manual_input(pair))
+    assert result.status == "FAILED"
+    assert result.cause == f"standby {pair.standby} is stopped, not running"
+    # Stopping the standby is a signal of its own (skipped: it holds no managed EIP): look at ours.
+    received = outcome_inbox()
+    (event,) = [
+        m for m in received if m.get("source") == "selfheal" and m["detail"]["targetKey"] == pair.primary
+    ]
+    assert event["detail-type"] == "Remediation Failed" and event["detail"]["escalate"] is True
+    (note,) = [m for m in received if m.get("Type") == "Notification" and pair.primary in m["Subject"]]
+    assert note["MessageAttributes"]["severity"]["Value"] == "escalation"
+    assert "ACTION NEEDED" in note["Message"] and "PreconditionFailed" in note["Message"]

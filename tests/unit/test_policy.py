@@ -17,11 +17,11 @@ from selfheal.policy import (
     decide,
     load_policy,
     parse_policy,
-    tag_params,
     validate_file,
 )
 from selfheal.runbooks import RUNBOOKS
 from selfheal.signals import Signal, parse_event
+from selfheal.tags import tag_params
 from tests.events import event_names, load_event
 
 WEB_1 = "i-0a1b2c3d4e5f60001"

@@ -85,7 +85,9 @@ def publish_outcome(
         "error": row.error,
         "executionArn": row.execution_arn,
     }
-    if settings.topic_arn:
+    # People hear about what changed something or needs them; a skip that needs no one (mode off,
+    # nothing to do for this target) is only on the bus and in the audit trail.
+    if settings.topic_arn and (outcome is not Outcome.SKIPPED or escalate):
         clients.sns.publish(
             TopicArn=settings.topic_arn,
             Subject=summary_line(row, outcome)[:100],

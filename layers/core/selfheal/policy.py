@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Self
@@ -36,7 +36,6 @@ from selfheal.signals import AffectedEntity, AlarmState, AlarmType, Signal, Sign
 
 POLICY_VERSION = 1
 DEFAULT_POLICY_PATH = Path(__file__).with_name("policy.yaml")
-TAG_PARAM_PREFIX = "selfheal:param:"
 ANY_VALUE = "*"
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -605,17 +604,6 @@ def _load_cached(path: str) -> Policy:
         raise PolicyError(
             f"invalid policy {path}: {len(exc.details['problems'])} problem(s)", **exc.details
         ) from None
-
-
-def tag_params(tags: Mapping[str, str], prefix: str = TAG_PARAM_PREFIX) -> dict[str, str]:
-    """Per-resource params from tags: ``selfheal:param:standbyInstanceId = i-...`` -> ``standbyInstanceId``.
-
-    Values stay strings (tags are strings); the runbook's params model converts them. Merge order is
-    the caller's: policy params, then these, then an operator's explicit params.
-    """
-    return {
-        key[len(prefix) :]: value for key, value in tags.items() if key.startswith(prefix) and key != prefix
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

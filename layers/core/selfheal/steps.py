@@ -267,7 +267,12 @@ class Steps:
             escalate=escalate,
             plan=event.plan,
         )
-        return {"outcome": outcome.value, "escalated": escalate, "reason": reason}
+        return {
+            "outcome": outcome.value,
+            "escalated": escalate,
+            "reason": reason or "",
+            "error": (error or {}).get("error", "RemediationFailed"),
+        }
 
 
 def _error(error: dict[str, Any] | None) -> dict[str, Any] | None:

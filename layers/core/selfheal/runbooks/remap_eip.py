@@ -12,12 +12,13 @@ from pydantic import Field, model_validator
 
 from selfheal.errors import NotApplicable, PreconditionFailed, UnknownResource
 from selfheal.models import StrictModel
+from selfheal.tags import TAG_PARAM_PREFIX, tag_dict, tag_params
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ec2.type_defs import AddressTypeDef
 
-STANDBY_TAG = "selfheal:param:standbyInstanceId"
+STANDBY_TAG = f"{TAG_PARAM_PREFIX}standbyInstanceId"
 # Set on an EIP whose primary may be terminated: termination disassociates the address, so the
 # instance id is the only way to find it again.
 PRIMARY_TAG = "selfheal:primary"
@@ -76,7 +77,7 @@ class EipMove(StrictModel):
 
 
 def _tags(resource: Any) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+    return tag_dict(resource.get("Tags"))
 
 
 def _find_addresses(ec2: EC2Client, target: RemapEipTarget) -> list[AddressTypeDef]:
@@ -131,7 +132,8 @@ def resolve(
         )
     address = addresses[0]
     tags = _tags(address)
-    standby = params.standby_instance_id or tags.get(STANDBY_TAG)
+    # An explicit param (request or policy) wins over the EIP's own selfheal:param: tag.
+    standby = params.standby_instance_id or tag_params(tags).get("standbyInstanceId")
     if not standby:
         raise PreconditionFailed(
             f"no standby for {address['AllocationId']}:"
