@@ -71,34 +71,20 @@ class Triage:
         return outcomes
 
     def _ignore_unrecognised(self, item: Unrecognised, raw: object) -> TriageOutcome:
-        event_id = (
-            item.event_id or hashlib.sha256(json.dumps(raw, default=str, sort_keys=True).encode()).hexdigest()
-        )
-        request_id = f"ignored-{event_id}"[:120]
-        self.audit.write(
-            AuditRow(
-                request_id=request_id,
-                phase=Phase.IGNORED,
-                target_key="-",
-                step="triage",
-                reason=f"unrecognised event: {item.reason}",
-                after={"source": item.source, "detailType": item.detail_type},
-            )
-        )
-        return TriageOutcome(decision="ignored", request_id=request_id, reason=item.reason)
+        content = json.dumps(raw, default=str, sort_keys=True).encode()
+        what = f"unrecognised event (source {item.source or '-'}, detail-type {item.detail_type or '-'})"
+        return self._ignored(item.event_id or hashlib.sha256(content).hexdigest(), f"{what}: {item.reason}")
 
     def _ignore(self, signal: Signal, reason: str) -> TriageOutcome:
-        request_id = f"ignored-{signal.dedupe_id}"[:120]
-        self.audit.write(
-            AuditRow(
-                request_id=request_id,
-                phase=Phase.IGNORED,
-                target_key="-",
-                step="triage",
-                reason=f"{describe(signal)}: {reason}",
-                at=_fault_time(signal),
-            )
+        return self._ignored(signal.dedupe_id, f"{describe(signal)}: {reason}", _fault_time(signal))
+
+    def _ignored(self, event_id: str, reason: str, at: datetime | None = None) -> TriageOutcome:
+        request_id = f"ignored-{event_id}"[:120]
+        row = AuditRow(
+            request_id=request_id, phase=Phase.IGNORED, target_key="-", step="triage", reason=reason
         )
+        # Keyed on the fault's time when there is one, so a duplicate delivery rewrites nothing.
+        self.audit.write(row.model_copy(update={"at": at}) if at else row)
         return TriageOutcome(decision="ignored", request_id=request_id, reason=reason)
 
     def _runbook_input(self, signal: Signal, decision: Decision) -> dict[str, Any]:
