@@ -7,6 +7,7 @@
 #   make build       sam build (cached: nothing happens when its inputs are unchanged)
 #   make unit | integration | e2e     one pytest tier
 #   make demo        the local-cloud demo (.venv/bin/selfheal demo)
+#   make bench       benchmarks: table + benchmarks/results/*.json (BENCH_ARGS=--quick; not in make test)
 #   make clean       build outputs and caches (make distclean also removes venvs and node_modules)
 #
 # Venvs are cached with a stamp file named after a hash of what they install, so a second run
@@ -66,7 +67,7 @@ BUILD_STAMP := .aws-sam/.stamp-build
 
 .PHONY: help venvs venv venv-sam venv-checkov node lint ruff format mypy validate sam-validate \
 	cfn-lint asl asl-validator checkov iam build unit integration e2e pytest test demo fmt clean \
-	distclean
+	distclean bench
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST) | head -n 20
@@ -225,6 +226,12 @@ test: venvs
 
 demo: venv
 	$(VENV)/bin/selfheal demo
+
+# Cold start, triage throughput, AWS calls and cost per remediation, time to heal (benchmarks/README.md).
+# Installs the peer (PyPI c7n) into benchmarks/.venv-c7n on first use. Never part of `make test`.
+BENCH_ARGS ?=
+bench: venv
+	PYTHONPATH=layers/core:. $(PY) -m benchmarks $(BENCH_ARGS)
 
 # ------------------------------------------------------------------------------------------ clean
 clean:
