@@ -87,3 +87,36 @@ def test_precheck_records_the_association_before_the_move(world):
     before = precheck(world.ec2, move)
     assert before["allocationId"] == allocation and before["instanceId"] == primary
     assert before["associationId"] and before["standby"]["statusChecks"] == {"system": "ok", "instance": "ok"}
+
+
+def test_resolve_finds_the_eip_by_its_primary_tag_once_the_instance_lost_it(world):
+    primary, standby = world.instance(), world.instance()
+    allocation = world.eip(standby=standby)  # not associated: the primary was terminated
+    world.ec2.create_tags(Resources=[allocation], Tags=[{"Key": "selfheal:primary", "Value": primary}])
+    move = resolve(world.ec2, target(instanceId=primary), RemapEipParams(), KEY, VALUE)
+    assert move.allocation_id == allocation and not move.from_instance_id
+
+
+def test_resolve_by_instance_ignores_unfenced_and_other_instances_eips(world):
+    primary, other, standby = world.instance(), world.instance(), world.instance()
+    world.eip(on=primary, standby=standby, fenced=False)
+    world.eip(on=other, standby=standby)
+    with pytest.raises(NotApplicable, match="no managed Elastic IP"):
+        resolve(world.ec2, target(instanceId=primary), RemapEipParams(), KEY, VALUE)
+
+
+def test_resolve_by_instance_compares_the_fence_value_case_insensitively(world):
+    primary, standby = world.instance(), world.instance()
+    allocation = world.eip(on=primary, standby=standby)
+    world.ec2.create_tags(Resources=[allocation], Tags=[{"Key": KEY, "Value": "TRUE"}])
+    move = resolve(world.ec2, target(instanceId=primary), RemapEipParams(), KEY, VALUE)
+    assert move.allocation_id == allocation
+
+
+def test_precheck_refuses_a_standby_that_no_longer_exists(world):
+    primary, standby = world.instance(), world.instance()
+    world.eip(on=primary, standby=standby)
+    move = resolve(world.ec2, target(instanceId=primary), RemapEipParams(), KEY, VALUE)
+    world.ec2.terminate_instances(InstanceIds=[standby])
+    with pytest.raises((PreconditionFailed, UnknownResource), match=r"terminated|no instance"):
+        precheck(world.ec2, move)

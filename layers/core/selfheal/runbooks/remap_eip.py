@@ -80,16 +80,20 @@ def _tags(resource: Any) -> dict[str, str]:
     return tag_dict(resource.get("Tags"))
 
 
-def _find_addresses(ec2: EC2Client, target: RemapEipTarget) -> list[AddressTypeDef]:
+def _find_addresses(ec2: EC2Client, target: RemapEipTarget, fence_key: str) -> list[AddressTypeDef]:
     if target.allocation_id:
         query: dict[str, Any] = {"AllocationIds": [target.allocation_id]}
     elif target.public_ip:
         query = {"PublicIps": [target.public_ip]}
     else:
-        by_association = ec2.describe_addresses(Filters=[{"Name": "instance-id", "Values": [target.key]}])
-        by_tag = ec2.describe_addresses(Filters=[{"Name": f"tag:{PRIMARY_TAG}", "Values": [target.key]}])
-        found = {a["AllocationId"]: a for a in by_association["Addresses"] + by_tag["Addresses"]}
-        return list(found.values())
+        # One call, not one per way an EIP can belong to the instance (associated with it, or tagged
+        # selfheal:primary after the instance was terminated): only fenced EIPs may move anyway, so ask
+        # for the EIPs carrying the fence tag key (its value is compared case-insensitively by the
+        # caller) and pick the instance's ones here.
+        fenced = ec2.describe_addresses(Filters=[{"Name": "tag-key", "Values": [fence_key]}])["Addresses"]
+        return [
+            a for a in fenced if a.get("InstanceId") == target.key or _tags(a).get(PRIMARY_TAG) == target.key
+        ]
     try:
         return list(ec2.describe_addresses(**query)["Addresses"])
     except ec2.exceptions.ClientError as exc:
@@ -115,7 +119,7 @@ def resolve(
     ec2: EC2Client, target: RemapEipTarget, params: RemapEipParams, fence_key: str, fence_value: str
 ) -> EipMove:
     """Which EIP moves to which standby. Raises NotApplicable when there is nothing to move."""
-    addresses = _find_addresses(ec2, target)
+    addresses = _find_addresses(ec2, target, fence_key)
     if target.instance_id:
         # Only managed EIPs move; an unmanaged one on the same instance is not ours to touch.
         addresses = [a for a in addresses if _tags(a).get(fence_key, "").lower() == fence_value.lower()]
@@ -156,16 +160,29 @@ def resolve(
 
 def precheck(ec2: EC2Client, move: EipMove) -> dict[str, Any]:
     """Refuse to move onto a standby that is not running with passing status checks. Returns `before`."""
-    standby = _instance(ec2, move.standby_instance_id)
-    state = standby["State"]["Name"]
+    # One call gives both the state and the status checks (IncludeAllInstances: also when not running);
+    # the standby's tags were read by the guards, and do not decide anything here.
+    try:
+        statuses = ec2.describe_instance_status(
+            InstanceIds=[move.standby_instance_id], IncludeAllInstances=True
+        )["InstanceStatuses"]
+    except ec2.exceptions.ClientError as exc:
+        if "NotFound" in exc.response["Error"]["Code"]:
+            raise UnknownResource(
+                f"no instance {move.standby_instance_id}", instance=move.standby_instance_id
+            ) from exc
+        raise
+    if not statuses:
+        raise UnknownResource(f"no instance {move.standby_instance_id}", instance=move.standby_instance_id)
+    status = statuses[0]
+    state = status["InstanceState"]["Name"]
     if state != "running":
         raise PreconditionFailed(
             f"standby {move.standby_instance_id} is {state}, not running", standby=move.standby_instance_id
         )
-    statuses = ec2.describe_instance_status(InstanceIds=[move.standby_instance_id])["InstanceStatuses"]
     checks = {
-        "system": statuses[0]["SystemStatus"]["Status"] if statuses else "unknown",
-        "instance": statuses[0]["InstanceStatus"]["Status"] if statuses else "unknown",
+        "system": status.get("SystemStatus", {}).get("Status", "unknown"),
+        "instance": status.get("InstanceStatus", {}).get("Status", "unknown"),
     }
     # "initializing" is a standby that just booted: not proven healthy, so not a place to send traffic.
     if any(v != "ok" for v in checks.values()):
