@@ -83,6 +83,7 @@ def render(results: dict[str, Any]) -> str:
                     s.get("ratioToFloor", "-"),
                     s.get("ratioToPeer", "-"),
                     f"{first['median']} ({s['peakRssAfterFirstUseMb']} MB)" if first else "-",
+                    s.get("ratioToFloorWithFirstUse", "-"),
                 ]
             )
         out += [
@@ -98,6 +99,7 @@ def render(results: dict[str, Any]) -> str:
                     "x floor",
                     "x peer",
                     "first use ms (peak RSS)",
+                    "init + first use x floor",
                 ],
                 rows,
             ),

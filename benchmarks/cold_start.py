@@ -227,5 +227,12 @@ def run(quick: bool = False, log: Any = print) -> dict[str, Any]:
                 if ref in by_kind:
                     other = statistics.median(s["initMs"] for s in by_kind[ref].samples)
                     entry[f"ratioTo{ref.capitalize()}"] = round(init["median"] / other, 2)
+            if "floor" in by_kind:
+                # The whole first invocation's set-up (init + first use) against the floor: the floor
+                # creates its client, selfheal's functions defer theirs to the first invocation.
+                floor = statistics.median(s["initMs"] for s in by_kind["floor"].samples)
+                total = statistics.median(s["initMs"] + s["firstUseMs"] for s in subject.samples)
+                entry["initPlusFirstUseMs"] = round(total, 1)
+                entry["ratioToFloorWithFirstUse"] = round(total / floor, 2)
         results["subjects"][subject.name] = entry
     return results
