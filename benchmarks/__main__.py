@@ -79,9 +79,10 @@ def render(results: dict[str, Any]) -> str:
                     name,
                     init["median"],
                     f"{init['min']}-{init['max']} (sd {init['stdev']})",
+                    s["initCpuMs"]["median"],
                     s["peakRssMb"],
-                    s.get("ratioToFloor", "-"),
-                    s.get("ratioToPeer", "-"),
+                    f"{s['ratioToFloor']} / {s['cpuRatioToFloor']}" if "ratioToFloor" in s else "-",
+                    f"{s['ratioToPeer']} / {s['cpuRatioToPeer']}" if "ratioToPeer" in s else "-",
                     f"{first['median']} ({s['peakRssAfterFirstUseMb']} MB)" if first else "-",
                     s.get("ratioToFloorWithFirstUse", "-"),
                 ]
@@ -95,9 +96,10 @@ def render(results: dict[str, Any]) -> str:
                     "subject",
                     "init ms (median)",
                     "min-max",
+                    "init CPU ms",
                     "peak RSS MB",
-                    "x floor",
-                    "x peer",
+                    "x floor (wall / CPU)",
+                    "x peer (wall / CPU)",
                     "first use ms (peak RSS)",
                     "init + first use x floor",
                 ],
@@ -107,7 +109,7 @@ def render(results: dict[str, Any]) -> str:
     triage = results.get("triage")
     if triage:
         rows = [
-            [label, t["perSecond"], t["p50Us"], t["p99Us"]]
+            [label, t["perCpuSecond"], t["perSecond"], t["p50Us"], t["p99Us"]]
             for label, t in (("parse + decide", triage["parseDecide"]), ("Triage.handle", triage["handle"]))
         ]
         out += [
@@ -115,7 +117,7 @@ def render(results: dict[str, Any]) -> str:
             f"### Triage throughput (one core, in-process, {triage['events']} events from"
             f" {triage['samples']} samples; handle outcomes {triage['handle'].get('outcomes')})",
             "",
-            _table(["path", "signals/s", "p50 us", "p99 us"], rows),
+            _table(["path", "signals per CPU-second", "signals/s (wall)", "p50 us", "p99 us"], rows),
         ]
     rb = results.get("runbooks")
     if rb:
@@ -186,9 +188,10 @@ def targets(results: dict[str, Any]) -> list[str]:
             )
     triage = results.get("triage")
     if triage:
-        rate = triage["handle"]["perSecond"]
+        rate = triage["handle"]["perCpuSecond"]
         lines.append(
-            f"triage: {rate}/s full handle, {triage['parseDecide']['perSecond']}/s parse+decide"
+            f"triage: {rate}/CPU-s full handle ({triage['handle']['perSecond']}/s wall),"
+            f" {triage['parseDecide']['perCpuSecond']}/CPU-s parse+decide"
             f" (target >= {TARGET_TRIAGE_PER_SECOND}/s/core:"
             f" {'met' if rate >= TARGET_TRIAGE_PER_SECOND else 'NOT met'})"
         )

@@ -1,7 +1,8 @@
 """Cold start: a fresh process per sample that does what Lambda's init phase does.
 
 Init = import the handler module (and everything it builds at import). Timed inside the child from
-its first line to the end of the import, so the interpreter's own start-up (the same for every
+its first line to the end of the import (wall clock, and the child's CPU time: on a shared machine
+the CPU time is the steadier of the two), so the interpreter's own start-up (the same for every
 subject) is left out; the whole process's wall time is reported too. Peak memory is the child's
 peak RSS (VmHWM). Subjects are run round-robin so a noisy neighbour hurts them all alike.
 
@@ -51,18 +52,19 @@ LAMBDA_ENV = {
 
 _CHILD = """
 import time
-_t0 = time.perf_counter()
+_t0, _c0 = time.perf_counter(), time.process_time()
 import json, sys
 def _hwm():
     # VmHWM, not ru_maxrss: Linux keeps the forking parent's ru_maxrss across exec.
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 {body}
-_t1 = time.perf_counter()
+_t1, _c1 = time.perf_counter(), time.process_time()
 _rss_init = _hwm()
 {first_use}
-_t2 = time.perf_counter()
+_t2, _c2 = time.perf_counter(), time.process_time()
 print(json.dumps({{"initMs": (_t1 - _t0) * 1000, "firstUseMs": (_t2 - _t1) * 1000,
+  "initCpuMs": (_c1 - _c0) * 1000, "firstUseCpuMs": (_c2 - _c1) * 1000,
   "rssKb": _rss_init, "rssAfterFirstUseKb": _hwm()}}))
 """
 
@@ -214,6 +216,8 @@ def run(quick: bool = False, log: Any = print) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "kind": subject.kind,
             "initMs": init,
+            # CPU time of the child (user + system): what a busy neighbour cannot inflate much
+            "initCpuMs": _summary([s["initCpuMs"] for s in subject.samples]),
             # the whole child process, interpreter start-up and (functions) first use included
             "processMs": _summary([s["processMs"] for s in subject.samples]),
             "peakRssMb": round(statistics.median(s["rssKb"] for s in subject.samples) / 1024, 1),
@@ -227,6 +231,10 @@ def run(quick: bool = False, log: Any = print) -> dict[str, Any]:
                 if ref in by_kind:
                     other = statistics.median(s["initMs"] for s in by_kind[ref].samples)
                     entry[f"ratioTo{ref.capitalize()}"] = round(init["median"] / other, 2)
+                    other_cpu = statistics.median(s["initCpuMs"] for s in by_kind[ref].samples)
+                    entry[f"cpuRatioTo{ref.capitalize()}"] = round(
+                        entry["initCpuMs"]["median"] / other_cpu, 2
+                    )
             if "floor" in by_kind:
                 # The whole first invocation's set-up (init + first use) against the floor: the floor
                 # creates its client, selfheal's functions defer theirs to the first invocation.

@@ -112,22 +112,24 @@ def test_render_and_targets_accept_a_result_document():
         "cold": {
             "rounds": 1,
             "subjects": {
-                "floor": {"kind": "floor", "initMs": subject, "peakRssMb": 1},
+                "floor": {"kind": "floor", "initMs": subject, "initCpuMs": subject, "peakRssMb": 1},
                 "F": {
                     "kind": "function",
                     "initMs": subject,
+                    "initCpuMs": subject,
                     "peakRssMb": 1,
                     "firstUseMs": subject,
                     "peakRssAfterFirstUseMb": 2,
                     "ratioToFloor": 1.0,
+                    "cpuRatioToFloor": 1.0,
                 },
             },
         },
         "triage": {
             "events": 1,
             "samples": 1,
-            "parseDecide": {"perSecond": 1, "p50Us": 1, "p99Us": 1},
-            "handle": {"perSecond": 1, "p50Us": 1, "p99Us": 1},
+            "parseDecide": {"perSecond": 1, "perCpuSecond": 1, "p50Us": 1, "p99Us": 1},
+            "handle": {"perSecond": 1, "perCpuSecond": 1, "p50Us": 1, "p99Us": 1},
         },
     }
     assert "| F |" in render(results)
