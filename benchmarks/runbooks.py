@@ -177,6 +177,10 @@ def run_once(
     usage.dynamodb_wru, usage.dynamodb_rru = dynamodb_units(
         [(r.operation, r.parameters) for r in calls if r.service == "dynamodb"], index_keys
     )
+    # What the same writes would cost without the table's GSIs (each ALL-projection index repeats them).
+    wru_without_indexes, _ = dynamodb_units(
+        [(r.operation, r.parameters) for r in calls if r.service == "dynamodb"], {}
+    )
     functions = Counter(r.function.split("-")[-2] if r.function.count("-") >= 2 else r.function for r in runs)
     return {
         "healed": scenario.healed(cloud, ctx),
@@ -194,6 +198,7 @@ def run_once(
         "auditWrites": sum(1 for r in calls if _audit_phase(r) is not None),
         "dynamodbWru": usage.dynamodb_wru,
         "dynamodbRru": usage.dynamodb_rru,
+        "dynamodbWruWithoutIndexes": wru_without_indexes,
         "costPer1000Usd": cost_per_1000(usage),
         "timeToFirstMutationMs": round((first_mutation - t0) * 1000, 1) if first_mutation else None,
         "timeToVerifiedMs": round((verified - t0) * 1000, 1) if verified else None,
