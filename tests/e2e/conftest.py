@@ -15,7 +15,8 @@ from localcloud.harness import LOCAL_STACK_NAME, DeployedCloud, start_deployed_c
 
 ROOT = Path(__file__).parents[2]
 TEMPLATE = ROOT / "template.yaml"
-PARAMETERS = {"Mode": "enforce"}
+# A high budget: the budget guard is unit-tested; here it would skip heals late in a long session.
+PARAMETERS = {"Mode": "enforce", "BudgetPerHour": "1000"}
 
 
 @pytest.fixture(scope="session")
