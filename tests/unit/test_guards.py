@@ -121,3 +121,10 @@ def test_guards_tightened_loop_threshold_stops_the_second_redrive():
     limits = LIMITS.tightened({"loopThreshold": 1})
     decision = decide(target_history=[row(Phase.SUCCEEDED, 30)], limits=limits)
     assert not decision.proceed and decision.guard == "loop" and decision.escalate
+
+
+def test_guards_budget_counts_remediations_not_their_calls():
+    # Given one earlier remediation that made three mutating calls (budget is 2)
+    calls = [row(Phase.ACTION, m, request_id="one-redrive", outcome="pending") for m in (10, 11, 12)]
+    # Then it used one unit of the budget, not three
+    assert decide(runbook_history=calls).proceed

@@ -131,11 +131,13 @@ def evaluate(
             " a loop, not a fault selfheal can fix",
             True,
         )
-    actions = [
-        r
+    # One remediation is one action however many calls it makes (a redrive starts and stops
+    # several move tasks): count the executions that acted, not their calls.
+    actions = {
+        r.request_id
         for r in runbook_history
         if r.phase is Phase.ACTION and r.outcome == "pending" and r.at >= now - timedelta(hours=1)
-    ]
+    }
     if len(actions) >= limits.budget_per_hour:
         return skip(
             "budget",
