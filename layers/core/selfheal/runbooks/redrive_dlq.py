@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 MAX_RATE = 500  # SQS: MaxNumberOfMessagesPerSecond is at most 500
 # When neither the request nor the policy caps the redrive: effectively "all of them".
 NO_CAP = 1_000_000_000
-CONSUMER_ALARM_TAG = "selfheal:param:consumerAlarmName"
+PARAM_TAG_PREFIX = "selfheal:param:"
+CONSUMER_ALARM_TAG = f"{PARAM_TAG_PREFIX}consumerAlarmName"
 
 IAM_ACTIONS = (
     "sqs:GetQueueUrl",
@@ -120,6 +121,7 @@ class DlqRedrive(StrictModel):
     fifo: bool
     source_queue_arns: list[str] = Field(alias="sourceQueueArns")
     destination_arn: str | None = Field(default=None, alias="destinationArn")
+    named_destination: bool = Field(alias="namedDestination")
     start_canary: dict[str, Any] = Field(alias="startCanary")
     start_rest: dict[str, Any] = Field(alias="startRest")
     canary_messages: int = Field(alias="canaryMessages")
@@ -151,7 +153,9 @@ def _queue_url(sqs: SQSClient, target: RedriveDlqTarget) -> str:
 
 def _attributes(sqs: SQSClient, url: str, names: list[str]) -> dict[str, str]:
     try:
-        return dict(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"])  # type: ignore[arg-type]
+        # Attributes a queue does not have (FifoQueue on a standard queue) are simply absent.
+        response = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)  # type: ignore[arg-type]
+        return dict(response.get("Attributes", {}))
     except sqs.exceptions.QueueDoesNotExist as exc:
         raise UnknownResource(f"no SQS queue {url}", queue=url) from exc
 
@@ -193,6 +197,7 @@ def resolve(
             queue=arn,
         )
     tags = {arn: _tags(sqs, url)}
+    params = with_tag_params(params, tags[arn])
     source_arns = []
     for source_url in sources:
         source_arn = _attributes(sqs, source_url, ["QueueArn"])["QueueArn"]
@@ -233,6 +238,7 @@ def resolve(
         fifo=fifo,
         source_queue_arns=source_arns,
         destination_arn=destination,
+        named_destination=bool(destination),
         start_canary=_start_parameters(arn, destination, params.canary_messages_per_second),
         start_rest=_start_parameters(arn, destination, params.max_messages_per_second),
         canary_messages=canary,
@@ -245,6 +251,28 @@ def resolve(
         guard_limits=guard_limits,
         resource_tags=tags,
     )
+
+
+def with_tag_params(params: RedriveDlqParams, tags: dict[str, str]) -> RedriveDlqParams:
+    """Per-DLQ params from its ``selfheal:param:<name>`` tags, for params the request left at their
+    default (an explicit param wins over a tag; the request reaches us with defaults filled in, so a
+    param explicitly set to its default value counts as unset). A bad tag value is an error."""
+    fields = RedriveDlqParams.model_fields
+    by_alias = {f.alias: name for name, f in fields.items() if f.alias}
+    from_tags = {}
+    for key, value in tags.items():
+        alias = key.removeprefix(PARAM_TAG_PREFIX)
+        name = by_alias.get(alias) if key.startswith(PARAM_TAG_PREFIX) else None
+        if name and getattr(params, name) == fields[name].default:
+            from_tags[alias] = value
+    if not from_tags:
+        return params
+    try:
+        return RedriveDlqParams.model_validate(
+            {**params.model_dump(by_alias=True, exclude_none=True), **from_tags}
+        )
+    except ValueError as exc:
+        raise PreconditionFailed(f"a {PARAM_TAG_PREFIX}* tag on the DLQ has a bad value: {exc}") from exc
 
 
 def consumer_state(cloudwatch: Any, alarm_name: str) -> str:
