@@ -155,7 +155,7 @@ def _attributes(sqs: SQSClient, url: str, names: list[str]) -> dict[str, str]:
     try:
         # Attributes a queue does not have (FifoQueue on a standard queue) are simply absent.
         response = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)  # type: ignore[arg-type]
-        return dict(response.get("Attributes", {}))
+        return {str(k): v for k, v in response.get("Attributes", {}).items()}
     except sqs.exceptions.QueueDoesNotExist as exc:
         raise UnknownResource(f"no SQS queue {url}", queue=url) from exc
 
