@@ -400,3 +400,20 @@ def test_redrive_dlq_every_mutating_call_has_audit_rows_before_and_after(cloud):
             and all(r["parameters"].get(k) == v for k, v in call.parameters.items())
         ]
         assert [r["outcome"] for r in matching][:2] == ["pending", "ok"], json.dumps(rows, default=str)
+
+
+def test_redrive_dlq_skip_for_an_unhealthy_consumer_does_not_start_the_cooldown(cloud):
+    # Given a run that waited for the consumer and skipped
+    name = f"consumer-{uuid.uuid4().hex[:8]}"
+    alarm(cloud, name, "ALARM")
+    dlq = make_dlq(cloud, messages=3)
+    skipped = cloud.start_and_wait(
+        "redrive-dlq", manual_input(dlq, consumerAlarmName=name, consumerWaitAttempts=0)
+    )
+    assert skipped.status == "SUCCEEDED" and "started" not in phases(cloud, dlq)
+    # When the consumer recovers and the redrive is asked again at once
+    cloud.client("cloudwatch").set_alarm_state(AlarmName=name, StateValue="OK", StateReason="fixed")
+    again = cloud.start_and_wait("redrive-dlq", manual_input(dlq, consumerAlarmName=name))
+    # Then it redrives: the first run changed nothing, so it is no reason to cool down
+    assert again.status == "SUCCEEDED", (again.error, again.cause)
+    assert dlq.depth(cloud, dlq.source_url) == 3
