@@ -15,7 +15,9 @@ from localcloud.harness import LOCAL_STACK_NAME, DeployedCloud, start_deployed_c
 
 ROOT = Path(__file__).parents[2]
 TEMPLATE = ROOT / "template.yaml"
-PARAMETERS = {"Mode": "enforce"}
+# One session runs many remediations per runbook within the hour: a budget the tests never reach
+# unless they mean to (the budget guard itself is unit-tested in tests/unit/test_guards.py).
+PARAMETERS = {"Mode": "enforce", "BudgetPerHour": "100"}
 
 
 @pytest.fixture(scope="session")
