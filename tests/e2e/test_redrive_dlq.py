@@ -252,19 +252,8 @@ def test_redrive_dlq_task_already_running_skips(cloud):
 def test_redrive_dlq_refilling_dlq_stops_after_the_canary_and_escalates(cloud):
     """Poison messages: every message the consumer gets goes straight back to the DLQ."""
     dlq = make_dlq(cloud, messages=20)
-    sqs = cloud.client("sqs")
     stop = threading.Event()
-
-    def poison_consumer() -> None:
-        while not stop.is_set():
-            got = sqs.receive_message(QueueUrl=dlq.source_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-            for m in got.get("Messages", []):
-                sqs.send_message(QueueUrl=dlq.url, MessageBody=m["Body"])
-                sqs.delete_message(QueueUrl=dlq.source_url, ReceiptHandle=m["ReceiptHandle"])
-            stop.wait(0.05)
-
-    consumer = threading.Thread(target=poison_consumer, daemon=True)
-    consumer.start()
+    consumer = _poison_consumer(cloud, dlq, stop)
     try:
         result = cloud.start_and_wait(
             "redrive-dlq", manual_input(dlq, canaryMessagesPerSecond=5, canaryObserveSeconds=2)
@@ -417,3 +406,70 @@ def test_redrive_dlq_skip_for_an_unhealthy_consumer_does_not_start_the_cooldown(
     # Then it redrives: the first run changed nothing, so it is no reason to cool down
     assert again.status == "SUCCEEDED", (again.error, again.cause)
     assert dlq.depth(cloud, dlq.source_url) == 3
+
+
+def _poison_consumer(cloud: DeployedCloud, dlq: Dlq, stop: threading.Event) -> threading.Thread:
+    """Every message the source queue gets goes straight back to the DLQ (a poison message's fate)."""
+    sqs = cloud.client("sqs")
+
+    def consume() -> None:
+        while not stop.is_set():
+            got = sqs.receive_message(QueueUrl=dlq.source_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            for m in got.get("Messages", []):
+                sqs.send_message(QueueUrl=dlq.url, MessageBody=m["Body"])
+                sqs.delete_message(QueueUrl=dlq.source_url, ReceiptHandle=m["ReceiptHandle"])
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_redrive_dlq_refill_while_a_task_runs_cancels_it_and_escalates(cloud):
+    # Given a large, slow canary and a consumer that sends every message back to the DLQ
+    dlq = make_dlq(cloud, messages=40)
+    stop = threading.Event()
+    consumer = _poison_consumer(cloud, dlq, stop)
+    try:
+        result = cloud.start_and_wait(
+            "redrive-dlq", manual_input(dlq, canaryMessages=30, canaryMessagesPerSecond=5)
+        )
+    finally:
+        stop.set()
+        consumer.join()
+    # Then the running task is cancelled (audited before and after) and the run fails, escalated
+    assert result.status == "FAILED" and result.error == "DlqRefilled", (result.error, result.cause)
+    rows = rows_for(cloud, dlq.name)
+    stops = [r for r in rows if r.get("action") == "sqs:CancelMessageMoveTask"]
+    assert [r["outcome"] for r in stops] == ["pending", "ok"]
+    assert "refill" in stops[0]["reason"]
+    (task,) = cloud.client("sqs").list_message_move_tasks(SourceArn=dlq.arn)["Results"]
+    assert task["Status"] in {"CANCELLING", "CANCELLED"} and task["ApproximateNumberOfMessagesMoved"] < 30
+    assert rows[-1]["phase"] == "failed"
+
+
+def test_redrive_dlq_task_cancelled_by_someone_else_fails_with_a_named_error(cloud):
+    # Given a slow main task, and an operator who cancels it from the console
+    dlq = make_dlq(cloud, messages=30)
+    sqs = cloud.client("sqs")
+    stop = threading.Event()
+
+    def operator() -> None:
+        while not stop.is_set():
+            for task in sqs.list_message_move_tasks(SourceArn=dlq.arn, MaxResults=1)["Results"]:
+                if task["Status"] == "RUNNING" and task.get("MaxNumberOfMessagesPerSecond") == 2:
+                    sqs.cancel_message_move_task(TaskHandle=task["TaskHandle"])
+                    return
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=operator, daemon=True)
+    thread.start()
+    try:
+        result = cloud.start_and_wait(
+            "redrive-dlq", manual_input(dlq, maxMessagesPerSecond=2, pollIntervalSeconds=1)
+        )
+    finally:
+        stop.set()
+        thread.join()
+    assert result.status == "FAILED" and result.error == "MoveTaskFailed", (result.error, result.cause)
+    assert "CANCELLED" in (result.cause or "")
