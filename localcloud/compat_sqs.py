@@ -197,6 +197,29 @@ def cancel_move_task(handle: str) -> int:
     return task.moved
 
 
+def _record_dead_letter_source() -> None:
+    """SQS remembers which queue a message was dead-lettered from (the DeadLetterQueueSourceArn
+    system attribute) and a move task without a destination sends it back there; moto does not,
+    so with several source queues the task could not tell. Record it when moto moves a message."""
+    from moto.sqs.models import SQSBackend
+
+    original = SQSBackend.receive_message
+
+    def receive_message(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        queue = self.get_queue(queue_name)
+        dlq = queue.dead_letter_queue
+        before = {id(m) for m in queue._messages} if dlq is not None else set()
+        result = original(self, queue_name, *args, **kwargs)
+        if dlq is not None:
+            with dlq._messages_lock:
+                for message in dlq._messages:
+                    if id(message) in before:
+                        message.system_attributes.setdefault("DeadLetterQueueSourceArn", queue.queue_arn)
+        return result
+
+    SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
+
+
 def patch_sqs_message_move_tasks() -> None:
     from moto.core.responses import ActionResult
     from moto.sqs.responses import SQSResponse
@@ -204,6 +227,7 @@ def patch_sqs_message_move_tasks() -> None:
     cls: Any = SQSResponse
     if getattr(cls, "_selfheal_move_tasks", False):
         return
+    _record_dead_letter_source()
 
     def start_message_move_task(self: Any) -> ActionResult:
         rate = self._get_param("MaxNumberOfMessagesPerSecond")

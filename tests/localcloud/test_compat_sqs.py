@@ -164,3 +164,24 @@ def test_list_move_tasks_most_recent_first_up_to_ten(local: DeployedCloud) -> No
     assert len(results) == 10
     stamps = [r["StartedTimestamp"] for r in results]
     assert stamps == sorted(stamps, reverse=True)
+
+
+def test_move_task_sends_each_message_back_to_the_queue_it_came_from(local: DeployedCloud) -> None:
+    # Given one DLQ shared by two source queues, each dead-lettering its own message (2 receives)
+    sqs = local.client("sqs")
+    suffix = uuid.uuid4().hex[:8]
+    dlq_url, dlq_arn = _queue(sqs, f"shared-dlq-{suffix}")
+    policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1})
+    sources = [_queue(sqs, f"src{i}-{suffix}", RedrivePolicy=policy)[0] for i in (1, 2)]
+    for i, url in enumerate(sources, start=1):
+        sqs.send_message(QueueUrl=url, MessageBody=f"from-{i}")
+        for _ in range(2):
+            sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)
+    assert _depth(sqs, dlq_url) == 2
+    # When a move task without a destination runs
+    sqs.start_message_move_task(SourceArn=dlq_arn)
+    _wait_status(sqs, dlq_arn, "COMPLETED")
+    # Then each message is back in its own source queue
+    for i, url in enumerate(sources, start=1):
+        (message,) = sqs.receive_message(QueueUrl=url)["Messages"]
+        assert message["Body"] == f"from-{i}"
