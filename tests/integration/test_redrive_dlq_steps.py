@@ -67,6 +67,7 @@ def test_resolve_finds_the_source_queues_and_builds_both_move_tasks(sqs):
     assert plan.start_canary == {"SourceArn": arn, "MaxNumberOfMessagesPerSecond": 1}
     assert plan.start_rest == {"SourceArn": arn, "MaxNumberOfMessagesPerSecond": 20}
     assert (plan.canary_messages, plan.rest_limit, plan.named_destination) == (10, NO_CAP, False)
+    assert (plan.poll_interval_seconds, plan.canary_poll_interval_seconds) == (5, 1)
     assert [c["parameters"] for c in action_calls(plan)] == [plan.start_canary, plan.start_rest]
 
 

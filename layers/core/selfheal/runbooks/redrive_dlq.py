@@ -128,6 +128,9 @@ class DlqRedrive(StrictModel):
     rest_limit: int = Field(alias="restLimit")
     canary_observe_seconds: int = Field(alias="canaryObserveSeconds")
     poll_interval_seconds: int = Field(alias="pollIntervalSeconds")
+    # The canary is stopped by cancelling its task once enough moved: poll it at least every second
+    # so it overshoots by at most its rate (a move task cannot be told to stop at N messages).
+    canary_poll_interval_seconds: int = Field(alias="canaryPollIntervalSeconds")
     consumer_alarm_name: str | None = Field(default=None, alias="consumerAlarmName")
     consumer_wait_attempts: int = Field(alias="consumerWaitAttempts")
     consumer_wait_seconds: int = Field(alias="consumerWaitSeconds")
@@ -245,6 +248,7 @@ def resolve(
         rest_limit=rest_limit,
         canary_observe_seconds=params.canary_observe_seconds,
         poll_interval_seconds=params.poll_interval_seconds,
+        canary_poll_interval_seconds=min(params.poll_interval_seconds, 1),
         consumer_alarm_name=params.consumer_alarm_name or tags[arn].get(CONSUMER_ALARM_TAG),
         consumer_wait_attempts=params.consumer_wait_attempts,
         consumer_wait_seconds=params.consumer_wait_seconds,
