@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from selfheal.errors import NotApplicable, PreconditionFailed, TerminalError, UnknownResource
 from selfheal.models import StrictModel
+from selfheal.tags import TAG_PARAM_PREFIX, tag_params
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -22,8 +23,7 @@ if TYPE_CHECKING:
 MAX_RATE = 500  # SQS: MaxNumberOfMessagesPerSecond is at most 500
 # When neither the request nor the policy caps the redrive: effectively "all of them".
 NO_CAP = 1_000_000_000
-PARAM_TAG_PREFIX = "selfheal:param:"
-CONSUMER_ALARM_TAG = f"{PARAM_TAG_PREFIX}consumerAlarmName"
+CONSUMER_ALARM_TAG = f"{TAG_PARAM_PREFIX}consumerAlarmName"
 
 IAM_ACTIONS = (
     "sqs:GetQueueUrl",
@@ -263,12 +263,11 @@ def with_tag_params(params: RedriveDlqParams, tags: dict[str, str]) -> RedriveDl
     param explicitly set to its default value counts as unset). A bad tag value is an error."""
     fields = RedriveDlqParams.model_fields
     by_alias = {f.alias: name for name, f in fields.items() if f.alias}
-    from_tags = {}
-    for key, value in tags.items():
-        alias = key.removeprefix(PARAM_TAG_PREFIX)
-        name = by_alias.get(alias) if key.startswith(PARAM_TAG_PREFIX) else None
-        if name and getattr(params, name) == fields[name].default:
-            from_tags[alias] = value
+    from_tags = {
+        alias: value
+        for alias, value in tag_params(tags).items()
+        if alias in by_alias and getattr(params, by_alias[alias]) == fields[by_alias[alias]].default
+    }
     if not from_tags:
         return params
     try:
@@ -276,7 +275,7 @@ def with_tag_params(params: RedriveDlqParams, tags: dict[str, str]) -> RedriveDl
             {**params.model_dump(by_alias=True, exclude_none=True), **from_tags}
         )
     except ValueError as exc:
-        raise PreconditionFailed(f"a {PARAM_TAG_PREFIX}* tag on the DLQ has a bad value: {exc}") from exc
+        raise PreconditionFailed(f"a {TAG_PARAM_PREFIX}* tag on the DLQ has a bad value: {exc}") from exc
 
 
 def consumer_state(cloudwatch: Any, alarm_name: str) -> str:
