@@ -224,8 +224,10 @@ test: venvs
 	$(MAKE) --no-print-directory integration
 	$(MAKE) --no-print-directory e2e
 
+# PYTHONPATH: this checkout's code, even when the venv's editable install points at another one
+# (git worktrees sharing a venv).
 demo: venv
-	$(VENV)/bin/selfheal demo
+	PYTHONPATH=layers/core:. $(VENV)/bin/selfheal demo
 
 # Cold start, triage throughput, AWS calls and cost per remediation, time to heal (benchmarks/README.md).
 # Installs the peer (PyPI c7n) into benchmarks/.venv-c7n on first use. Never part of `make test`.

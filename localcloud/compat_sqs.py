@@ -5,6 +5,15 @@ dead-letter queue; one active task per source queue; MaxNumberOfMessagesPerSecon
 DestinationArn messages go back to the queue they came from; FIFO only to FIFO; statuses RUNNING,
 COMPLETED, CANCELLING, CANCELLED, FAILED. Moves run on a thread at the requested rate so a task can be
 observed RUNNING and cancelled. Pinned with the rest of localcloud.compat.
+
+Details kept faithful because runbooks depend on them:
+- ApproximateNumberOfMessagesToMove is "obtained at the time of starting the task": the task moves at
+  most that many messages, so a DLQ that refills while it runs does not keep a task alive forever.
+- Only available messages move (not in flight, not delayed), each sent as a new message: new
+  MessageId, fresh receive count and retention.
+- At most 100 active tasks per account; a task still RUNNING after 36 hours FAILs (not reachable in
+  tests, kept for fidelity of the counts).
+- A DLQ no SQS queue points at (fed by Lambda or SNS, or not a DLQ at all) is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +27,8 @@ from typing import Any
 MAX_RATE = 500
 DEFAULT_RATE = MAX_RATE  # AWS: "system optimized"; locally, as fast as allowed
 _LIST_DEFAULT, _LIST_MAX = 1, 10
+MAX_ACTIVE_PER_ACCOUNT = 100
+MAX_TASK_SECONDS = 36 * 3600
 
 
 @dataclass
@@ -84,14 +95,24 @@ def start_move_task(backend: Any, source_arn: str, destination_arn: str | None, 
             "InvalidParameterValue", f"MaxNumberOfMessagesPerSecond must be between 1 and {MAX_RATE}."
         )
     with _lock:
-        if any(t.status in ("RUNNING", "CANCELLING") for t in _tasks.get(source_arn, [])):
+        if any(_active(t) for t in _tasks.get(source_arn, [])):
             raise _error("UnsupportedOperation", "There is already a task running on this source queue.")
+        account = source_arn.split(":")[4]
+        active = sum(
+            1 for arn, ts in _tasks.items() if arn.split(":")[4] == account for t in ts if _active(t)
+        )
+        if active >= MAX_ACTIVE_PER_ACCOUNT:
+            raise _error(
+                "UnsupportedOperation", f"At most {MAX_ACTIVE_PER_ACCOUNT} active tasks per account."
+            )
+        with source._messages_lock:
+            available = sum(1 for m in source._messages if m.visible and not m.delayed)
         task = MoveTask(
             handle=uuid.uuid4().hex,
             source_arn=source_arn,
             destination_arn=destination_arn,
             rate=rate,
-            to_move=len(source._messages),
+            to_move=available,
             started_ms=int(time.time() * 1000),
         )
         _tasks.setdefault(source_arn, []).append(task)
@@ -99,11 +120,26 @@ def start_move_task(backend: Any, source_arn: str, destination_arn: str | None, 
     return task.handle
 
 
+def _active(task: MoveTask) -> bool:
+    return task.status in ("RUNNING", "CANCELLING")
+
+
+def _take_available(source: Any) -> Any:
+    with source._messages_lock:
+        for index, message in enumerate(source._messages):
+            if message.visible and not message.delayed:
+                return source._messages.pop(index)
+    return None
+
+
 def _run(task: MoveTask, backend: Any, source: Any, destination: Any, origins: list[Any]) -> None:
     interval = 1.0 / (task.rate or DEFAULT_RATE)
+    deadline = time.monotonic() + MAX_TASK_SECONDS
     while not task.cancel.is_set():
-        with source._messages_lock:
-            message = source._messages.pop(0) if source._messages else None
+        if time.monotonic() > deadline:
+            task.status, task.failure_reason = "FAILED", "TaskTimedOut"
+            return
+        message = _take_available(source) if task.moved < task.to_move else None
         if message is None:
             task.status = "COMPLETED"
             return
@@ -113,15 +149,24 @@ def _run(task: MoveTask, backend: Any, source: Any, destination: Any, origins: l
                 source._messages.insert(0, message)
             task.status, task.failure_reason = "FAILED", "CouldNotDetermineMessageSource"
             return
-        backend.send_message(
-            queue_name=target.name,
-            message_body=message.body,
-            message_attributes=message.message_attributes or None,
-            deduplication_id=message.deduplication_id,
-            group_id=message.group_id,
-        )
+        try:
+            backend.send_message(
+                queue_name=target.name,
+                message_body=message.body,
+                message_attributes=message.message_attributes or None,
+                deduplication_id=message.deduplication_id,
+                group_id=message.group_id,
+            )
+        except Exception as exc:  # e.g. the destination was deleted: the task fails, the message stays
+            with source._messages_lock:
+                source._messages.insert(0, message)
+            task.status, task.failure_reason = "FAILED", type(exc).__name__
+            return
         task.moved += 1
-        time.sleep(interval)
+        # Paced against the start time, so the rate holds over the task's life, not per message.
+        ahead = task.started_ms / 1000 + task.moved * interval - time.time()
+        if ahead > 0:
+            task.cancel.wait(ahead)
     task.status = "CANCELLED"
 
 
@@ -152,6 +197,29 @@ def cancel_move_task(handle: str) -> int:
     return task.moved
 
 
+def _record_dead_letter_source() -> None:
+    """SQS remembers which queue a message was dead-lettered from (the DeadLetterQueueSourceArn
+    system attribute) and a move task without a destination sends it back there; moto does not,
+    so with several source queues the task could not tell. Record it when moto moves a message."""
+    from moto.sqs.models import SQSBackend
+
+    original = SQSBackend.receive_message
+
+    def receive_message(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        queue = self.get_queue(queue_name)
+        dlq = queue.dead_letter_queue
+        before = {id(m) for m in queue._messages} if dlq is not None else set()
+        result = original(self, queue_name, *args, **kwargs)
+        if dlq is not None:
+            with dlq._messages_lock:
+                for message in dlq._messages:
+                    if id(message) in before:
+                        message.system_attributes.setdefault("DeadLetterQueueSourceArn", queue.queue_arn)
+        return result
+
+    SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
+
+
 def patch_sqs_message_move_tasks() -> None:
     from moto.core.responses import ActionResult
     from moto.sqs.responses import SQSResponse
@@ -159,6 +227,7 @@ def patch_sqs_message_move_tasks() -> None:
     cls: Any = SQSResponse
     if getattr(cls, "_selfheal_move_tasks", False):
         return
+    _record_dead_letter_source()
 
     def start_message_move_task(self: Any) -> ActionResult:
         rate = self._get_param("MaxNumberOfMessagesPerSecond")

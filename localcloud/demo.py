@@ -154,12 +154,112 @@ def _eip_on_standby(cloud: DeployedCloud, env: Environment) -> tuple[bool, str]:
     return holder == env.api_standby, f"{env.api_public_ip} is on {holder} (standby {env.api_standby})"
 
 
+# ------------------------------------------------------------------------- redrive-dlq fault
+ORDERS_MESSAGES = 20
+# The DLQ's pace for the demo, as an operator would set it: selfheal:param:<name> tags on the DLQ.
+DLQ_PARAM_TAGS = {
+    "selfheal:param:consumerAlarmName": "orders-consumer-errors",
+    "selfheal:param:canaryMessages": "3",
+    "selfheal:param:canaryMessagesPerSecond": "5",
+    "selfheal:param:canaryObserveSeconds": "2",
+    "selfheal:param:maxMessagesPerSecond": "100",
+    "selfheal:param:pollIntervalSeconds": "1",
+}
+
+
+def _orders_queues(cloud: DeployedCloud) -> tuple[str, str]:
+    """orders (fenced, redrive policy: 2 receives) -> orders-dlq (fenced); the consumer's health
+    alarm and the DLQ alarm the policy rule sqs-dlq-has-messages listens to."""
+    sqs, cw = cloud.client("sqs"), cloud.client("cloudwatch")
+    fence = {FENCE["Key"]: FENCE["Value"]}
+    dlq = sqs.create_queue(QueueName="orders-dlq", tags={**fence, **DLQ_PARAM_TAGS})["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = f'{{"deadLetterTargetArn": "{dlq_arn}", "maxReceiveCount": 2}}'
+    orders = sqs.create_queue(QueueName="orders", Attributes={"RedrivePolicy": policy}, tags=fence)[
+        "QueueUrl"
+    ]
+    common: dict[str, Any] = {
+        "Statistic": "Maximum",
+        "Period": 60,
+        "EvaluationPeriods": 1,
+        "Threshold": 0,
+        "ComparisonOperator": "GreaterThanThreshold",
+    }
+    cw.put_metric_alarm(
+        AlarmName="orders-consumer-errors",
+        AlarmDescription="the orders consumer (a Lambda function) is failing",
+        Namespace="AWS/Lambda",
+        MetricName="Errors",
+        Dimensions=[{"Name": "FunctionName", "Value": "orders-consumer"}],
+        **common,
+    )
+    cw.put_metric_alarm(
+        AlarmName="dlq-orders-dlq-has-messages",
+        AlarmDescription="orders-dlq holds dead-lettered orders",
+        Namespace="AWS/SQS",
+        MetricName="ApproximateNumberOfMessagesVisible",
+        Dimensions=[{"Name": "QueueName", "Value": "orders-dlq"}],
+        **common,
+    )
+    return orders, dlq
+
+
+def _depth(cloud: DeployedCloud, url: str) -> int:
+    attrs = cloud.client("sqs").get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def _orders_dead_letter_then_consumer_recovers(cloud: DeployedCloud, env: Environment) -> None:
+    sqs, cw = cloud.client("sqs"), cloud.client("cloudwatch")
+    orders, dlq = _orders_queues(cloud)
+    env.alarms["orders-consumer"] = "orders-consumer-errors"
+    cw.set_alarm_state(AlarmName="orders-consumer-errors", StateValue="ALARM", StateReason="Errors > 0")
+    for i in range(ORDERS_MESSAGES):
+        sqs.send_message(QueueUrl=orders, MessageBody=f'{{"order": {i}}}')
+    # The failing consumer receives each order and never deletes it; after 2 receives SQS moves it
+    # to orders-dlq.
+    for _ in range(3):
+        while sqs.receive_message(QueueUrl=orders, MaxNumberOfMessages=10, VisibilityTimeout=0).get(
+            "Messages"
+        ):
+            pass
+    print(
+        f"           orders-consumer failed: {_depth(cloud, dlq)} orders dead-lettered in orders-dlq,"
+        f" {_depth(cloud, orders)} left in orders; the consumer is fixed and its alarm returns to OK",
+        flush=True,
+    )
+    cw.set_alarm_state(AlarmName="orders-consumer-errors", StateValue="OK", StateReason="Errors = 0")
+    cw.set_alarm_state(
+        AlarmName="dlq-orders-dlq-has-messages",
+        StateValue="ALARM",
+        StateReason=f"Threshold Crossed: 1 datapoint [{ORDERS_MESSAGES}.0] > the threshold (0.0)",
+    )
+
+
+def _orders_back_in_their_queue(cloud: DeployedCloud, env: Environment) -> tuple[bool, str]:
+    sqs = cloud.client("sqs")
+    orders, dlq = (sqs.get_queue_url(QueueName=n)["QueueUrl"] for n in ("orders", "orders-dlq"))
+    in_orders, in_dlq = _depth(cloud, orders), _depth(cloud, dlq)
+    return (
+        in_dlq == 0 and in_orders == ORDERS_MESSAGES,
+        f"orders holds {in_orders} orders again (new message ids), orders-dlq holds {in_dlq}",
+    )
+
+
 FAULTS = [
     Fault(
         title="api-1 (the instance behind the API's Elastic IP) fails its status check",
         inject=_api_status_check_fails,
         target_key=lambda env: env.api_primary,
         healed=_eip_on_standby,
+    ),
+    Fault(
+        title="the orders consumer fails, orders dead-letter; the consumer recovers",
+        inject=_orders_dead_letter_then_consumer_recovers,
+        target_key=lambda env: "orders-dlq",
+        healed=_orders_back_in_their_queue,
     ),
 ]
 

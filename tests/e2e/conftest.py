@@ -15,7 +15,8 @@ from localcloud.harness import LOCAL_STACK_NAME, DeployedCloud, start_deployed_c
 
 ROOT = Path(__file__).parents[2]
 TEMPLATE = ROOT / "template.yaml"
-# A high budget: the budget guard is unit-tested; here it would skip heals late in a long session.
+# One session runs many remediations per runbook within the hour: a budget the tests never reach
+# unless they mean to (the budget guard itself is unit-tested in tests/unit/test_guards.py).
 PARAMETERS = {"Mode": "enforce", "BudgetPerHour": "1000"}
 
 

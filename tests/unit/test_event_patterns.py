@@ -72,6 +72,8 @@ EXPECTED: dict[str, set[str]] = {
     "rds-instance-failure": {"RdsEvent"},
     "rds-cluster-failover": {"RdsEvent"},
     "manual-remap-eip": {"ManualRequest"},
+    "alarm-sqs-dlq-messages": {"AlarmStateChange"},
+    "manual-redrive-dlq": {"ManualRequest"},
 }
 # Samples that reach a function without EventBridge (no pattern applies to them).
 NOT_EVENTBRIDGE = {"alarm-lambda-action", "alarm-sns"}

@@ -105,3 +105,26 @@ def test_fence_violations_lists_untagged_resources_only():
         "i-3": {},
     }
     assert fence_violations(tags, "selfheal:managed", "true") == ["i-2", "i-3"]
+
+
+def test_guard_limits_tightened_only_makes_guards_stricter():
+    # Given per-target overrides that try to loosen some limits and tighten others
+    tight = LIMITS.tightened({"loopThreshold": 2, "loopWindowSeconds": 60, "cooldownSeconds": 1200})
+    loose = LIMITS.tightened({"loopThreshold": 10, "loopWindowSeconds": 7200, "cooldownSeconds": 0})
+    # Then only the stricter values are taken
+    assert (tight.loop_threshold, tight.loop_window_seconds, tight.cooldown_seconds) == (2, 3600, 1200)
+    assert (loose.loop_threshold, loose.loop_window_seconds, loose.cooldown_seconds) == (3, 7200, 600)
+    assert LIMITS.tightened(None) is LIMITS and LIMITS.tightened({}) is LIMITS
+
+
+def test_guards_tightened_loop_threshold_stops_the_second_redrive():
+    limits = LIMITS.tightened({"loopThreshold": 1})
+    decision = decide(target_history=[row(Phase.SUCCEEDED, 30)], limits=limits)
+    assert not decision.proceed and decision.guard == "loop" and decision.escalate
+
+
+def test_guards_budget_counts_remediations_not_their_calls():
+    # Given one earlier remediation that made three mutating calls (budget is 2)
+    calls = [row(Phase.ACTION, m, request_id="one-redrive", outcome="pending") for m in (10, 11, 12)]
+    # Then it used one unit of the budget, not three
+    assert decide(runbook_history=calls).proceed

@@ -69,6 +69,8 @@ EXPECTED: dict[str, list[tuple[str, str, dict[str, str]]] | None] = {
     "rds-instance-failure": None,
     "rds-cluster-failover": None,
     "manual-remap-eip": [("manual-request", "remap-eip", {"instanceId": WEB_1})],
+    "alarm-sqs-dlq-messages": [("sqs-dlq-has-messages", "redrive-dlq", {"queueName": "orders-dlq"})],
+    "manual-redrive-dlq": [("manual-request", "redrive-dlq", {"queueName": "orders-dlq"})],
 }
 
 
@@ -289,6 +291,7 @@ def test_load_policy_default_is_cached(shipped: Policy) -> None:
         "ec2-status-check-failed",
         "ec2-instance-stopped",
         "ec2-retirement-scheduled",
+        "sqs-dlq-has-messages",
         "manual-request",
     ]
 
@@ -512,3 +515,36 @@ def test_runbook_sample_input_validates_for_its_runbook(runbook: str) -> None:
 
 def test_runbook_samples_exist_for_every_runbook() -> None:
     assert set(event_names("runbooks")) == set(RUNBOOKS)
+
+
+def test_decide_consumer_recovery_rule_starts_a_redrive_of_its_dlq(tmp_path: Path) -> None:
+    # Given the documented rule that redrives a DLQ when its consumer's alarm returns to OK
+    path = policy_from(
+        tmp_path,
+        """
+        version: 1
+        rules:
+          - name: orders-consumer-recovered
+            match: {alarm: {name: [orders-consumer-errors], state: [OK], previousState: [ALARM]}}
+            runbook: redrive-dlq
+            target: {queueName: orders-dlq}
+            params: {consumerAlarmName: orders-consumer-errors}
+        """,
+    )
+    event = load_event("alarm-ok")
+    event["detail"]["alarmName"] = "orders-consumer-errors"
+
+    # When that alarm goes back to OK
+    result = decide(load_policy(path), parse_event(event))  # type: ignore[arg-type]
+
+    # Then redrive-dlq starts on the DLQ, gated on the same alarm
+    assert isinstance(result, list), result
+    (decision,) = result
+    assert (decision.runbook, decision.target) == ("redrive-dlq", {"queueName": "orders-dlq"})
+    assert decision.params == {"consumerAlarmName": "orders-consumer-errors"}
+
+
+def test_decide_dlq_rule_ignores_backlog_alarms_on_main_queues() -> None:
+    event = load_event("alarm-sqs-dlq-messages")
+    event["detail"]["alarmName"] = "orders-backlog-high"
+    assert isinstance(decide(load_policy(), parse_event(event)), NoMatch)  # type: ignore[arg-type]

@@ -52,3 +52,34 @@ def test_parse_request_rejects_input_that_is_not_an_object(raw):
 def test_parse_request_unknown_runbook_is_named():
     with pytest.raises(UnknownRunbook):
         parse_request(EXAMPLE, "reboot-the-world", "exec-1", None)
+
+
+# ---------------------------------------------------------------------------------- redrive-dlq
+
+
+def test_redrive_dlq_target_key_is_the_queue_name_whichever_form_is_given():
+    from selfheal.runbooks.redrive_dlq import RedriveDlqTarget
+
+    forms = [
+        {"queueName": "orders-dlq"},
+        {"queueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/orders-dlq"},
+        {"queueArn": "arn:aws:sqs:us-east-1:123456789012:orders-dlq"},
+    ]
+    assert {RedriveDlqTarget.model_validate(f).key for f in forms} == {"orders-dlq"}
+
+
+@pytest.mark.parametrize(
+    "target,params,needle",
+    [
+        ({}, {}, "exactly one of queueName"),
+        ({"queueName": "a", "queueArn": "arn:aws:sqs:us-east-1:123456789012:a"}, {}, "exactly one"),
+        ({"queueName": "orders dlq"}, {}, "queueName"),
+        ({"queueName": "q"}, {"maxMessagesPerSecond": 501}, "maxMessagesPerSecond"),
+        ({"queueName": "q"}, {"maxMessagesPerSecond": 0}, "maxMessagesPerSecond"),
+        ({"queueName": "q"}, {"destinationArn": "orders"}, "destinationArn"),
+        ({"queueName": "q"}, {"rate": 5}, "rate"),
+    ],
+)
+def test_redrive_dlq_bad_input_names_the_problem(target, params, needle):
+    with pytest.raises(InvalidInput, match=needle):
+        parse_request({"target": target, "params": params, "reason": "t"}, "redrive-dlq", "r1", None)

@@ -27,6 +27,25 @@ class GuardLimits(BaseModel):
     loop_threshold: int
     budget_per_hour: int
 
+    def tightened(self, overrides: Mapping[str, int] | None) -> GuardLimits:
+        """Per-target limits from the plan (``guardLimits``: loopThreshold, loopWindowSeconds,
+        cooldownSeconds). A runbook or policy may only make the guards stricter, never looser."""
+        if not overrides:
+            return self
+        return self.model_copy(
+            update={
+                "loop_threshold": min(
+                    self.loop_threshold, overrides.get("loopThreshold", self.loop_threshold)
+                ),
+                "loop_window_seconds": max(
+                    self.loop_window_seconds, overrides.get("loopWindowSeconds", self.loop_window_seconds)
+                ),
+                "cooldown_seconds": max(
+                    self.cooldown_seconds, overrides.get("cooldownSeconds", self.cooldown_seconds)
+                ),
+            }
+        )
+
 
 class GuardDecision(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -112,11 +131,13 @@ def evaluate(
             " a loop, not a fault selfheal can fix",
             True,
         )
-    actions = [
-        r
+    # One remediation is one action however many calls it makes (a redrive starts and stops
+    # several move tasks): count the executions that acted, not their calls.
+    actions = {
+        r.request_id
         for r in runbook_history
         if r.phase is Phase.ACTION and r.outcome == "pending" and r.at >= now - timedelta(hours=1)
-    ]
+    }
     if len(actions) >= limits.budget_per_hour:
         return skip(
             "budget",

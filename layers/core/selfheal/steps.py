@@ -189,7 +189,13 @@ class Steps:
         plan_json = plan.model_dump(mode="json", by_alias=True)
         mode, mode_problem = read_mode(self.clients.ssm, s.mode_parameter)
         now = utcnow()
-        window = max(s.cooldown_seconds, s.loop_window_seconds)
+        limits = GuardLimits(
+            cooldown_seconds=s.cooldown_seconds,
+            loop_window_seconds=s.loop_window_seconds,
+            loop_threshold=s.loop_threshold,
+            budget_per_hour=s.budget_per_hour,
+        ).tightened(plan_json.get("guardLimits"))
+        window = max(limits.cooldown_seconds, limits.loop_window_seconds)
         decision = evaluate(
             mode=mode,
             requested_dry_run=request.dry_run,
@@ -198,12 +204,7 @@ class Steps:
             unfenced=fence_violations(plan_json["resourceTags"], s.fence_tag_key, s.fence_tag_value),
             target_history=self.audit.for_target(request.target_key, now - timedelta(seconds=window)),
             runbook_history=self.audit.for_runbook(request.runbook, now - timedelta(hours=1)),
-            limits=GuardLimits(
-                cooldown_seconds=s.cooldown_seconds,
-                loop_window_seconds=s.loop_window_seconds,
-                loop_threshold=s.loop_threshold,
-                budget_per_hour=s.budget_per_hour,
-            ),
+            limits=limits,
             now=now,
         )
         result = decision.model_dump(mode="json", by_alias=True)

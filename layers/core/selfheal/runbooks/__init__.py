@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from selfheal.clients import Clients
-from selfheal.runbooks import remap_eip
+from selfheal.runbooks import redrive_dlq, remap_eip
 
 
 @dataclass(frozen=True)
@@ -43,5 +43,15 @@ RUNBOOKS: dict[str, RunbookSpec] = {
             {"action": "ec2:AssociateAddress", "parameters": remap_eip.action_parameters(plan)}
         ],
         iam_actions=remap_eip.IAM_ACTIONS,
+    ),
+    "redrive-dlq": RunbookSpec(
+        name="redrive-dlq",
+        target_model=redrive_dlq.RedriveDlqTarget,
+        params_model=redrive_dlq.RedriveDlqParams,
+        plan_model=redrive_dlq.DlqRedrive,
+        resolve=lambda c, t, p, k, v: redrive_dlq.resolve(c.sqs, t, p, k, v),
+        precheck=lambda c, plan: redrive_dlq.precheck(c.sqs, c.cloudwatch, plan),
+        actions=redrive_dlq.action_calls,
+        iam_actions=redrive_dlq.IAM_ACTIONS,
     ),
 }

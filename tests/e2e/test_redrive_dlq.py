@@ -1,0 +1,475 @@
+"""redrive-dlq end to end on the local cloud: the real template, rules, functions and ASL.
+
+Each test builds its own DLQ and source queue (targets are per queue name), so tests never share
+cooldowns, leases or move tasks. Waits are shortened through params (pollIntervalSeconds...).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from localcloud import ops
+from localcloud.harness import DeployedCloud
+from selfheal.audit import AuditRow, AuditTrail
+from selfheal.models import Actor, Phase, utcnow
+from tests.events import load_event
+
+FENCE = {"selfheal:managed": "true"}
+FAST = {
+    "pollIntervalSeconds": 0,
+    "canaryObserveSeconds": 1,
+    "canaryMessages": 3,
+    "canaryMessagesPerSecond": 5,
+    "maxMessagesPerSecond": 200,
+}
+
+
+@dataclass
+class Dlq:
+    name: str
+    url: str
+    arn: str
+    source_url: str
+    source_arn: str
+
+    def depth(self, cloud: DeployedCloud, url: str | None = None) -> int:
+        attrs = cloud.client("sqs").get_queue_attributes(
+            QueueUrl=url or self.url, AttributeNames=["ApproximateNumberOfMessages"]
+        )
+        return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def make_dlq(
+    cloud: DeployedCloud,
+    messages: int = 10,
+    fence_dlq: bool = True,
+    fence_source: bool = True,
+    fifo: bool = False,
+    dlq_tags: dict[str, str] | None = None,
+) -> Dlq:
+    sqs = cloud.client("sqs")
+    suffix = uuid.uuid4().hex[:8]
+    tail = ".fifo" if fifo else ""
+    extra = {"FifoQueue": "true", "ContentBasedDeduplication": "true"} if fifo else {}
+    tags = {**(FENCE if fence_dlq else {}), **(dlq_tags or {})}
+    url = sqs.create_queue(QueueName=f"orders-dlq-{suffix}{tail}", Attributes=extra, tags=tags)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 3})
+    source_url = sqs.create_queue(
+        QueueName=f"orders-{suffix}{tail}",
+        Attributes={"RedrivePolicy": policy, **extra},
+        tags=FENCE if fence_source else {},
+    )["QueueUrl"]
+    source_arn = sqs.get_queue_attributes(QueueUrl=source_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    for i in range(messages):
+        sqs.send_message(QueueUrl=url, MessageBody=f"order-{i}", **({"MessageGroupId": "g"} if fifo else {}))
+    return Dlq(arn.rsplit(":", 1)[-1], url, arn, source_url, source_arn)
+
+
+def manual_input(dlq: Dlq, **params: Any) -> dict[str, Any]:
+    return {
+        "target": {"queueName": dlq.name},
+        "params": {**FAST, **params},
+        "dryRun": False,
+        "reason": "e2e test",
+    }
+
+
+def rows_for(cloud: DeployedCloud, target: str) -> list[dict[str, Any]]:
+    return ops.audit_for_target(cloud.client("dynamodb"), cloud.stack.outputs["AuditTableName"], target)
+
+
+def phases(cloud: DeployedCloud, dlq: Dlq) -> list[str]:
+    return [r["phase"] for r in rows_for(cloud, dlq.name)]
+
+
+def alarm(cloud: DeployedCloud, name: str, state: str) -> None:
+    cw = cloud.client("cloudwatch")
+    cw.put_metric_alarm(
+        AlarmName=name,
+        Namespace="AWS/Lambda",
+        MetricName="Errors",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cw.set_alarm_state(AlarmName=name, StateValue=state, StateReason="e2e")
+
+
+def dlq_alarm_event(dlq: Dlq) -> dict[str, Any]:
+    event = copy.deepcopy(load_event("alarm-sqs-dlq-messages"))
+    event["id"] = str(uuid.uuid4())
+    event["detail"]["alarmName"] = f"dlq-{dlq.name}-has-messages"
+    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] = {
+        "QueueName": dlq.name
+    }
+    return event
+
+
+@pytest.fixture
+def mode(cloud: DeployedCloud) -> Iterator[Any]:
+    ssm, name = cloud.client("ssm"), cloud.stack.outputs["ModeParameterName"]
+
+    def set_mode(value: str) -> None:
+        ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+
+    yield set_mode
+    set_mode("enforce")
+
+
+def test_redrive_dlq_alarm_redrives_canary_then_the_rest_back_to_the_source(cloud):
+    # Given a fenced DLQ whose pace is set by selfheal:param:* tags (the alarm's rule sets none)
+    tags = {f"selfheal:param:{k}": str(v) for k, v in FAST.items()}
+    dlq = make_dlq(cloud, messages=10, dlq_tags=tags)
+    summary = cloud.send_event_and_wait(dlq_alarm_event(dlq))
+    (execution,) = summary.executions
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert dlq.depth(cloud) == 0 and dlq.depth(cloud, dlq.source_url) == 10
+    rows = rows_for(cloud, dlq.name)
+    assert [r["phase"] for r in rows][:2] == ["received", "started"]
+    assert [r["phase"] for r in rows][-2:] == ["verified", "succeeded"]
+    starts = [r for r in rows if r.get("action") == "sqs:StartMessageMoveTask"]
+    stops = [r for r in rows if r.get("action") == "sqs:CancelMessageMoveTask"]
+    # canary (pending, ok), stopped at its size (pending, ok), then the rest (pending, ok)
+    assert [r["outcome"] for r in starts] == ["pending", "ok", "pending", "ok"]
+    assert [r["outcome"] for r in stops] == ["pending", "ok"]
+    assert starts[0]["parameters"] == {"SourceArn": dlq.arn, "MaxNumberOfMessagesPerSecond": 5}
+    assert starts[0]["before"]["depth"] == 10
+    assert starts[2]["parameters"] == {"SourceArn": dlq.arn, "MaxNumberOfMessagesPerSecond": 200}
+    verified = rows_for(cloud, dlq.name)[-2]
+    assert verified["after"]["depth"] == 0
+
+
+def test_redrive_dlq_message_cap_stops_the_move_task(cloud):
+    dlq = make_dlq(cloud, messages=40)
+    result = cloud.start_and_wait(
+        "redrive-dlq",
+        manual_input(dlq, maxMessages=10, maxMessagesPerSecond=5, canaryMessagesPerSecond=5),
+    )
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    moved = dlq.depth(cloud, dlq.source_url)
+    assert 10 <= moved < 40 and dlq.depth(cloud) == 40 - moved
+    cancels = [r for r in rows_for(cloud, dlq.name) if r.get("action") == "sqs:CancelMessageMoveTask"]
+    assert [r["outcome"] for r in cancels][-2:] == ["pending", "ok"]
+
+
+def test_redrive_dlq_to_a_named_destination(cloud):
+    dlq = make_dlq(cloud, messages=4)
+    sqs = cloud.client("sqs")
+    other = sqs.create_queue(QueueName=f"replay-{uuid.uuid4().hex[:8]}", tags=FENCE)["QueueUrl"]
+    other_arn = sqs.get_queue_attributes(QueueUrl=other, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    result = cloud.start_and_wait("redrive-dlq", manual_input(dlq, destinationArn=other_arn))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert dlq.depth(cloud, other) == 4 and dlq.depth(cloud, dlq.source_url) == 0
+
+
+def test_redrive_dlq_dry_run_records_would_do_and_moves_nothing(cloud):
+    dlq = make_dlq(cloud, messages=5)
+    result = cloud.start_and_wait("redrive-dlq", {**manual_input(dlq), "dryRun": True})
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert dlq.depth(cloud) == 5 and dlq.depth(cloud, dlq.source_url) == 0
+    rows = rows_for(cloud, dlq.name)
+    assert [r["phase"] for r in rows] == ["started", "would-do", "would-do", "succeeded"]
+    canary, rest = rows[1], rows[2]
+    assert canary["dryRun"] is True and canary["action"] == "sqs:StartMessageMoveTask"
+    assert canary["before"]["depth"] == 5 and canary["before"]["sourceQueueArns"] == [dlq.source_arn]
+    assert canary["parameters"] == {"SourceArn": dlq.arn, "MaxNumberOfMessagesPerSecond": 5}
+    assert rest["parameters"] == {"SourceArn": dlq.arn, "MaxNumberOfMessagesPerSecond": 200}
+
+
+def test_redrive_dlq_dry_run_mode_moves_nothing(cloud, mode):
+    dlq = make_dlq(cloud, messages=2)
+    mode("dry-run")
+    result = cloud.start_and_wait("redrive-dlq", manual_input(dlq))
+    assert result.status == "SUCCEEDED"
+    assert dlq.depth(cloud) == 2 and "would-do" in phases(cloud, dlq)
+
+
+def test_redrive_dlq_unhealthy_consumer_waits_then_skips(cloud):
+    name = f"consumer-{uuid.uuid4().hex[:8]}"
+    alarm(cloud, name, "ALARM")
+    dlq = make_dlq(cloud, messages=3, dlq_tags={"selfheal:param:consumerAlarmName": name})
+    result = cloud.start_and_wait(
+        "redrive-dlq", manual_input(dlq, consumerWaitAttempts=2, consumerWaitSeconds=0)
+    )
+    assert result.status == "SUCCEEDED"
+    assert dlq.depth(cloud) == 3 and dlq.depth(cloud, dlq.source_url) == 0
+    (skipped,) = [r for r in rows_for(cloud, dlq.name) if r["phase"] == "skipped"]
+    assert name in skipped["reason"] and "ALARM" in skipped["reason"]
+
+
+def test_redrive_dlq_waits_for_the_consumer_to_recover_then_redrives(cloud):
+    name = f"consumer-{uuid.uuid4().hex[:8]}"
+    alarm(cloud, name, "ALARM")
+    dlq = make_dlq(cloud, messages=3)
+    timer = threading.Timer(
+        1.0,
+        lambda: cloud.client("cloudwatch").set_alarm_state(
+            AlarmName=name, StateValue="OK", StateReason="consumer fixed"
+        ),
+    )
+    timer.start()
+    result = cloud.start_and_wait(
+        "redrive-dlq",
+        manual_input(dlq, consumerAlarmName=name, consumerWaitAttempts=10, consumerWaitSeconds=1),
+    )
+    timer.join()
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert dlq.depth(cloud, dlq.source_url) == 3
+    started = next(r for r in rows_for(cloud, dlq.name) if r["phase"] == "action")
+    assert started["before"]["consumer"] == {"alarm": name, "state": "OK"}
+
+
+def test_redrive_dlq_task_already_running_skips(cloud):
+    dlq = make_dlq(cloud, messages=50)
+    sqs = cloud.client("sqs")
+    handle = sqs.start_message_move_task(SourceArn=dlq.arn, MaxNumberOfMessagesPerSecond=1)["TaskHandle"]
+    try:
+        result = cloud.start_and_wait("redrive-dlq", manual_input(dlq))
+    finally:
+        sqs.cancel_message_move_task(TaskHandle=handle)
+    assert result.status == "SUCCEEDED"
+    (skipped,) = [r for r in rows_for(cloud, dlq.name) if r["phase"] == "skipped"]
+    assert "already RUNNING" in skipped["reason"]
+    assert not [r for r in rows_for(cloud, dlq.name) if r["phase"] == "action"]
+
+
+def test_redrive_dlq_refilling_dlq_stops_after_the_canary_and_escalates(cloud):
+    """Poison messages: every message the consumer gets goes straight back to the DLQ."""
+    dlq = make_dlq(cloud, messages=20)
+    stop = threading.Event()
+    consumer = _poison_consumer(cloud, dlq, stop)
+    try:
+        result = cloud.start_and_wait(
+            "redrive-dlq", manual_input(dlq, canaryMessagesPerSecond=5, canaryObserveSeconds=2)
+        )
+    finally:
+        stop.set()
+        consumer.join()
+    assert result.status == "FAILED" and result.error == "DlqRefilled", (result.error, result.cause)
+    assert "poison" in (result.cause or "")
+    starts = [
+        r
+        for r in rows_for(cloud, dlq.name)
+        if r.get("action") == "sqs:StartMessageMoveTask" and r["outcome"] == "pending"
+    ]
+    assert len(starts) == 1, "only the canary may have started"
+    assert dlq.depth(cloud) == 20
+    failed = rows_for(cloud, dlq.name)[-1]
+    assert failed["phase"] == "failed" and failed["error"]["error"] == "DlqRefilled"
+
+
+def test_redrive_dlq_loop_guard_stops_a_dlq_redriven_too_often(cloud):
+    dlq = make_dlq(cloud, messages=3)
+    trail = AuditTrail(cloud.client("dynamodb"), cloud.stack.outputs["AuditTableName"])
+    for i, minutes in enumerate((50, 40)):  # two earlier redrives, both outside the cooldown
+        trail.write(
+            AuditRow(
+                request_id=f"earlier-{i}-{dlq.name}",
+                phase=Phase.SUCCEEDED,
+                target_key=dlq.name,
+                runbook="redrive-dlq",
+                target={"queueName": dlq.name},
+                step="Record: succeeded",
+                actor=Actor(kind="automatic", rule="sqs-dlq-has-messages"),
+                at=utcnow() - timedelta(minutes=minutes),
+            )
+        )
+    result = cloud.start_and_wait("redrive-dlq", manual_input(dlq, loopThreshold=2))
+    assert result.status == "SUCCEEDED"
+    assert dlq.depth(cloud) == 3
+    (skipped,) = [r for r in rows_for(cloud, dlq.name) if r["phase"] == "skipped"]
+    assert "2 times" in skipped["reason"] and "loop" in skipped["reason"]
+
+
+def test_redrive_dlq_second_alarm_soon_after_a_redrive_is_skipped_and_escalated(cloud):
+    dlq = make_dlq(cloud, messages=3)
+    first = cloud.start_and_wait("redrive-dlq", manual_input(dlq))
+    assert first.status == "SUCCEEDED"
+    cloud.client("sqs").send_message(QueueUrl=dlq.url, MessageBody="again")
+    again = cloud.start_and_wait("redrive-dlq", manual_input(dlq))
+    assert again.status == "SUCCEEDED" and dlq.depth(cloud) == 1
+    (skipped,) = [r for r in rows_for(cloud, dlq.name) if r["phase"] == "skipped"]
+    assert "came back" in skipped["reason"]
+
+
+def test_redrive_dlq_fifo_to_standard_is_refused_with_a_named_error(cloud):
+    dlq = make_dlq(cloud, messages=2, fifo=True)
+    sqs = cloud.client("sqs")
+    standard = sqs.create_queue(QueueName=f"std-{uuid.uuid4().hex[:8]}", tags=FENCE)["QueueUrl"]
+    standard_arn = sqs.get_queue_attributes(QueueUrl=standard, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    result = cloud.start_and_wait("redrive-dlq", manual_input(dlq, destinationArn=standard_arn))
+    assert result.status == "FAILED" and result.error == "FifoMismatch"
+    assert "FIFO to FIFO" in (result.cause or "")
+    assert dlq.depth(cloud) == 2
+
+
+def test_redrive_dlq_fifo_to_its_fifo_source_works(cloud):
+    dlq = make_dlq(cloud, messages=4, fifo=True)
+    result = cloud.start_and_wait("redrive-dlq", manual_input(dlq))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert dlq.depth(cloud, dlq.source_url) == 4
+
+
+def test_redrive_dlq_lambda_or_sns_dlq_fails_with_a_named_error(cloud):
+    sqs = cloud.client("sqs")
+    name = f"fn-dlq-{uuid.uuid4().hex[:8]}"
+    sqs.create_queue(QueueName=name, tags=FENCE)
+    sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"], MessageBody="{}")
+    result = cloud.start_and_wait("redrive-dlq", {"target": {"queueName": name}, "reason": "e2e: lambda dlq"})
+    assert result.status == "FAILED" and result.error == "UnsupportedDlqSource"
+    assert "Lambda" in (result.cause or "") and "SNS" in (result.cause or "")
+
+
+def test_redrive_dlq_unfenced_queue_is_refused(cloud):
+    dlq = make_dlq(cloud, messages=2, fence_dlq=False)
+    result = cloud.start_and_wait("redrive-dlq", manual_input(dlq))
+    assert result.status == "SUCCEEDED" and dlq.depth(cloud) == 2
+    (skipped,) = [r for r in rows_for(cloud, dlq.name) if r["phase"] == "skipped"]
+    assert dlq.arn in skipped["reason"] and "fence" in skipped["reason"]
+
+
+def test_redrive_dlq_unfenced_source_queue_is_refused(cloud):
+    dlq = make_dlq(cloud, messages=2, fence_source=False)
+    result = cloud.start_and_wait("redrive-dlq", manual_input(dlq))
+    assert result.status == "SUCCEEDED" and dlq.depth(cloud) == 2
+    (skipped,) = [r for r in rows_for(cloud, dlq.name) if r["phase"] == "skipped"]
+    assert dlq.source_arn in skipped["reason"]
+
+
+def test_redrive_dlq_empty_dlq_is_skipped(cloud):
+    dlq = make_dlq(cloud, messages=0)
+    result = cloud.start_and_wait("redrive-dlq", manual_input(dlq))
+    assert result.status == "SUCCEEDED"
+    (skipped,) = [r for r in rows_for(cloud, dlq.name) if r["phase"] == "skipped"]
+    assert "no messages" in skipped["reason"]
+
+
+def test_redrive_dlq_bad_rate_is_rejected(cloud):
+    dlq = make_dlq(cloud, messages=1)
+    result = cloud.start_and_wait("redrive-dlq", manual_input(dlq, maxMessagesPerSecond=501))
+    assert result.status == "FAILED" and result.error == "InvalidInput"
+    assert "maxMessagesPerSecond" in (result.cause or "")
+
+
+def test_redrive_dlq_every_mutating_call_has_audit_rows_before_and_after(cloud):
+    dlq = make_dlq(cloud, messages=30)
+    cloud.reset_recording()
+    result = cloud.start_and_wait("redrive-dlq", manual_input(dlq, maxMessages=12, maxMessagesPerSecond=5))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    mutating = [
+        r
+        for r in cloud.recorded_requests()
+        if r.service == "sqs" and r.operation in ("StartMessageMoveTask", "CancelMessageMoveTask")
+    ]
+    assert [m.operation for m in mutating][:2] == ["StartMessageMoveTask", "CancelMessageMoveTask"]
+    rows = rows_for(cloud, dlq.name)
+    for call in mutating:
+        matching = [
+            r
+            for r in rows
+            if r.get("action") == f"sqs:{call.operation}"
+            and all(r["parameters"].get(k) == v for k, v in call.parameters.items())
+        ]
+        assert [r["outcome"] for r in matching][:2] == ["pending", "ok"], json.dumps(rows, default=str)
+
+
+def test_redrive_dlq_skip_for_an_unhealthy_consumer_does_not_start_the_cooldown(cloud):
+    # Given a run that waited for the consumer and skipped
+    name = f"consumer-{uuid.uuid4().hex[:8]}"
+    alarm(cloud, name, "ALARM")
+    dlq = make_dlq(cloud, messages=3)
+    skipped = cloud.start_and_wait(
+        "redrive-dlq", manual_input(dlq, consumerAlarmName=name, consumerWaitAttempts=0)
+    )
+    assert skipped.status == "SUCCEEDED" and "started" not in phases(cloud, dlq)
+    # When the consumer recovers and the redrive is asked again at once
+    cloud.client("cloudwatch").set_alarm_state(AlarmName=name, StateValue="OK", StateReason="fixed")
+    again = cloud.start_and_wait("redrive-dlq", manual_input(dlq, consumerAlarmName=name))
+    # Then it redrives: the first run changed nothing, so it is no reason to cool down
+    assert again.status == "SUCCEEDED", (again.error, again.cause)
+    assert dlq.depth(cloud, dlq.source_url) == 3
+
+
+def _poison_consumer(cloud: DeployedCloud, dlq: Dlq, stop: threading.Event) -> threading.Thread:
+    """Every message the source queue gets goes straight back to the DLQ (a poison message's fate)."""
+    sqs = cloud.client("sqs")
+
+    def consume() -> None:
+        while not stop.is_set():
+            got = sqs.receive_message(QueueUrl=dlq.source_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            for m in got.get("Messages", []):
+                sqs.send_message(QueueUrl=dlq.url, MessageBody=m["Body"])
+                sqs.delete_message(QueueUrl=dlq.source_url, ReceiptHandle=m["ReceiptHandle"])
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_redrive_dlq_refill_while_a_task_runs_cancels_it_and_escalates(cloud):
+    # Given a large, slow canary and a consumer that sends every message back to the DLQ
+    dlq = make_dlq(cloud, messages=40)
+    stop = threading.Event()
+    consumer = _poison_consumer(cloud, dlq, stop)
+    try:
+        result = cloud.start_and_wait(
+            "redrive-dlq", manual_input(dlq, canaryMessages=30, canaryMessagesPerSecond=5)
+        )
+    finally:
+        stop.set()
+        consumer.join()
+    # Then the running task is cancelled (audited before and after) and the run fails, escalated
+    assert result.status == "FAILED" and result.error == "DlqRefilled", (result.error, result.cause)
+    rows = rows_for(cloud, dlq.name)
+    stops = [r for r in rows if r.get("action") == "sqs:CancelMessageMoveTask"]
+    assert [r["outcome"] for r in stops] == ["pending", "ok"]
+    assert "refill" in stops[0]["reason"]
+    (task,) = cloud.client("sqs").list_message_move_tasks(SourceArn=dlq.arn)["Results"]
+    assert task["Status"] in {"CANCELLING", "CANCELLED"} and task["ApproximateNumberOfMessagesMoved"] < 30
+    assert rows[-1]["phase"] == "failed"
+
+
+def test_redrive_dlq_task_cancelled_by_someone_else_fails_with_a_named_error(cloud):
+    # Given a slow main task, and an operator who cancels it from the console
+    dlq = make_dlq(cloud, messages=30)
+    sqs = cloud.client("sqs")
+    stop = threading.Event()
+
+    def operator() -> None:
+        while not stop.is_set():
+            for task in sqs.list_message_move_tasks(SourceArn=dlq.arn, MaxResults=1)["Results"]:
+                if task["Status"] == "RUNNING" and task.get("MaxNumberOfMessagesPerSecond") == 2:
+                    sqs.cancel_message_move_task(TaskHandle=task["TaskHandle"])
+                    return
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=operator, daemon=True)
+    thread.start()
+    try:
+        result = cloud.start_and_wait(
+            "redrive-dlq", manual_input(dlq, maxMessagesPerSecond=2, pollIntervalSeconds=1)
+        )
+    finally:
+        stop.set()
+        thread.join()
+    assert result.status == "FAILED" and result.error == "MoveTaskFailed", (result.error, result.cause)
+    assert "CANCELLED" in (result.cause or "")

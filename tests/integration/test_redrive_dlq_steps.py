@@ -1,0 +1,173 @@
+"""redrive-dlq resolve and precheck against moto SQS/CloudWatch: which queues, and when not to act."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from localcloud import compat_sqs
+from selfheal.errors import NotApplicable, PreconditionFailed, UnknownResource
+from selfheal.runbooks.redrive_dlq import (
+    NO_CAP,
+    ConsumerUnhealthy,
+    FifoMismatch,
+    MoveTaskRunning,
+    RedriveDlqParams,
+    RedriveDlqTarget,
+    UnsupportedDlqSource,
+    action_calls,
+    precheck,
+    resolve,
+)
+
+KEY, VALUE = "selfheal:managed", "true"
+FENCE = {KEY: VALUE}
+
+
+@pytest.fixture
+def sqs(clients: Any) -> Any:
+    compat_sqs.patch_sqs_message_move_tasks()  # moto has no message move tasks
+    return clients.sqs
+
+
+def queue(sqs: Any, name: str, tags: dict[str, str] | None = None, **attributes: str) -> tuple[str, str]:
+    url = sqs.create_queue(QueueName=name, Attributes=attributes, tags=tags or {})["QueueUrl"]
+    return url, sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def dlq_with_source(sqs: Any, messages: int = 3, fifo: bool = False, **dlq_tags: str) -> tuple[str, str, str]:
+    tail = ".fifo" if fifo else ""
+    extra = {"FifoQueue": "true", "ContentBasedDeduplication": "true"} if fifo else {}
+    suffix = uuid.uuid4().hex[:6]
+    url, arn = queue(sqs, f"dlq-{suffix}{tail}", {**FENCE, **dlq_tags}, **extra)
+    _, source_arn = queue(
+        sqs,
+        f"src-{suffix}{tail}",
+        FENCE,
+        RedrivePolicy=json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 3}),
+        **extra,
+    )
+    for i in range(messages):
+        sqs.send_message(QueueUrl=url, MessageBody=f"m{i}", **({"MessageGroupId": "g"} if fifo else {}))
+    return url, arn, source_arn
+
+
+def target(**kw: str) -> RedriveDlqTarget:
+    return RedriveDlqTarget.model_validate(kw)
+
+
+def test_resolve_finds_the_source_queues_and_builds_both_move_tasks(sqs):
+    url, arn, source_arn = dlq_with_source(sqs)
+    plan = resolve(sqs, target(queueArn=arn), RedriveDlqParams(maxMessagesPerSecond=20), KEY, VALUE)
+    assert (plan.queue_url, plan.source_queue_arns, plan.fifo) == (url, [source_arn], False)
+    assert set(plan.resource_tags) == {arn, source_arn}
+    assert plan.start_canary == {"SourceArn": arn, "MaxNumberOfMessagesPerSecond": 1}
+    assert plan.start_rest == {"SourceArn": arn, "MaxNumberOfMessagesPerSecond": 20}
+    assert (plan.canary_messages, plan.rest_limit, plan.named_destination) == (10, NO_CAP, False)
+    assert (plan.poll_interval_seconds, plan.canary_poll_interval_seconds) == (5, 1)
+    assert [c["parameters"] for c in action_calls(plan)] == [plan.start_canary, plan.start_rest]
+
+
+def test_resolve_message_cap_splits_between_canary_and_rest(sqs):
+    _, arn, _ = dlq_with_source(sqs)
+    name = arn.rsplit(":", 1)[-1]
+    assert resolve(sqs, target(queueName=name), RedriveDlqParams(maxMessages=25), KEY, VALUE).rest_limit == 15
+    small = resolve(sqs, target(queueName=name), RedriveDlqParams(maxMessages=4), KEY, VALUE)
+    assert (small.canary_messages, small.rest_limit) == (4, 0)
+
+
+def test_resolve_params_come_from_dlq_tags_unless_given(sqs):
+    _, arn, _ = dlq_with_source(
+        sqs,
+        **{"selfheal:param:maxMessagesPerSecond": "7", "selfheal:param:consumerAlarmName": "orders-errors"},
+    )
+    by_tag = resolve(sqs, target(queueArn=arn), RedriveDlqParams(), KEY, VALUE)
+    assert by_tag.start_rest["MaxNumberOfMessagesPerSecond"] == 7
+    assert by_tag.consumer_alarm_name == "orders-errors"
+    explicit = resolve(sqs, target(queueArn=arn), RedriveDlqParams(maxMessagesPerSecond=9), KEY, VALUE)
+    assert explicit.start_rest["MaxNumberOfMessagesPerSecond"] == 9
+
+
+def test_resolve_bad_tag_value_is_a_precondition_failure(sqs):
+    _, arn, _ = dlq_with_source(sqs, **{"selfheal:param:maxMessagesPerSecond": "9000"})
+    with pytest.raises(PreconditionFailed, match="tag on the DLQ has a bad value"):
+        resolve(sqs, target(queueArn=arn), RedriveDlqParams(), KEY, VALUE)
+
+
+def test_resolve_queue_nobody_dead_letters_into_is_unsupported(sqs):
+    _, arn = queue(sqs, "lambda-dlq", FENCE)
+    with pytest.raises(UnsupportedDlqSource, match="Lambda"):
+        resolve(sqs, target(queueArn=arn), RedriveDlqParams(), KEY, VALUE)
+
+
+def test_resolve_unknown_queue(sqs):
+    with pytest.raises(UnknownResource):
+        resolve(sqs, target(queueName="nope"), RedriveDlqParams(), KEY, VALUE)
+
+
+@pytest.mark.parametrize("dlq_fifo", [True, False])
+def test_resolve_fifo_only_to_fifo_and_standard_only_to_standard(sqs, dlq_fifo):
+    _, arn, _ = dlq_with_source(sqs, fifo=dlq_fifo)
+    other = f"other-{uuid.uuid4().hex[:6]}"
+    extra = {} if dlq_fifo else {"FifoQueue": "true"}
+    _, other_arn = queue(sqs, other + ("" if dlq_fifo else ".fifo"), FENCE, **extra)
+    with pytest.raises(FifoMismatch, match="FIFO to FIFO"):
+        resolve(sqs, target(queueArn=arn), RedriveDlqParams(destinationArn=other_arn), KEY, VALUE)
+
+
+def test_resolve_named_destination_is_fenced_too(sqs):
+    _, arn, _ = dlq_with_source(sqs)
+    _, other_arn = queue(sqs, f"replay-{uuid.uuid4().hex[:6]}")
+    plan = resolve(sqs, target(queueArn=arn), RedriveDlqParams(destinationArn=other_arn), KEY, VALUE)
+    assert plan.named_destination and plan.start_rest["DestinationArn"] == other_arn
+    assert plan.resource_tags[other_arn] == {}
+
+
+def test_precheck_returns_the_depth_and_consumer_state(sqs, clients):
+    _, arn, _ = dlq_with_source(sqs, messages=4)
+    clients.cloudwatch.put_metric_alarm(
+        AlarmName="orders-errors",
+        Namespace="AWS/Lambda",
+        MetricName="Errors",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    clients.cloudwatch.set_alarm_state(AlarmName="orders-errors", StateValue="OK", StateReason="t")
+    plan = resolve(sqs, target(queueArn=arn), RedriveDlqParams(consumerAlarmName="orders-errors"), KEY, VALUE)
+    before = precheck(sqs, clients.cloudwatch, plan)
+    assert before["depth"] == 4 and before["consumer"] == {"alarm": "orders-errors", "state": "OK"}
+
+    clients.cloudwatch.set_alarm_state(AlarmName="orders-errors", StateValue="ALARM", StateReason="t")
+    with pytest.raises(ConsumerUnhealthy, match="ALARM"):
+        precheck(sqs, clients.cloudwatch, plan)
+
+
+def test_precheck_missing_consumer_alarm_is_a_precondition_failure(sqs, clients):
+    _, arn, _ = dlq_with_source(sqs)
+    plan = resolve(sqs, target(queueArn=arn), RedriveDlqParams(consumerAlarmName="typo"), KEY, VALUE)
+    with pytest.raises(PreconditionFailed, match="does not exist"):
+        precheck(sqs, clients.cloudwatch, plan)
+
+
+def test_precheck_empty_dlq_is_not_applicable(sqs, clients):
+    _, arn, _ = dlq_with_source(sqs, messages=0)
+    plan = resolve(sqs, target(queueArn=arn), RedriveDlqParams(), KEY, VALUE)
+    with pytest.raises(NotApplicable, match="no messages"):
+        precheck(sqs, clients.cloudwatch, plan)
+
+
+def test_precheck_refuses_while_a_move_task_runs(sqs, clients):
+    _, arn, _ = dlq_with_source(sqs, messages=30)
+    plan = resolve(sqs, target(queueArn=arn), RedriveDlqParams(), KEY, VALUE)
+    handle = sqs.start_message_move_task(SourceArn=arn, MaxNumberOfMessagesPerSecond=1)["TaskHandle"]
+    try:
+        with pytest.raises(MoveTaskRunning, match="already RUNNING"):
+            precheck(sqs, clients.cloudwatch, plan)
+    finally:
+        sqs.cancel_message_move_task(TaskHandle=handle)
