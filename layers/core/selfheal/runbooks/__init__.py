@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from selfheal.clients import Clients
+from selfheal.config import Settings
 from selfheal.runbooks import remap_eip
 
 
@@ -29,6 +30,12 @@ class RunbookSpec:
     # plan -> the exact mutating call(s), for would-do and action rows
     actions: Callable[[Any], list[dict[str, Any]]]
     iam_actions: tuple[str, ...]
+    # Optional: (clients, plan) -> {"done": bool, ...}, for the ASL's verify step when checking the
+    # result needs logic (flip-dns compares record sets); raises like precheck.
+    verify: Callable[[Clients, Any], dict[str, Any]] | None = None
+    # Optional: (settings, plan) -> what the plan touches outside the stack's configured scope
+    # (a guard like the fence; flip-dns: hosted zones, record names, health checks).
+    out_of_scope: Callable[[Settings, Any], list[str]] | None = None
 
 
 RUNBOOKS: dict[str, RunbookSpec] = {
@@ -45,3 +52,4 @@ RUNBOOKS: dict[str, RunbookSpec] = {
         iam_actions=remap_eip.IAM_ACTIONS,
     ),
 }
+
