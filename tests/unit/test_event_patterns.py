@@ -72,6 +72,10 @@ EXPECTED: dict[str, set[str]] = {
     "rds-instance-failure": {"RdsEvent"},
     "rds-cluster-failover": {"RdsEvent"},
     "manual-remap-eip": {"ManualRequest"},
+    "alarm-route53-health-check": {"AlarmStateChange"},
+    "alarm-route53-health-check-forwarded": {"AlarmStateChange"},
+    "alarm-route53-health-check-ok": {"AlarmStateChange"},
+    "manual-flip-dns": {"ManualRequest"},
 }
 # Samples that reach a function without EventBridge (no pattern applies to them).
 NOT_EVENTBRIDGE = {"alarm-lambda-action", "alarm-sns"}

@@ -1,7 +1,5 @@
 """Guard extensions used by flip-dns: scope, cooldown exemption, hold-down (backward compatible)."""
 
-from datetime import timedelta
-
 from selfheal.guards import hold_down_wait_seconds
 from selfheal.models import Phase
 from tests.unit.test_guards import NOW, decide, row

@@ -136,7 +136,12 @@ def evaluate(
 
 
 def hold_down_wait_seconds(
-    *, target_history: Iterable[AuditRow], runbook: str, request_id: str, hold_down_seconds: int, now: datetime
+    *,
+    target_history: Iterable[AuditRow],
+    runbook: str,
+    request_id: str,
+    hold_down_seconds: int,
+    now: datetime,
 ) -> int:
     """Seconds until ``hold_down_seconds`` have passed since the last successful mutating action of
     ``runbook`` on this target (0: none in the window). Dry runs changed nothing and do not count."""

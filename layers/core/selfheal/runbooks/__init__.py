@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from selfheal.clients import Clients
 from selfheal.config import Settings
-from selfheal.runbooks import remap_eip
+from selfheal.runbooks import flip_dns, remap_eip
 
 
 @dataclass(frozen=True)
@@ -53,3 +53,18 @@ RUNBOOKS: dict[str, RunbookSpec] = {
     ),
 }
 
+
+RUNBOOKS["flip-dns"] = RunbookSpec(
+    name="flip-dns",
+    target_model=flip_dns.FlipDnsTarget,
+    params_model=flip_dns.FlipDnsParams,
+    plan_model=flip_dns.FlipPlan,
+    resolve=lambda c, t, p, k, v: flip_dns.resolve(c.route53, t, p, k, v),
+    precheck=lambda c, plan: flip_dns.precheck(c.route53, plan),
+    actions=flip_dns.actions,
+    iam_actions=flip_dns.IAM_ACTIONS,
+    verify=lambda c, plan: flip_dns.verify(c.route53, plan),
+    out_of_scope=lambda s, plan: flip_dns.out_of_scope(
+        plan, s.flip_dns_hosted_zone_ids, s.flip_dns_record_names, s.flip_dns_health_check_ids
+    ),
+)
