@@ -87,3 +87,7 @@ class NotApplicable(TerminalError):
 
 class SecondaryUnhealthy(PreconditionFailed):
     """The side traffic would move to is not healthy by its own health check: never flip onto it."""
+
+
+class PrimaryUnhealthy(PreconditionFailed):
+    """A failback found the primary not healthy (now, or again after the healthy period): traffic stays."""

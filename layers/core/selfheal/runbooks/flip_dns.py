@@ -30,6 +30,7 @@ from pydantic import Field, model_validator
 from selfheal.errors import (
     NotApplicable,
     PreconditionFailed,
+    PrimaryUnhealthy,
     SecondaryUnhealthy,
     UnknownResource,
 )
@@ -110,19 +111,39 @@ class FlipDnsParams(StrictModel):
     # simple records: comma-separated values, or "alias:<hosted zone id>:<dns name>"
     primary_value: str | None = Field(default=None, alias="primaryValue")
     secondary_value: str | None = Field(default=None, alias="secondaryValue")
-    hold_down_seconds: int = Field(
-        default=900, alias="holdDownSeconds", ge=0, le=86400, description="no failback sooner after a flip"
+    # Tunables default to None so a tag on the health check can set them (parse_request dumps every
+    # default, which would otherwise always win over the tags); effective defaults in DEFAULTS.
+    hold_down_seconds: int | None = Field(
+        default=None,
+        alias="holdDownSeconds",
+        ge=0,
+        le=86400,
+        description="no failback sooner after a flip (900)",
     )
-    primary_healthy_seconds: int = Field(
-        default=300,
+    primary_healthy_seconds: int | None = Field(
+        default=None,
         alias="primaryHealthySeconds",
         ge=0,
         le=3600,
-        description="failback only if the primary is healthy at the start and after this long",
+        description="failback only if the primary is healthy at the start and after this long (300)",
     )
-    change_attempts: int = Field(default=30, alias="changeAttempts", ge=1, le=120)
-    verify_attempts: int = Field(default=10, alias="verifyAttempts", ge=1, le=60)
-    verify_interval_seconds: int = Field(default=5, alias="verifyIntervalSeconds", ge=0, le=300)
+    change_attempts: int | None = Field(default=None, alias="changeAttempts", ge=1, le=120)
+    verify_attempts: int | None = Field(default=None, alias="verifyAttempts", ge=1, le=60)
+    verify_interval_seconds: int | None = Field(default=None, alias="verifyIntervalSeconds", ge=0, le=300)
+
+
+DEFAULTS = {
+    "hold_down_seconds": 900,
+    "primary_healthy_seconds": 300,
+    "change_attempts": 30,
+    "verify_attempts": 10,
+    "verify_interval_seconds": 5,
+}
+
+
+def _tunable(params: FlipDnsParams, name: str) -> int:
+    value = getattr(params, name)
+    return int(DEFAULTS[name] if value is None else value)
 
 
 class FlipPlan(StrictModel):
@@ -285,11 +306,15 @@ def resolve(
         "hosted_zone_id": zone,
         "record_name": name,
         "record_type": record_type,
-        "hold_down_seconds": params.hold_down_seconds if params.direction == "failback" else None,
-        "primary_healthy_seconds": params.primary_healthy_seconds if params.direction == "failback" else 0,
-        "change_attempts": params.change_attempts,
-        "verify_attempts": params.verify_attempts,
-        "verify_interval_seconds": params.verify_interval_seconds,
+        "hold_down_seconds": _tunable(params, "hold_down_seconds")
+        if params.direction == "failback"
+        else None,
+        "primary_healthy_seconds": (
+            _tunable(params, "primary_healthy_seconds") if params.direction == "failback" else 0
+        ),
+        "change_attempts": _tunable(params, "change_attempts"),
+        "verify_attempts": _tunable(params, "verify_attempts"),
+        "verify_interval_seconds": _tunable(params, "verify_interval_seconds"),
     }
     resource_tags: dict[str, dict[str, str]] = {f"hostedzone/{zone}": zone_tags}
     if target.health_check_id:
@@ -493,7 +518,8 @@ def precheck(route53: Any, plan: FlipPlan) -> dict[str, Any]:
     status = health(route53, plan.to_health_check_id)
     before["to"] = status
     if status["status"] != "healthy":
-        raise SecondaryUnhealthy(
+        error = SecondaryUnhealthy if plan.direction == "failover" else PrimaryUnhealthy
+        raise error(
             f"the {side} of {plan.record_name} is {status['status']} (health check"
             f" {plan.to_health_check_id}: {status.get('why') or status.get('checkersPassing')}):"
             " not moving traffic onto it",
