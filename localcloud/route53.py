@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-from datetime import UTC, datetime
 from typing import Any
 
 from moto.cloudwatch.models import cloudwatch_backends
@@ -84,8 +83,7 @@ def _publish(backend: Any, health_check: Any) -> None:
             {
                 "MetricName": "HealthCheckStatus",
                 "Dimensions": [{"Name": "HealthCheckId", "Value": health_check.id}],
-                "Value": 1.0 if healthy else 0.0,
-                "Timestamp": datetime.now(UTC),
+                "Value": 1.0 if healthy else 0.0,  # Timestamp: now (moto's default, naive UTC as it compares)
             }
         ],
     )
