@@ -164,6 +164,17 @@ def test_flip_dns_unhealthy_secondary_is_refused_with_a_named_error(cloud, dns, 
     assert "unhealthy" in failed["reason"] and secondary in failed["reason"]
 
 
+def test_flip_dns_record_not_pointing_at_the_primary_is_refused(cloud, dns, scope):
+    primary, _ = dns.simple()
+    scope(zones=[dns.zone])
+    dns.upsert(
+        {"Name": dns.name("www"), "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "203.0.113.9"}]}
+    )
+    result = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}))
+    assert result.status == "FAILED" and result.error == "PreconditionFailed"
+    assert "not the primary" in (result.cause or "") and dns.answer() == ["203.0.113.9"]
+
+
 def test_flip_dns_zone_outside_the_scope_is_refused_by_the_guard(cloud, dns, scope):
     primary, _ = dns.weighted()
     scope(zones=["Z0THERZONE000000000"])
@@ -278,3 +289,29 @@ def test_flip_dns_every_mutating_call_has_audit_rows_before_and_after(cloud, dns
     outcomes = [r["outcome"] for r in rows if r.get("action") == "route53:ChangeResourceRecordSets"]
     assert outcomes == ["pending", "ok"]
     assert PRIMARY_IP  # the world's primary stays the documented one
+
+
+def test_flip_dns_change_that_never_shows_is_undone_and_escalated(cloud, dns, scope, monkeypatch):
+    """Route 53 accepts the batch but the records never show it: verify catches it, the undo runs."""
+    from moto.route53.models import Route53Backend
+
+    primary, _ = dns.weighted()
+    scope(zones=[dns.zone])
+    original = Route53Backend.change_resource_record_sets
+    swallowed: list[str] = []
+
+    def accepted_but_never_applied(self: Any, zoneid: str, change_list: list[dict[str, Any]]) -> None:
+        weights = [c["ResourceRecordSet"].get("Weight") for c in change_list]
+        if zoneid.endswith(dns.zone) and not swallowed:
+            swallowed.append(str(weights))
+            return None
+        return original(self, zoneid, change_list)
+
+    monkeypatch.setattr(Route53Backend, "change_resource_record_sets", accepted_but_never_applied)
+    result = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}, verifyAttempts=2))
+    assert result.status == "FAILED" and result.error == "VerificationFailed"
+    assert swallowed and dns.weights() == {"blue": 100, "green": 0}
+    rows = rows_for(cloud, primary)
+    assert [r["phase"] for r in rows] == ["started", "action", "action", "action", "compensated", "failed"]
+    undo = rows[3]
+    assert undo["outcome"] == "pending" and undo["action"] == "route53:ChangeResourceRecordSets"
