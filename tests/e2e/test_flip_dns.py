@@ -315,3 +315,27 @@ def test_flip_dns_change_that_never_shows_is_undone_and_escalated(cloud, dns, sc
     assert [r["phase"] for r in rows] == ["started", "action", "action", "action", "compensated", "failed"]
     undo = rows[3]
     assert undo["outcome"] == "pending" and undo["action"] == "route53:ChangeResourceRecordSets"
+
+
+def test_flip_dns_health_check_updates_have_audit_rows_before_and_after(cloud, dns, scope):
+    """Failover records: UpdateHealthCheck (force, then un-force) is bracketed like any change."""
+    primary, _ = dns.failover()
+    scope(zones=[dns.zone], checks=[primary])
+    target = {"hostedZoneId": dns.zone, "recordName": dns.name("app")}
+    cloud.reset_recording()
+    assert cloud.start_and_wait("flip-dns", manual(target)).status == "SUCCEEDED"
+    back = manual(target, direction="failback", holdDownSeconds=0, primaryHealthySeconds=0)
+    assert cloud.start_and_wait("flip-dns", back).status == "SUCCEEDED"
+    mutating = [
+        r
+        for r in cloud.recorded_requests()
+        if r.service == "route53" and not r.operation.startswith(("Get", "List"))
+    ]
+    assert [m.operation for m in mutating] == ["UpdateHealthCheck", "UpdateHealthCheck"]
+    rows = rows_for(cloud, f"{dns.zone}/{dns.name('app')}A")
+    calls = [
+        (r["parameters"]["Disabled"], r["outcome"])
+        for r in rows
+        if r.get("action") == "route53:UpdateHealthCheck"
+    ]
+    assert calls == [(True, "pending"), (True, "ok"), (False, "pending"), (False, "ok")]
