@@ -72,6 +72,9 @@ def scope(cloud: DeployedCloud) -> Iterator[Callable[..., None]]:
         variables["FLIP_DNS_HOSTED_ZONE_IDS"] = ",".join(zones)
         variables["FLIP_DNS_HEALTH_CHECK_IDS"] = ",".join(checks)
         variables["FLIP_DNS_RECORD_NAMES"] = names
+        # The session's many flip-dns tests would otherwise open the per-runbook budget breaker
+        # (BudgetPerHour actions per runbook per hour) and be skipped.
+        variables["BUDGET_PER_HOUR"] = "1000"
         lam.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
 
     yield allow
