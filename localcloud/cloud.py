@@ -57,6 +57,10 @@ class LocalCloud:
         compat.apply_all()
         # Alarms and instances emit their EventBridge events, as AWS services do (localcloud.aws_events).
         patch_service_events()
+        # Route 53 health checkers, the HealthCheckStatus metric and change propagation (localcloud.route53).
+        from localcloud.route53 import patch_route53
+
+        patch_route53()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per request otherwise
         moto_api_backend.set_config(MOTO_CONFIG)  # moto's config API, applied in this (server) process
         recording.install(self._log)

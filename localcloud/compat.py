@@ -720,6 +720,30 @@ def patch_sfn_start_execution_name() -> None:
     cls._selfheal_patched = True
 
 
+def patch_lambda_configuration_cold_start() -> None:
+    """A configuration change (e.g. environment variables) gives a function new execution environments
+    in AWS: handlers that read their configuration once per environment see the new values. Here the
+    handler module is re-imported on the next invocation."""
+    from moto.awslambda.models import LambdaBackend
+
+    cls: Any = LambdaBackend
+    if getattr(cls, "_selfheal_cold_start_patched", False):
+        return
+    original = cls.update_function_configuration
+
+    def update_function_configuration(self: Any, function_name: str, qualifier: Any, body: Any) -> Any:
+        result = original(self, function_name, qualifier, body)
+        name = function_name.rsplit(":", 1)[-1] if function_name.startswith("arn:") else function_name
+        prefix = f"_selfheal_fn_{re.sub(r'\W', '_', name)}_"
+        with _loader._lock:
+            for unique in [u for u in _loader._modules if u.startswith(prefix)]:
+                del _loader._modules[unique]
+        return result
+
+    cls.update_function_configuration = update_function_configuration
+    cls._selfheal_cold_start_patched = True
+
+
 def apply_all() -> None:
     """Apply every patch (idempotent). Raises MotoVersionError on any moto but the pinned one."""
     require_moto_version()
@@ -733,3 +757,4 @@ def apply_all() -> None:
     compat_cfn.register_cfn_models()
     compat_cfn.patch_sns_lambda_delivery()
     compat_sqs.patch_sqs_message_move_tasks()
+    patch_lambda_configuration_cold_start()

@@ -50,6 +50,8 @@ class Environment:
     api_allocation: str
     api_public_ip: str
     alarms: dict[str, str] = field(default_factory=dict)
+    # What later faults build for themselves (flip-dns: zone, health checks).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _instance(ec2: Any, image: str, subnet: str, name: str, role: str) -> str:
@@ -262,6 +264,135 @@ FAULTS = [
         healed=_orders_back_in_their_queue,
     ),
 ]
+
+
+# ------------------------------------------------------------------------------------ flip-dns
+# api.shop.example.com is a weighted pair: blue (primary, weight 100) and green (secondary, weight 0),
+# each with a Route 53 health check. The fault: blue stops answering its health checkers. Route 53
+# publishes HealthCheckStatus 0 in us-east-1, the alarm fires, flip-dns moves the weight to green.
+# Then blue recovers: the failback rule waits out the hold-down, checks blue stays healthy, and moves
+# the weight back.
+DNS_TUNING = {  # demo-sized; production defaults: hold-down 900s, primary healthy for 300s
+    "selfheal:param:holdDownSeconds": "6",
+    "selfheal:param:primaryHealthySeconds": "2",
+    "selfheal:param:verifyIntervalSeconds": "1",
+}
+
+
+def _dns_environment(cloud: DeployedCloud, env: Environment) -> None:
+    r53, cw, lam = cloud.client("route53"), cloud.client("cloudwatch"), cloud.client("lambda")
+    zone = r53.create_hosted_zone(Name="shop.example.com", CallerReference=f"demo-{time.time()}")
+    zone_id = zone["HostedZone"]["Id"].rsplit("/", 1)[-1]
+    r53.change_tags_for_resource(ResourceType="hostedzone", ResourceId=zone_id, AddTags=[FENCE])
+    name = "api.shop.example.com."
+    checks = {}
+    for side, ip in (("blue", "192.0.2.10"), ("green", "198.51.100.20")):
+        checks[side] = r53.create_health_check(
+            CallerReference=f"demo-{side}-{time.time()}",
+            HealthCheckConfig={"IPAddress": ip, "Port": 443, "Type": "HTTPS", "ResourcePath": "/health"},
+        )["HealthCheck"]["Id"]
+    r53.change_resource_record_sets(
+        HostedZoneId=zone_id,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "UPSERT",
+                    "ResourceRecordSet": {
+                        "Name": name,
+                        "Type": "A",
+                        "SetIdentifier": side,
+                        "Weight": 100 if side == "blue" else 0,
+                        "TTL": 60,
+                        "ResourceRecords": [{"Value": ip}],
+                        "HealthCheckId": checks[side],
+                    },
+                }
+                for side, ip in (("blue", "192.0.2.10"), ("green", "198.51.100.20"))
+            ]
+        },
+    )
+    tags = {"selfheal:param:hostedZoneId": zone_id, "selfheal:param:recordName": name, **DNS_TUNING}
+    r53.change_tags_for_resource(
+        ResourceType="healthcheck",
+        ResourceId=checks["blue"],
+        AddTags=[FENCE, *({"Key": k, "Value": v} for k, v in tags.items())],
+    )
+    # What companion/route53-health-alarms.yaml creates in us-east-1 for each health check.
+    cw.put_metric_alarm(
+        AlarmName="api-blue-health",
+        Namespace="AWS/Route53",
+        MetricName="HealthCheckStatus",
+        Dimensions=[{"Name": "HealthCheckId", "Value": checks["blue"]}],
+        Statistic="Minimum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="LessThanThreshold",
+    )
+    # The stack's scope parameters (FlipDnsHostedZoneIds, FlipDnsRecordNames): the zone exists only now.
+    steps = cloud.stack.outputs["RunbookStepsFunctionArn"]
+    variables = lam.get_function_configuration(FunctionName=steps)["Environment"]["Variables"]
+    variables = {k: str(v) for k, v in variables.items()}
+    variables |= {"FLIP_DNS_HOSTED_ZONE_IDS": zone_id, "FLIP_DNS_RECORD_NAMES": name.rstrip(".")}
+    lam.update_function_configuration(FunctionName=steps, Environment={"Variables": variables})
+    env.extra.update(dns_zone=zone_id, dns_name=name, dns_blue=checks["blue"], dns_green=checks["green"])
+
+
+def _dns_weights(cloud: DeployedCloud, env: Environment) -> dict[str, int]:
+    records = cloud.client("route53").list_resource_record_sets(
+        HostedZoneId=env.extra["dns_zone"], StartRecordName=env.extra["dns_name"], StartRecordType="A"
+    )["ResourceRecordSets"]
+    return {r["SetIdentifier"]: int(r["Weight"]) for r in records if r["Name"] == env.extra["dns_name"]}
+
+
+def _dns_primary_fails(cloud: DeployedCloud, env: Environment) -> None:
+    from localcloud.route53 import set_endpoint_health
+
+    _dns_environment(cloud, env)
+    set_endpoint_health(env.extra["dns_blue"], False)
+
+
+def _dns_moved_and_back(cloud: DeployedCloud, env: Environment) -> tuple[bool, str]:
+    """Traffic on green; then blue recovers and (policy permitting) traffic returns after the hold-down."""
+    from localcloud.route53 import set_endpoint_health
+
+    moved = _dns_weights(cloud, env)
+    if moved != {"blue": 0, "green": 100}:
+        return False, f"weights {moved}: traffic did not move to green"
+    clock = Clock()
+    say(clock, "recovered", "blue answers its health checkers again; the alarm goes back to OK")
+    set_endpoint_health(env.extra["dns_blue"], True)
+    table = cloud.stack.outputs["AuditTableName"]
+    seen = {
+        (r["requestId"], r["sk"])
+        for r in ops.audit_for_target(cloud.client("dynamodb"), table, env.extra["dns_blue"])
+    }
+    deadline = time.monotonic() + 90
+    final = None
+    while time.monotonic() < deadline and final is None:
+        for row in ops.audit_for_target(cloud.client("dynamodb"), table, env.extra["dns_blue"]):
+            if (row["requestId"], row["sk"]) in seen:
+                continue
+            seen.add((row["requestId"], row["sk"]))
+            for what, text in _describe_row(row):
+                say(clock, what, text)
+            if row.get("phase") in TERMINAL_PHASES:
+                final = row["phase"]
+        time.sleep(0.1)
+    back = _dns_weights(cloud, env)
+    ok = final == "succeeded" and back == {"blue": 100, "green": 0}
+    hold = DNS_TUNING["selfheal:param:holdDownSeconds"]
+    return ok, f"failed over to green, then back to blue after the {hold}s hold-down: weights {back}"
+
+
+FAULTS.append(
+    Fault(
+        title="the primary endpoint of api.shop.example.com (blue) fails its Route 53 health check",
+        inject=_dns_primary_fails,
+        target_key=lambda env: str(env.extra["dns_blue"]),
+        healed=_dns_moved_and_back,
+    )
+)
 
 
 def _describe_row(row: dict[str, Any]) -> list[tuple[str, str]]:

@@ -74,6 +74,10 @@ EXPECTED: dict[str, set[str]] = {
     "manual-remap-eip": {"ManualRequest"},
     "alarm-sqs-dlq-messages": {"AlarmStateChange"},
     "manual-redrive-dlq": {"ManualRequest"},
+    "alarm-route53-health-check": {"AlarmStateChange"},
+    "alarm-route53-health-check-forwarded": {"AlarmStateChange"},
+    "alarm-route53-health-check-ok": {"AlarmStateChange"},
+    "manual-flip-dns": {"ManualRequest"},
 }
 # Samples that reach a function without EventBridge (no pattern applies to them).
 NOT_EVENTBRIDGE = {"alarm-lambda-action", "alarm-sns"}

@@ -71,6 +71,26 @@ EXPECTED: dict[str, list[tuple[str, str, dict[str, str]]] | None] = {
     "manual-remap-eip": [("manual-request", "remap-eip", {"instanceId": WEB_1})],
     "alarm-sqs-dlq-messages": [("sqs-dlq-has-messages", "redrive-dlq", {"queueName": "orders-dlq"})],
     "manual-redrive-dlq": [("manual-request", "redrive-dlq", {"queueName": "orders-dlq"})],
+    "alarm-route53-health-check": [
+        ("route53-health-check-failed", "flip-dns", {"healthCheckId": "8f0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d"})
+    ],
+    "alarm-route53-health-check-forwarded": [
+        ("route53-health-check-failed", "flip-dns", {"healthCheckId": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"})
+    ],
+    "alarm-route53-health-check-ok": [
+        (
+            "route53-health-check-recovered",
+            "flip-dns",
+            {"healthCheckId": "8f0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d"},
+        )
+    ],
+    "manual-flip-dns": [
+        (
+            "manual-request",
+            "flip-dns",
+            {"hostedZoneId": "Z0123456789ABCDEFGHIJ", "recordName": "api.example.com", "recordType": "A"},
+        )
+    ],
 }
 
 
@@ -292,6 +312,8 @@ def test_load_policy_default_is_cached(shipped: Policy) -> None:
         "ec2-instance-stopped",
         "ec2-retirement-scheduled",
         "sqs-dlq-has-messages",
+        "route53-health-check-failed",
+        "route53-health-check-recovered",
         "manual-request",
     ]
 

@@ -34,6 +34,11 @@ class Settings(BaseModel):
     loop_threshold: int = Field(default=3, alias="LOOP_THRESHOLD", ge=1)
     budget_per_hour: int = Field(default=10, alias="BUDGET_PER_HOUR", ge=0)
     stack_name: str = Field(default="selfheal", alias="STACK_NAME")
+    # flip-dns scope (comma-separated; empty or "none": nothing). The same template parameters build
+    # the IAM statements, so the guard and IAM agree.
+    flip_dns_hosted_zone_ids: str = Field(default="", alias="FLIP_DNS_HOSTED_ZONE_IDS")
+    flip_dns_record_names: str = Field(default="", alias="FLIP_DNS_RECORD_NAMES")
+    flip_dns_health_check_ids: str = Field(default="", alias="FLIP_DNS_HEALTH_CHECK_IDS")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

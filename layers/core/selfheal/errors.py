@@ -83,3 +83,11 @@ class AwsCallFailed(RetryableError):
 
 class NotApplicable(TerminalError):
     """The runbook has nothing to do for this target (e.g. the instance holds no managed Elastic IP)."""
+
+
+class SecondaryUnhealthy(PreconditionFailed):
+    """The side traffic would move to is not healthy by its own health check: never flip onto it."""
+
+
+class PrimaryUnhealthy(PreconditionFailed):
+    """A failback found the primary not healthy (now, or again after the healthy period): traffic stays."""

@@ -89,7 +89,13 @@ def evaluate(
     runbook_history: Iterable[AuditRow],
     limits: GuardLimits,
     now: datetime,
+    out_of_scope: Sequence[str] = (),
+    cooldown_exempt: bool = False,
 ) -> GuardDecision:
+    """``out_of_scope``: what the plan touches outside the stack's configured scope (refused like the
+    fence). ``cooldown_exempt``: the runbook applies its own hold-down instead of the cooldown (a
+    flip-dns failback right after a failover is expected, not "it came back"); loop and budget still
+    apply."""
     dry_run = requested_dry_run or mode is Mode.DRY_RUN
 
     def skip(guard: str, reason: str, escalate: bool = False) -> GuardDecision:
@@ -101,6 +107,8 @@ def evaluate(
         return skip("mode", "selfheal is switched off (mode=off)")
     if unfenced:
         return skip("fence", f"not managed by selfheal (fence tag missing): {', '.join(unfenced)}", True)
+    if out_of_scope:
+        return skip("scope", f"outside the scope this stack may change: {'; '.join(out_of_scope)}", True)
 
     # Dry runs changed nothing, so they neither cool down nor count towards a loop.
     others = [
@@ -111,7 +119,7 @@ def evaluate(
         for r in others
         if r.phase is Phase.STARTED and r.at >= now - timedelta(seconds=limits.cooldown_seconds)
     ]
-    if recent_starts:
+    if recent_starts and not cooldown_exempt:
         last = max(r.at for r in recent_starts)
         return skip(
             "cooldown",
@@ -146,3 +154,28 @@ def evaluate(
             True,
         )
     return GuardDecision(proceed=True, dry_run=dry_run, mode=mode)
+
+
+def hold_down_wait_seconds(
+    *,
+    target_history: Iterable[AuditRow],
+    runbook: str,
+    request_id: str,
+    hold_down_seconds: int,
+    now: datetime,
+) -> int:
+    """Seconds until ``hold_down_seconds`` have passed since the last successful mutating action of
+    ``runbook`` on this target (0: none in the window). Dry runs changed nothing and do not count."""
+    done = [
+        r.at
+        for r in target_history
+        if r.runbook == runbook
+        and r.request_id != request_id
+        and not r.dry_run
+        and r.phase is Phase.ACTION
+        and r.outcome == "ok"
+    ]
+    if not done:
+        return 0
+    until = max(done) + timedelta(seconds=hold_down_seconds)
+    return max(0, int((until - now).total_seconds() + 0.999))

@@ -17,7 +17,7 @@ from selfheal.audit import AuditRow, AuditTrail
 from selfheal.clients import Clients
 from selfheal.config import Settings
 from selfheal.errors import InvalidInput, SelfhealError, UnknownRunbook
-from selfheal.guards import GuardLimits, evaluate, fence_violations, read_mode
+from selfheal.guards import GuardLimits, evaluate, fence_violations, hold_down_wait_seconds, read_mode
 from selfheal.lease import LeaseStore
 from selfheal.models import Actor, Phase, Request, RunbookInput, utcnow
 from selfheal.notify import Outcome, publish_outcome
@@ -39,7 +39,7 @@ class StepEvent(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    step: Literal["validate", "acquire-lease", "guards", "precheck", "audit", "finish"]
+    step: Literal["validate", "acquire-lease", "guards", "precheck", "audit", "finish", "verify"]
     runbook: str
     execution: ExecutionRef
     state: StateRef
@@ -126,6 +126,7 @@ class Steps:
             "precheck": self.precheck,
             "audit": self.record,
             "finish": self.finish,
+            "verify": self.verify,
         }[event.step]
         return handler(event)
 
@@ -206,10 +207,26 @@ class Steps:
             runbook_history=self.audit.for_runbook(request.runbook, now - timedelta(hours=1)),
             limits=limits,
             now=now,
+            out_of_scope=spec.out_of_scope(s, plan) if spec.out_of_scope else (),
+            cooldown_exempt=bool(plan_json.get("cooldownExempt")),
         )
         result = decision.model_dump(mode="json", by_alias=True)
         if mode_problem:
             result["modeProblem"] = mode_problem
+        if "holdDownSeconds" in plan_json:
+            # A runbook with a hold-down (flip-dns failback) waits it out in the ASL: how long is left.
+            hold = int(plan_json["holdDownSeconds"] or 0)
+            result["holdDownWaitSeconds"] = (
+                hold_down_wait_seconds(
+                    target_history=self.audit.for_target(request.target_key, now - timedelta(seconds=hold)),
+                    runbook=request.runbook,
+                    request_id=request.request_id,
+                    hold_down_seconds=hold,
+                    now=now,
+                )
+                if hold
+                else 0
+            )
         return {"decision": result, "plan": plan_json, "dryRun": decision.dry_run}
 
     def precheck(self, event: StepEvent) -> dict[str, Any]:
@@ -220,6 +237,14 @@ class Steps:
         # The plan travels as JSON in the execution's state; re-validate it before acting on it.
         before = spec.precheck(self.clients, spec.plan_model.model_validate(event.plan))
         return {"before": before}
+
+    def verify(self, event: StepEvent) -> dict[str, Any]:
+        """The runbook's own check of the result (when it needs logic): {"done": bool, ...}."""
+        self._request(event)
+        spec = _spec(event.runbook)
+        if event.plan is None or spec.verify is None:
+            raise InvalidInput(f"verify needs the plan and a runbook with a verify step ({event.runbook})")
+        return spec.verify(self.clients, spec.plan_model.model_validate(event.plan))
 
     def record(self, event: StepEvent) -> dict[str, Any]:
         """One audit row for one phase of the ASL (started, would-do, action, verified, compensated)."""

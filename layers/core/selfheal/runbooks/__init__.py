@@ -13,7 +13,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from selfheal.clients import Clients
-from selfheal.runbooks import redrive_dlq, remap_eip
+from selfheal.config import Settings
+from selfheal.runbooks import flip_dns, redrive_dlq, remap_eip
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,12 @@ class RunbookSpec:
     # plan -> the exact mutating call(s), for would-do and action rows
     actions: Callable[[Any], list[dict[str, Any]]]
     iam_actions: tuple[str, ...]
+    # Optional: (clients, plan) -> {"done": bool, ...}, for the ASL's verify step when checking the
+    # result needs logic (flip-dns compares record sets); raises like precheck.
+    verify: Callable[[Clients, Any], dict[str, Any]] | None = None
+    # Optional: (settings, plan) -> what the plan touches outside the stack's configured scope
+    # (a guard like the fence; flip-dns: hosted zones, record names, health checks).
+    out_of_scope: Callable[[Settings, Any], list[str]] | None = None
 
 
 RUNBOOKS: dict[str, RunbookSpec] = {
@@ -53,5 +60,19 @@ RUNBOOKS: dict[str, RunbookSpec] = {
         precheck=lambda c, plan: redrive_dlq.precheck(c.sqs, c.cloudwatch, plan),
         actions=redrive_dlq.action_calls,
         iam_actions=redrive_dlq.IAM_ACTIONS,
+    ),
+    "flip-dns": RunbookSpec(
+        name="flip-dns",
+        target_model=flip_dns.FlipDnsTarget,
+        params_model=flip_dns.FlipDnsParams,
+        plan_model=flip_dns.FlipPlan,
+        resolve=lambda c, t, p, k, v: flip_dns.resolve(c.route53, t, p, k, v),
+        precheck=lambda c, plan: flip_dns.precheck(c.route53, plan),
+        actions=flip_dns.actions,
+        iam_actions=flip_dns.IAM_ACTIONS,
+        verify=lambda c, plan: flip_dns.verify(c.route53, plan),
+        out_of_scope=lambda s, plan: flip_dns.out_of_scope(
+            plan, s.flip_dns_hosted_zone_ids, s.flip_dns_record_names, s.flip_dns_health_check_ids
+        ),
     ),
 }

@@ -1,0 +1,344 @@
+"""flip-dns end to end on the local cloud: the real template, rules, functions and ASL.
+
+Route 53's checkers are emulated by localcloud.route53: `set_endpoint_health` is an outage (or a
+recovery) as the checkers see it; alarms on HealthCheckStatus change state and emit their events.
+Each test builds its own zone and records (targets are never shared).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from localcloud import ops
+from localcloud.harness import DeployedCloud
+from localcloud.route53 import set_endpoint_health
+from tests.dns_world import PRIMARY_IP, SECONDARY_IP, DnsWorld
+
+FAST = {
+    "selfheal:param:verifyIntervalSeconds": "0",
+    "selfheal:param:holdDownSeconds": "4",
+    "selfheal:param:primaryHealthySeconds": "1",
+}
+TERMINAL = {"succeeded", "failed", "skipped"}
+
+
+def rows_for(cloud: DeployedCloud, target: str) -> list[dict[str, Any]]:
+    return ops.audit_for_target(cloud.client("dynamodb"), cloud.stack.outputs["AuditTableName"], target)
+
+
+def wait_rows(
+    cloud: DeployedCloud, target: str, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 60
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    rows = rows_for(cloud, target)
+    while not done(rows):
+        if time.monotonic() > deadline:
+            raise AssertionError(json.dumps([(r["phase"], r.get("reason")) for r in rows], default=str))
+        time.sleep(0.2)
+        rows = rows_for(cloud, target)
+    return rows
+
+
+def terminal(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rows if r["phase"] in TERMINAL]
+
+
+def flips(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Successful mutating calls (not compensations) on this target."""
+    return [r for r in rows if r["phase"] == "action" and r.get("outcome") == "ok"]
+
+
+@pytest.fixture
+def dns(cloud: DeployedCloud) -> DnsWorld:
+    return DnsWorld.create(cloud.client("route53"))
+
+
+@pytest.fixture
+def scope(cloud: DeployedCloud) -> Iterator[Callable[..., None]]:
+    """Put zones / health checks into the stack's flip-dns scope (the FlipDns* parameters' variables)."""
+    lam = cloud.client("lambda")
+    name = cloud.stack.outputs["RunbookStepsFunctionArn"]
+    configured = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    original = {k: str(v) for k, v in configured.items()}  # the local cloud keeps template numbers as ints
+
+    def allow(zones: list[str] = (), checks: list[str] = (), names: str = "*") -> None:  # type: ignore[assignment]
+        variables = dict(original)
+        variables["FLIP_DNS_HOSTED_ZONE_IDS"] = ",".join(zones)
+        variables["FLIP_DNS_HEALTH_CHECK_IDS"] = ",".join(checks)
+        variables["FLIP_DNS_RECORD_NAMES"] = names
+        # The session's many flip-dns tests would otherwise open the per-runbook budget breaker
+        # (BudgetPerHour actions per runbook per hour) and be skipped.
+        variables["BUDGET_PER_HOUR"] = "1000"
+        lam.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+
+    yield allow
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": original})
+
+
+def alarm_on(cloud: DeployedCloud, health_check: str) -> str:
+    """The alarm the companion template creates for a health check (us-east-1, where the metric is)."""
+    name = f"route53-{health_check}-{uuid.uuid4().hex[:6]}"
+    cloud.client("cloudwatch").put_metric_alarm(
+        AlarmName=name,
+        Namespace="AWS/Route53",
+        MetricName="HealthCheckStatus",
+        Dimensions=[{"Name": "HealthCheckId", "Value": health_check}],
+        Statistic="Minimum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="LessThanThreshold",
+        TreatMissingData="breaching",
+    )
+    return name
+
+
+def manual(target: dict[str, Any], **params: Any) -> dict[str, Any]:
+    return {"target": target, "params": {"verifyIntervalSeconds": 0, **params}, "reason": "e2e flip-dns"}
+
+
+# ----------------------------------------------------------------------------------- record kinds
+
+
+def test_flip_dns_weighted_pair_health_check_alarm_moves_the_weight_to_the_secondary(cloud, dns, scope):
+    primary, _ = dns.weighted()
+    dns.tag_health_check(primary, FAST)
+    scope(zones=[dns.zone])
+    alarm_on(cloud, primary)
+    set_endpoint_health(primary, False)
+    rows = wait_rows(cloud, primary, lambda rs: bool(terminal(rs)))
+    assert [r["phase"] for r in rows] == ["received", "started", "action", "action", "verified", "succeeded"]
+    assert dns.weights() == {"blue": 0, "green": 100}
+    intent = rows[2]
+    assert intent["action"] == "route53:ChangeResourceRecordSets" and intent["outcome"] == "pending"
+    assert intent["before"]["to"]["status"] == "healthy"
+    assert rows[3]["after"]["changeId"].startswith("/change/")
+
+
+def test_flip_dns_simple_record_is_upserted_to_the_secondary(cloud, dns, scope):
+    primary, _ = dns.simple()
+    scope(zones=[dns.zone])
+    result = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert dns.answer() == [SECONDARY_IP]
+    (intent,) = [r for r in rows_for(cloud, primary) if r.get("outcome") == "pending"]
+    (change,) = intent["parameters"]["ChangeBatch"]["Changes"]
+    assert change["Action"] == "UPSERT" and change["ResourceRecordSet"]["ResourceRecords"] == [
+        {"Value": SECONDARY_IP}
+    ]
+
+
+def test_flip_dns_failover_records_force_the_primary_health_check_and_fail_back(cloud, dns, scope):
+    primary, _ = dns.failover()
+    scope(zones=[dns.zone], checks=[primary])
+    target = {"hostedZoneId": dns.zone, "recordName": dns.name("app")}
+    result = cloud.start_and_wait("flip-dns", manual(target))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert dns.forced(primary) == (True, True)
+    back = cloud.start_and_wait(
+        "flip-dns", manual(target, direction="failback", holdDownSeconds=0, primaryHealthySeconds=0)
+    )
+    assert back.status == "SUCCEEDED", (back.error, back.cause)
+    assert dns.forced(primary) == (False, False)
+    key = f"{dns.zone}/{dns.name('app')}A"
+    actions = [r["action"] for r in flips(rows_for(cloud, key))]
+    assert actions == ["route53:UpdateHealthCheck", "route53:UpdateHealthCheck"]
+
+
+# ------------------------------------------------------------------------------------------ refusals
+
+
+def test_flip_dns_unhealthy_secondary_is_refused_with_a_named_error(cloud, dns, scope):
+    primary, secondary = dns.weighted()
+    scope(zones=[dns.zone])
+    set_endpoint_health(secondary, False)
+    result = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}))
+    assert result.status == "FAILED" and result.error == "SecondaryUnhealthy"
+    assert dns.weights() == {"blue": 100, "green": 0}
+    rows = rows_for(cloud, primary)
+    assert not [r for r in rows if r["phase"] == "action"]
+    (failed,) = [r for r in rows if r["phase"] == "failed"]
+    assert "unhealthy" in failed["reason"] and secondary in failed["reason"]
+
+
+def test_flip_dns_record_not_pointing_at_the_primary_is_refused(cloud, dns, scope):
+    primary, _ = dns.simple()
+    scope(zones=[dns.zone])
+    dns.upsert(
+        {"Name": dns.name("www"), "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "203.0.113.9"}]}
+    )
+    result = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}))
+    assert result.status == "FAILED" and result.error == "PreconditionFailed"
+    assert "not the primary" in (result.cause or "") and dns.answer() == ["203.0.113.9"]
+
+
+def test_flip_dns_zone_outside_the_scope_is_refused_by_the_guard(cloud, dns, scope):
+    primary, _ = dns.weighted()
+    scope(zones=["Z0THERZONE000000000"])
+    result = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}))
+    assert result.status == "SUCCEEDED"  # skipped, escalated: the guard said no
+    assert dns.weights() == {"blue": 100, "green": 0}
+    (skipped,) = [r for r in rows_for(cloud, primary) if r["phase"] == "skipped"]
+    assert dns.zone in skipped["reason"] and "scope" in skipped["reason"]
+
+
+def test_flip_dns_record_name_outside_the_scope_is_refused_by_the_guard(cloud, dns, scope):
+    primary, _ = dns.weighted()
+    scope(zones=[dns.zone], names=f"www.{dns.zone_name.rstrip('.')}")
+    result = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}))
+    assert result.status == "SUCCEEDED" and dns.weights() == {"blue": 100, "green": 0}
+    (skipped,) = [r for r in rows_for(cloud, primary) if r["phase"] == "skipped"]
+    assert dns.name("api").rstrip(".") in skipped["reason"]
+
+
+def test_flip_dns_unfenced_zone_is_refused(cloud, scope):
+    dns = DnsWorld.create(cloud.client("route53"), fenced=False)
+    primary, _ = dns.weighted()
+    scope(zones=[dns.zone])
+    result = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}))
+    assert result.status == "SUCCEEDED" and dns.weights() == {"blue": 100, "green": 0}
+    (skipped,) = [r for r in rows_for(cloud, primary) if r["phase"] == "skipped"]
+    assert "fence" in skipped["reason"]
+
+
+def test_flip_dns_dry_run_records_the_exact_change_batch_and_changes_nothing(cloud, dns, scope):
+    primary, _ = dns.weighted()
+    scope(zones=[dns.zone])
+    result = cloud.start_and_wait("flip-dns", {**manual({"healthCheckId": primary}), "dryRun": True})
+    assert result.status == "SUCCEEDED"
+    assert dns.weights() == {"blue": 100, "green": 0}
+    rows = rows_for(cloud, primary)
+    assert [r["phase"] for r in rows] == ["started", "would-do", "succeeded"]
+    would = rows[1]
+    assert would["dryRun"] is True and would["action"] == "route53:ChangeResourceRecordSets"
+    changes = would["parameters"]["ChangeBatch"]["Changes"]
+    assert would["parameters"]["HostedZoneId"] == dns.zone
+    assert {c["ResourceRecordSet"]["SetIdentifier"]: c["ResourceRecordSet"]["Weight"] for c in changes} == {
+        "blue": 0,
+        "green": 100,
+    }
+    assert would["before"]["to"]["status"] == "healthy"
+
+
+# ------------------------------------------------------------------------- hold-down and failback
+
+
+def test_flip_dns_failback_after_recovery_respects_the_hold_down(cloud, dns, scope):
+    primary, _ = dns.weighted()
+    dns.tag_health_check(primary, FAST)
+    scope(zones=[dns.zone])
+    alarm_on(cloud, primary)
+    set_endpoint_health(primary, False)
+    wait_rows(cloud, primary, lambda rs: len(terminal(rs)) >= 1)
+    assert dns.weights() == {"blue": 0, "green": 100}
+    set_endpoint_health(primary, True)  # alarm -> OK: the failback rule starts flip-dns back
+    rows = wait_rows(cloud, primary, lambda rs: len(terminal(rs)) >= 2)
+    assert [r["phase"] for r in terminal(rows)] == ["succeeded", "succeeded"], rows
+    assert dns.weights() == {"blue": 100, "green": 0}
+    flip, back = flips(rows)
+    from datetime import datetime
+
+    gap = datetime.fromisoformat(back["at"]) - datetime.fromisoformat(flip["at"])
+    assert gap.total_seconds() >= 4  # holdDownSeconds
+
+
+def test_flip_dns_flapping_health_check_flips_once_within_the_hold_down(cloud, dns, scope):
+    primary, _ = dns.weighted()
+    dns.tag_health_check(primary, FAST)
+    scope(zones=[dns.zone])
+    alarm_on(cloud, primary)
+    set_endpoint_health(primary, False)
+    wait_rows(cloud, primary, lambda rs: len(terminal(rs)) >= 1)
+    for healthy in (True, False, True, False):  # flapping inside the hold-down
+        set_endpoint_health(primary, healthy)
+        time.sleep(0.3)
+    # Every execution the flapping started has ended: each failback found the primary unhealthy.
+    rows = wait_rows(
+        cloud,
+        primary,
+        lambda rs: len(terminal(rs)) == len({r["requestId"] for r in rs if r["phase"] == "received"}),
+        timeout=90,
+    )
+    assert len(flips(rows)) == 1, [(r["phase"], r.get("reason")) for r in rows]
+    assert dns.weights() == {"blue": 0, "green": 100}
+    refused = [r for r in terminal(rows) if r["phase"] != "succeeded"]
+    assert refused and all(
+        "PrimaryUnhealthy" in json.dumps(r.get("error")) or r["phase"] == "skipped" for r in refused
+    )
+
+
+# --------------------------------------------------------------------------------------- evidence
+
+
+def test_flip_dns_every_mutating_call_has_audit_rows_before_and_after(cloud, dns, scope):
+    primary, _ = dns.weighted()
+    scope(zones=[dns.zone])
+    cloud.reset_recording()
+    result = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}))
+    assert result.status == "SUCCEEDED"
+    mutating = [
+        r
+        for r in cloud.recorded_requests()
+        if r.service == "route53" and not r.operation.startswith(("Get", "List"))
+    ]
+    assert [m.operation for m in mutating] == ["ChangeResourceRecordSets"]
+    rows = rows_for(cloud, primary)
+    outcomes = [r["outcome"] for r in rows if r.get("action") == "route53:ChangeResourceRecordSets"]
+    assert outcomes == ["pending", "ok"]
+    assert PRIMARY_IP  # the world's primary stays the documented one
+
+
+def test_flip_dns_change_that_never_shows_is_undone_and_escalated(cloud, dns, scope, monkeypatch):
+    """Route 53 accepts the batch but the records never show it: verify catches it, the undo runs."""
+    from moto.route53.models import Route53Backend
+
+    primary, _ = dns.weighted()
+    scope(zones=[dns.zone])
+    original = Route53Backend.change_resource_record_sets
+    swallowed: list[str] = []
+
+    def accepted_but_never_applied(self: Any, zoneid: str, change_list: list[dict[str, Any]]) -> None:
+        weights = [c["ResourceRecordSet"].get("Weight") for c in change_list]
+        if zoneid.endswith(dns.zone) and not swallowed:
+            swallowed.append(str(weights))
+            return None
+        return original(self, zoneid, change_list)
+
+    monkeypatch.setattr(Route53Backend, "change_resource_record_sets", accepted_but_never_applied)
+    result = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}, verifyAttempts=2))
+    assert result.status == "FAILED" and result.error == "VerificationFailed"
+    assert swallowed and dns.weights() == {"blue": 100, "green": 0}
+    rows = rows_for(cloud, primary)
+    assert [r["phase"] for r in rows] == ["started", "action", "action", "action", "compensated", "failed"]
+    undo = rows[3]
+    assert undo["outcome"] == "pending" and undo["action"] == "route53:ChangeResourceRecordSets"
+
+
+def test_flip_dns_health_check_updates_have_audit_rows_before_and_after(cloud, dns, scope):
+    """Failover records: UpdateHealthCheck (force, then un-force) is bracketed like any change."""
+    primary, _ = dns.failover()
+    scope(zones=[dns.zone], checks=[primary])
+    target = {"hostedZoneId": dns.zone, "recordName": dns.name("app")}
+    cloud.reset_recording()
+    assert cloud.start_and_wait("flip-dns", manual(target)).status == "SUCCEEDED"
+    back = manual(target, direction="failback", holdDownSeconds=0, primaryHealthySeconds=0)
+    assert cloud.start_and_wait("flip-dns", back).status == "SUCCEEDED"
+    mutating = [
+        r
+        for r in cloud.recorded_requests()
+        if r.service == "route53" and not r.operation.startswith(("Get", "List"))
+    ]
+    assert [m.operation for m in mutating] == ["UpdateHealthCheck", "UpdateHealthCheck"]
+    rows = rows_for(cloud, f"{dns.zone}/{dns.name('app')}A")
+    calls = [
+        (r["parameters"]["Disabled"], r["outcome"])
+        for r in rows
+        if r.get("action") == "route53:UpdateHealthCheck"
+    ]
+    assert calls == [(True, "pending"), (True, "ok"), (False, "pending"), (False, "ok")]

@@ -1,0 +1,173 @@
+"""flip-dns resolve, precheck and verify against moto Route 53 (with localcloud.route53's checkers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from localcloud.route53 import patch_route53, set_endpoint_health
+from selfheal.errors import NotApplicable, PreconditionFailed, SecondaryUnhealthy, UnknownResource
+from selfheal.runbooks.flip_dns import (
+    FlipDnsParams,
+    FlipDnsTarget,
+    actions,
+    health,
+    out_of_scope,
+    precheck,
+    resolve,
+    verify,
+)
+from tests.dns_world import PRIMARY_IP, SECONDARY_IP, DnsWorld
+
+KEY, VALUE = "selfheal:managed", "true"
+
+
+@pytest.fixture
+def dns(clients) -> DnsWorld:
+    patch_route53()
+    return DnsWorld.create(clients.route53)
+
+
+def plan_for(dns: DnsWorld, hc: str, **params):
+    return resolve(
+        dns.route53, FlipDnsTarget(healthCheckId=hc), FlipDnsParams.model_validate(params), KEY, VALUE
+    )
+
+
+def apply(dns: DnsWorld, plan) -> None:
+    (call,) = actions(plan)
+    if call["action"] == "route53:UpdateHealthCheck":
+        dns.route53.update_health_check(**call["parameters"])
+    else:
+        dns.route53.change_resource_record_sets(**call["parameters"])
+
+
+def test_resolve_weighted_pair_moves_all_weight_to_the_secondary(dns):
+    primary, secondary = dns.weighted()
+    plan = plan_for(dns, primary)
+    assert (plan.kind, plan.to_health_check_id) == ("weighted", secondary)
+    assert set(plan.resource_tags) == {f"hostedzone/{dns.zone}", f"healthcheck/{primary}"}
+    changes = plan.change["ChangeBatch"]["Changes"]
+    assert {c["ResourceRecordSet"]["SetIdentifier"]: c["ResourceRecordSet"]["Weight"] for c in changes} == {
+        "blue": 0,
+        "green": 100,
+    }
+    assert {c["Action"] for c in changes} == {"UPSERT"}
+    precheck(dns.route53, plan)
+    assert verify(dns.route53, plan)["done"] is False
+    apply(dns, plan)
+    assert verify(dns.route53, plan)["done"] is True
+    assert dns.weights() == {"blue": 0, "green": 100}
+
+
+def test_resolve_weighted_failback_restores_the_primary(dns):
+    primary, _ = dns.weighted()
+    apply(dns, plan_for(dns, primary))
+    back = plan_for(dns, primary, direction="failback")
+    assert back.to_health_check_id == primary and back.hold_down_seconds == 900
+    apply(dns, back)
+    assert dns.weights() == {"blue": 100, "green": 0}
+
+
+def test_resolve_weighted_already_on_the_secondary_is_not_applicable(dns):
+    primary, _ = dns.weighted()
+    apply(dns, plan_for(dns, primary))
+    with pytest.raises(NotApplicable):
+        plan_for(dns, primary)
+
+
+def test_resolve_simple_record_upserts_the_secondary_value(dns):
+    primary, secondary = dns.simple()
+    plan = plan_for(dns, primary)
+    assert plan.kind == "simple" and plan.to_health_check_id == secondary
+    (change,) = plan.change["ChangeBatch"]["Changes"]
+    assert change["ResourceRecordSet"]["ResourceRecords"] == [{"Value": SECONDARY_IP}]
+    apply(dns, plan)
+    assert dns.answer() == [SECONDARY_IP] and verify(dns.route53, plan)["done"]
+
+
+def test_resolve_simple_record_pointing_elsewhere_is_refused(dns):
+    primary, _ = dns.simple()
+    dns.upsert(
+        {"Name": dns.name("www"), "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "203.0.113.9"}]}
+    )
+    with pytest.raises(PreconditionFailed, match="not the primary"):
+        plan_for(dns, primary)
+
+
+def test_resolve_simple_record_without_values_says_what_to_set(dns):
+    dns.simple()
+    with pytest.raises(PreconditionFailed, match="primaryValue and secondaryValue"):
+        resolve(
+            dns.route53,
+            FlipDnsTarget(hostedZoneId=dns.zone, recordName=dns.name("www")),
+            FlipDnsParams(),
+            KEY,
+            VALUE,
+        )
+
+
+def test_resolve_failover_records_force_the_primary_health_check(dns):
+    primary, secondary = dns.failover()
+    plan = plan_for(dns, primary)
+    assert plan.kind == "failover" and plan.to_health_check_id == secondary
+    assert plan.health_check_update == {"HealthCheckId": primary, "Disabled": True, "Inverted": True}
+    assert plan.undo == {"HealthCheckId": primary, "Disabled": False, "Inverted": False}
+    apply(dns, plan)
+    assert dns.forced(primary) == (True, True) and verify(dns.route53, plan)["done"]
+    assert health(dns.route53, primary)["status"] == "unknown"  # disabled: Route 53 stopped checking
+    back = plan_for(dns, primary, direction="failback")
+    assert back.health_check_update == {"HealthCheckId": primary, "Disabled": False, "Inverted": False}
+    assert back.to_health_check_id is None
+    apply(dns, back)
+    assert dns.forced(primary) == (False, False)
+
+
+def test_precheck_refuses_an_unhealthy_secondary_with_a_named_error(dns):
+    primary, secondary = dns.weighted()
+    set_endpoint_health(secondary, False)
+    with pytest.raises(SecondaryUnhealthy, match="unhealthy"):
+        precheck(dns.route53, plan_for(dns, primary))
+
+
+def test_precheck_refuses_a_record_changed_since_the_plan(dns):
+    primary, _ = dns.weighted()
+    plan = plan_for(dns, primary)
+    records = dns.records()
+    dns.upsert(*[{**r, "Weight": 50} for r in records])
+    with pytest.raises(PreconditionFailed, match="changed since"):
+        precheck(dns.route53, plan)
+
+
+def test_health_follows_inverted_and_the_checkers(dns):
+    hc = dns.health_check(PRIMARY_IP)
+    assert health(dns.route53, hc)["status"] == "healthy"
+    set_endpoint_health(hc, False)
+    assert health(dns.route53, hc)["status"] == "unhealthy"
+    dns.route53.update_health_check(HealthCheckId=hc, Inverted=True)
+    assert health(dns.route53, hc)["status"] == "healthy"
+
+
+def test_resolve_unknown_record_and_missing_tags_are_named(dns):
+    hc = dns.health_check(PRIMARY_IP)
+    with pytest.raises(PreconditionFailed, match="selfheal:param:hostedZoneId"):
+        plan_for(dns, hc)
+    with pytest.raises(UnknownResource):
+        plan_for(dns, hc, hostedZoneId=dns.zone, recordName=dns.name("nothing"))
+
+
+def test_out_of_scope_names_zone_record_and_health_check(dns):
+    primary, _ = dns.failover()
+    plan = plan_for(dns, primary)
+    assert out_of_scope(plan, dns.zone, "*", primary) == []
+    assert out_of_scope(plan, dns.zone, f"app.{dns.zone_name.rstrip('.')}", primary) == []
+    problems = out_of_scope(plan, "ZOTHER", "www.*", "")
+    assert len(problems) == 3 and dns.zone in problems[0]
+    assert out_of_scope(plan, "none", "none", "none")  # the template's default: nothing allowed
+
+
+def test_target_key_is_the_record_or_the_health_check():
+    record = FlipDnsTarget(hostedZoneId="/hostedzone/Z123", recordName="API.Example.com")
+    assert record.key == "Z123/api.example.com.A"
+    assert FlipDnsTarget(healthCheckId="abcdef12-3456").key == "abcdef12-3456"
+    with pytest.raises(ValueError):
+        FlipDnsTarget(hostedZoneId="Z123")
