@@ -83,3 +83,15 @@ class AwsCallFailed(RetryableError):
 
 class NotApplicable(TerminalError):
     """The runbook has nothing to do for this target (e.g. the instance holds no managed Elastic IP)."""
+
+
+class AlreadyRecovering(NotApplicable):
+    """AWS (or the Auto Scaling group) is already recovering the target: don't fight it."""
+
+
+class GroupBudgetExceeded(TerminalError):
+    """Acting would put more of an Auto Scaling group out of service at once than its budget allows."""
+
+
+class GroupCannotReplace(TerminalError):
+    """The Auto Scaling group cannot replace the instance (suspended processes, capacity)."""

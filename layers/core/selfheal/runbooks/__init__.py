@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from selfheal.clients import Clients
-from selfheal.runbooks import remap_eip
+from selfheal.runbooks import remap_eip, replace_instance
 
 
 @dataclass(frozen=True)
@@ -43,5 +43,15 @@ RUNBOOKS: dict[str, RunbookSpec] = {
             {"action": "ec2:AssociateAddress", "parameters": remap_eip.action_parameters(plan)}
         ],
         iam_actions=remap_eip.IAM_ACTIONS,
+    ),
+    "replace-instance": RunbookSpec(
+        name="replace-instance",
+        target_model=replace_instance.ReplaceInstanceTarget,
+        params_model=replace_instance.ReplaceInstanceParams,
+        plan_model=replace_instance.ReplacePlan,
+        resolve=lambda c, t, p, k, v: replace_instance.resolve(c.ec2, c.autoscaling, t, p, k, v),
+        precheck=lambda c, plan: replace_instance.precheck(c.ec2, c.autoscaling, plan),
+        actions=replace_instance.action_calls,
+        iam_actions=replace_instance.IAM_ACTIONS,
     ),
 }
