@@ -29,6 +29,9 @@ class RunbookSpec:
     # plan -> the exact mutating call(s), for would-do and action rows
     actions: Callable[[Any], list[dict[str, Any]]]
     iam_actions: tuple[str, ...]
+    # (clients, target, params, fence_key, fence_value) -> None if the runbook applies to the target,
+    # else why not. Read-only; asked by triage for policy rules with `whenApplicable`.
+    applies: Callable[[Clients, Any, Any, str, str], str | None] | None = None
 
 
 RUNBOOKS: dict[str, RunbookSpec] = {
@@ -43,6 +46,7 @@ RUNBOOKS: dict[str, RunbookSpec] = {
             {"action": "ec2:AssociateAddress", "parameters": remap_eip.action_parameters(plan)}
         ],
         iam_actions=remap_eip.IAM_ACTIONS,
+        applies=lambda c, t, p, k, v: remap_eip.applies(c.ec2, t, p, k, v),
     ),
     "replace-instance": RunbookSpec(
         name="replace-instance",
