@@ -15,7 +15,9 @@ from localcloud.harness import LOCAL_STACK_NAME, DeployedCloud, start_deployed_c
 
 ROOT = Path(__file__).parents[2]
 TEMPLATE = ROOT / "template.yaml"
-PARAMETERS = {"Mode": "enforce"}
+# One session-wide stack: every heal of every test counts against the same hourly budget per runbook
+# (a stop/start heal is two actions), so the breaker would open mid-session at the default of 10.
+PARAMETERS = {"Mode": "enforce", "BudgetPerHour": "200"}
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ per target) and can run in any order.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 import uuid
@@ -15,6 +16,7 @@ from typing import Any
 from localcloud import autoscaling as local_autoscaling
 from localcloud import ops
 from localcloud.harness import DeployedCloud
+from tests.events import load_event
 
 FENCE = {"Key": "selfheal:managed", "Value": "true"}
 FAST = {"verifyIntervalSeconds": 0, "verifyAttempts": 40}
@@ -292,3 +294,87 @@ def test_every_mutating_call_of_replace_instance_has_audit_rows_before_and_after
         service = "autoscaling" if call.service == "autoscaling" else "ec2"
         bracket = [r for r in rows if r["phase"] == "action" and r["action"] == f"{service}:{call.operation}"]
         assert [r["outcome"] for r in bracket] == ["pending", "ok"], call.operation
+
+
+# ------------------------------------------------------------------ signals, through triage
+
+
+def alarm_event(instance: str) -> dict[str, Any]:
+    """The sample status-check alarm event, about this instance, as a new delivery."""
+    event = copy.deepcopy(load_event("alarm-status-check-failed"))
+    event["id"] = str(uuid.uuid4())
+    event["detail"]["alarmName"] = f"{instance}-status-check"
+    event["resources"] = [f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{instance}-status-check"]
+    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] = {
+        "InstanceId": instance
+    }
+    return event
+
+
+def health_event(code: str, *instances: str) -> dict[str, Any]:
+    event = copy.deepcopy(load_event("health-ec2-retirement"))
+    event["id"] = str(uuid.uuid4())
+    event["detail"]["eventTypeCode"] = code
+    event["detail"]["eventArn"] = f"arn:aws:health:us-east-1::event/EC2/{code}/{code}_{uuid.uuid4().hex[:16]}"
+    event["resources"] = list(instances)
+    event["detail"]["affectedEntities"] = [
+        {"entityValue": f"arn:aws:ec2:us-east-1:123456789012:instance/{i}", "status": "IMPAIRED"}
+        for i in instances
+    ]
+    return event
+
+
+def runbook_of(summary: Any, execution: Any) -> str:
+    return str(summary.runbooks.get(execution.state_machine_arn))
+
+
+def test_replace_instance_status_check_alarm_on_a_group_member_replaces_it(cloud):
+    group = make_group(cloud)
+    sick = group.instances[0]
+    summary = cloud.send_event_and_wait(alarm_event(sick), timeout=120)
+    replace = [e for e in summary.executions if runbook_of(summary, e) == "replace-instance"]
+    # remap-eip was not chosen for the alarm (its only run comes from the termination event, and
+    # finds nothing to move)
+    rules = {r["actor"]["rule"] for r in rows_for(cloud, sick) if r["phase"] == "received"}
+    assert "ec2-status-check-failed" not in rules
+    (execution,) = replace
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert sick not in [m["InstanceId"] for m in group.members(cloud)]
+    received = next(r for r in rows_for(cloud, sick) if r["phase"] == "received")
+    assert received["actor"]["rule"] == "replace-instance-status-check-failed"
+
+
+def test_replace_instance_health_event_with_several_instances_heals_each_fenced_one(cloud):
+    fenced = [make_standalone(cloud), make_standalone(cloud)]
+    unfenced = make_standalone(cloud, fenced=False)
+    summary = cloud.send_event_and_wait(
+        health_event("AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED", *fenced, unfenced), timeout=120
+    )
+    replace = [e for e in summary.executions if runbook_of(summary, e) == "replace-instance"]
+    assert len(replace) == 3  # one remediation per affected instance
+    assert all(e.status == "SUCCEEDED" for e in replace), [(e.error, e.cause) for e in replace]
+    for instance in fenced:
+        phases = [r["phase"] for r in replace_rows(cloud, instance)]
+        assert phases[-2:] == ["verified", "succeeded"], phases
+    # The unfenced one is left untouched, and the audit says why.
+    assert [r["phase"] for r in replace_rows(cloud, unfenced)] == ["received", "skipped"]
+    assert "fence" in replace_rows(cloud, unfenced)[-1]["reason"]
+    assert state_of(cloud, unfenced) == "running"
+
+
+def test_replace_instance_public_health_event_without_entities_is_recorded_and_ignored(cloud):
+    event = copy.deepcopy(load_event("health-public-no-entities"))
+    event["id"] = str(uuid.uuid4())
+    summary = cloud.send_event_and_wait(event)
+    assert summary.executions == []
+    assert [r["phase"] for r in summary.audit] == ["ignored"]
+
+
+def test_replace_instance_status_check_on_an_eip_pair_is_left_to_remap_eip(cloud):
+    """One runbook per fault: the instance with a managed EIP + standby is remap-eip's."""
+    from tests.e2e.test_remap_eip import make_pair
+
+    pair = make_pair(cloud)
+    summary = cloud.send_event_and_wait(alarm_event(pair.primary))
+    assert [runbook_of(summary, e) for e in summary.executions] == ["remap-eip"]
+    assert not replace_rows(cloud, pair.primary)

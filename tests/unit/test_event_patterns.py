@@ -72,6 +72,9 @@ EXPECTED: dict[str, set[str]] = {
     "rds-instance-failure": {"RdsEvent"},
     "rds-cluster-failover": {"RdsEvent"},
     "manual-remap-eip": {"ManualRequest"},
+    "health-ec2-instance-store-degraded": {"HealthEvent"},
+    "health-ec2-system-maintenance": {"HealthEvent"},
+    "manual-replace-instance": {"ManualRequest"},
 }
 # Samples that reach a function without EventBridge (no pattern applies to them).
 NOT_EVENTBRIDGE = {"alarm-lambda-action", "alarm-sns"}
