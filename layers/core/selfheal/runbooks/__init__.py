@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from selfheal.clients import Clients
+from selfheal.errors import GroupBudgetExceeded, LeaseHeld, SelfhealError
 from selfheal.runbooks import remap_eip, replace_instance
 
 
@@ -32,6 +33,12 @@ class RunbookSpec:
     # (clients, target, params, fence_key, fence_value) -> None if the runbook applies to the target,
     # else why not. Read-only; asked by triage for policy rules with `whenApplicable`.
     applies: Callable[[Clients, Any, Any, str, str], str | None] | None = None
+    # plan (as JSON) -> lease keys of the concurrency slots the runbook shares with others acting on
+    # the same group (e.g. one per allowed in-flight replacement in an Auto Scaling group). The
+    # precheck step takes a free one before the runbook's precheck and the finish step releases it;
+    # none free -> ``slots_full`` is raised. Empty list: no slot needed.
+    slots: Callable[[dict[str, Any]], list[str]] | None = None
+    slots_full: type[SelfhealError] = LeaseHeld
 
 
 RUNBOOKS: dict[str, RunbookSpec] = {
@@ -57,5 +64,7 @@ RUNBOOKS: dict[str, RunbookSpec] = {
         precheck=lambda c, plan: replace_instance.precheck(c.ec2, c.autoscaling, plan),
         actions=replace_instance.action_calls,
         iam_actions=replace_instance.IAM_ACTIONS,
+        slots=replace_instance.group_slots,
+        slots_full=GroupBudgetExceeded,
     ),
 }

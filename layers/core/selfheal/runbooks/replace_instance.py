@@ -291,3 +291,13 @@ def action_calls(plan: ReplacePlan) -> list[dict[str, Any]]:
             {"action": "ec2:StartInstances", "parameters": {"InstanceIds": [plan.instance_id]}},
         ]
     return []
+
+
+def group_slots(plan: dict[str, Any]) -> list[str]:
+    """One lease per replacement allowed in flight in the group: concurrent executions on members of
+    the same group (a Health event naming several) take them before reading the group's state, so
+    they cannot all see "nothing in flight" and all act."""
+    group = plan.get("autoScalingGroupName")
+    if plan.get("path") != "asg" or not group:
+        return []
+    return [f"autoScalingGroup/{group}#replacing-{n}" for n in range(int(plan.get("maxInFlight", 1)))]
