@@ -378,3 +378,17 @@ def test_replace_instance_status_check_on_an_eip_pair_is_left_to_remap_eip(cloud
     summary = cloud.send_event_and_wait(alarm_event(pair.primary))
     assert [runbook_of(summary, e) for e in summary.executions] == ["remap-eip"]
     assert not replace_rows(cloud, pair.primary)
+
+
+def test_replace_instance_health_event_naming_two_members_of_one_group_replaces_one_at_a_time(cloud):
+    """Two executions start together; the group's slot lets one act, the other fails named and escalates."""
+    group = make_group(cloud, size=3)
+    a, b = group.instances[0], group.instances[1]
+    summary = cloud.send_event_and_wait(
+        health_event("AWS_EC2_INSTANCE_STORE_DRIVE_PERFORMANCE_DEGRADED", a, b), timeout=120
+    )
+    replace = [e for e in summary.executions if runbook_of(summary, e) == "replace-instance"]
+    outcomes = sorted((e.status, e.error) for e in replace)
+    assert outcomes == [("FAILED", "GroupBudgetExceeded"), ("SUCCEEDED", None)], [e.cause for e in replace]
+    members = [m["InstanceId"] for m in group.members(cloud)]
+    assert len(members) == 3 and len({a, b} & set(members)) == 1  # exactly one replaced

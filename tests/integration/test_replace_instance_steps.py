@@ -164,3 +164,53 @@ def test_triage_alarm_on_an_instance_without_a_standby_starts_replace_instance(c
     }
     (outcome,) = triage.handle(event)
     assert outcome.decision == "started" and outcome.runbook == "replace-instance"
+
+
+# ------------------------------------------------------------------- group concurrency slots
+
+
+def _steps_event(step: str, request_id: str, plan: dict[str, Any], **extra: Any) -> Any:
+    from selfheal.models import Actor, Request
+    from selfheal.steps import StepEvent
+
+    request = Request(
+        request_id=request_id,
+        runbook="replace-instance",
+        target={"instanceId": plan["instanceId"]},
+        target_key=plan["instanceId"],
+        params={},
+        dry_run=False,
+        reason="test",
+        actor=Actor(kind="manual"),
+    )
+    return StepEvent.model_validate(
+        {
+            "step": step,
+            "runbook": "replace-instance",
+            "execution": {
+                "arn": f"arn:aws:states:us-east-1:123456789012:execution:x:{request_id}",
+                "name": request_id,
+            },
+            "state": {"name": "test", "enteredTime": "2026-11-22T01:00:00Z"},
+            "request": request.model_dump(mode="json", by_alias=True),
+            "plan": plan,
+            **extra,
+        }
+    )
+
+
+def test_steps_two_concurrent_replacements_in_one_group_the_second_finds_no_slot(clients, settings, world):
+    """Both read the group before either marks a member: only the slot lease keeps them apart."""
+    from selfheal.steps import Steps
+
+    _, members = _group(clients, world, size=3)
+    steps = Steps(settings, clients)
+    first = _resolve(clients, members[0]).model_dump(mode="json", by_alias=True)
+    second = _resolve(clients, members[1]).model_dump(mode="json", by_alias=True)
+    before = steps.run(_steps_event("precheck", "exec-1", first))["before"]
+    assert before["slot"].endswith("#replacing-0")
+    with pytest.raises(GroupBudgetExceeded, match="budget 1"):
+        steps.run(_steps_event("precheck", "exec-2", second))
+    # When the first finishes, its slot is released and the next replacement may go.
+    steps.run(_steps_event("finish", "exec-1", first, outcome="succeeded"))
+    assert steps.run(_steps_event("precheck", "exec-2", second))["before"]["slot"].endswith("#replacing-0")
