@@ -52,15 +52,17 @@ class LocalCloud:
         from moto.moto_api._internal.models import moto_api_backend
         from moto.server import ThreadedMotoServer
 
+        from localcloud.autoscaling import patch_autoscaling
         from localcloud.aws_events import patch_service_events
+        from localcloud.route53 import patch_route53
 
         compat.apply_all()
         # Alarms and instances emit their EventBridge events, as AWS services do (localcloud.aws_events).
         patch_service_events()
         # Route 53 health checkers, the HealthCheckStatus metric and change propagation (localcloud.route53).
-        from localcloud.route53 import patch_route53
-
         patch_route53()
+        # Auto Scaling groups replace members marked Unhealthy (localcloud.autoscaling).
+        patch_autoscaling()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per request otherwise
         moto_api_backend.set_config(MOTO_CONFIG)  # moto's config API, applied in this (server) process
         recording.install(self._log)

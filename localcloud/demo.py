@@ -52,6 +52,10 @@ class Environment:
     alarms: dict[str, str] = field(default_factory=dict)
     # What later faults build for themselves (flip-dns: zone, health checks).
     extra: dict[str, Any] = field(default_factory=dict)
+    # replace-instance: an Auto Scaling web tier and a standalone EBS-backed batch host.
+    asg_name: str = ""
+    asg_instances: list[str] = field(default_factory=list)
+    batch: str = ""
 
 
 def _instance(ec2: Any, image: str, subnet: str, name: str, role: str) -> str:
@@ -131,7 +135,51 @@ def build_environment(cloud: DeployedCloud) -> Environment:
             TreatMissingData="breaching",
         )
         env.alarms[name] = alarm
+    _build_replace_instance_environment(cloud, env, image, subnets)
     return env
+
+
+def _build_replace_instance_environment(
+    cloud: DeployedCloud, env: Environment, image: str, subnets: list[str]
+) -> None:
+    """An Auto Scaling group (fenced, tags propagated) with a status-check alarm on one member, and a
+    standalone fenced batch host."""
+    ec2, asg, cw = cloud.client("ec2"), cloud.client("autoscaling"), cloud.client("cloudwatch")
+    template = ec2.create_launch_template(
+        LaunchTemplateName="shop-web-asg", LaunchTemplateData={"ImageId": image, "InstanceType": "t3.small"}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName="shop-web-asg",
+        LaunchTemplate={"LaunchTemplateId": template, "Version": "$Latest"},
+        MinSize=2,
+        MaxSize=3,
+        DesiredCapacity=2,
+        VPCZoneIdentifier=",".join(subnets),
+        Tags=[
+            {**FENCE, "PropagateAtLaunch": True},
+            {"Key": "Name", "Value": "shop-web-asg", "PropagateAtLaunch": True},
+        ],
+    )
+    members = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["shop-web-asg"])["AutoScalingGroups"][0]
+    env.asg_name = "shop-web-asg"
+    env.asg_instances = [m["InstanceId"] for m in members["Instances"]]
+    env.batch = _instance(ec2, image, subnets[0], "batch-1", "batch")
+    alarm = "shop-web-asg-member-status-check-failed"
+    cw.put_metric_alarm(
+        AlarmName=alarm,
+        AlarmDescription="an Auto Scaling web instance failed its EC2 system status check",
+        Namespace="AWS/EC2",
+        MetricName="StatusCheckFailed_System",
+        Dimensions=[{"Name": "InstanceId", "Value": env.asg_instances[0]}],
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=2,
+        DatapointsToAlarm=2,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        TreatMissingData="breaching",
+    )
+    env.alarms["asg-web"] = alarm
 
 
 @dataclass
@@ -140,6 +188,7 @@ class Fault:
     inject: Callable[[DeployedCloud, Environment], None]
     target_key: Callable[[Environment], str]
     healed: Callable[[DeployedCloud, Environment], tuple[bool, str]]
+    injected: str = "the alarm goes to ALARM; CloudWatch publishes the state change"
 
 
 def _api_status_check_fails(cloud: DeployedCloud, env: Environment) -> None:
@@ -250,6 +299,70 @@ def _orders_back_in_their_queue(cloud: DeployedCloud, env: Environment) -> tuple
     )
 
 
+def _asg_member_status_check_fails(cloud: DeployedCloud, env: Environment) -> None:
+    cloud.client("cloudwatch").set_alarm_state(
+        AlarmName=env.alarms["asg-web"],
+        StateValue="ALARM",
+        StateReason="Threshold Crossed: 2 out of the last 2 datapoints [1.0, 1.0] >= the threshold (1.0)",
+    )
+
+
+def _asg_whole_without_the_sick_member(cloud: DeployedCloud, env: Environment) -> tuple[bool, str]:
+    group = cloud.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[env.asg_name])[
+        "AutoScalingGroups"
+    ][0]
+    members = {m["InstanceId"]: f"{m['LifecycleState']}/{m['HealthStatus']}" for m in group["Instances"]}
+    healed = (
+        env.asg_instances[0] not in members
+        and len(members) == group["DesiredCapacity"]
+        and set(members.values()) == {"InService/Healthy"}
+    )
+    return healed, f"{env.asg_name}: {members} (replaced {env.asg_instances[0]})"
+
+
+def _batch_retirement_notice(cloud: DeployedCloud, env: Environment) -> None:
+    """AWS Health announces the retirement of the batch host (as AWS would put it on the bus)."""
+    arn = f"arn:aws:ec2:us-east-1:123456789012:instance/{env.batch}"
+    code = "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED"
+    ops.put_event(
+        cloud.client("events"),
+        {
+            "source": "aws.health",
+            "detail-type": "AWS Health Event",
+            "resources": [env.batch],
+            "detail": {
+                "eventArn": f"arn:aws:health:us-east-1::event/EC2/{code}/{code}_{env.batch}",
+                "service": "EC2",
+                "eventTypeCode": code,
+                "eventTypeCategory": "scheduledChange",
+                "eventScopeCode": "ACCOUNT_SPECIFIC",
+                "statusCode": "upcoming",
+                "eventRegion": "us-east-1",
+                "eventDescription": [
+                    {
+                        "language": "en_US",
+                        "latestDescription": "EC2 has detected degradation of the underlying hardware"
+                        " hosting your Amazon EC2 instance. We will stop your instance in two weeks.",
+                    }
+                ],
+                "affectedEntities": [{"entityValue": arn, "status": "PENDING"}],
+                "affectedAccount": "123456789012",
+            },
+        },
+    )
+
+
+def _batch_running_on_new_hardware(cloud: DeployedCloud, env: Environment) -> tuple[bool, str]:
+    statuses = cloud.client("ec2").describe_instance_status(
+        InstanceIds=[env.batch], IncludeAllInstances=True
+    )["InstanceStatuses"]
+    s = statuses[0] if statuses else {}
+    state = s.get("InstanceState", {}).get("Name")
+    checks = (s.get("SystemStatus", {}).get("Status"), s.get("InstanceStatus", {}).get("Status"))
+    healed = state == "running" and checks == ("ok", "ok")
+    return healed, f"batch-1 {env.batch} is {state}, status checks {checks}"
+
+
 FAULTS = [
     Fault(
         title="api-1 (the instance behind the API's Elastic IP) fails its status check",
@@ -262,6 +375,19 @@ FAULTS = [
         inject=_orders_dead_letter_then_consumer_recovers,
         target_key=lambda env: "orders-dlq",
         healed=_orders_back_in_their_queue,
+    ),
+    Fault(
+        title="a web instance of the Auto Scaling group fails its system status check",
+        inject=_asg_member_status_check_fails,
+        target_key=lambda env: env.asg_instances[0],
+        healed=_asg_whole_without_the_sick_member,
+    ),
+    Fault(
+        title="AWS Health schedules the retirement of batch-1 (standalone, EBS-backed)",
+        inject=_batch_retirement_notice,
+        target_key=lambda env: env.batch,
+        healed=_batch_running_on_new_hardware,
+        injected="AWS Health puts a scheduled retirement for batch-1 on the bus",
     ),
 ]
 
@@ -474,7 +600,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         for number, fault in enumerate(FAULTS, start=1):
             print(f"\nFault {number}: {fault.title}")
             fault_clock = Clock()
-            say(fault_clock, "injected", "the alarm goes to ALARM; CloudWatch publishes the state change")
+            say(fault_clock, "injected", fault.injected)
             fault.inject(cloud, env)
             final = watch(cloud, table, fault.target_key(env), fault_clock)
             healed, evidence = fault.healed(cloud, env)

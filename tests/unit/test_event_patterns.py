@@ -78,6 +78,9 @@ EXPECTED: dict[str, set[str]] = {
     "alarm-route53-health-check-forwarded": {"AlarmStateChange"},
     "alarm-route53-health-check-ok": {"AlarmStateChange"},
     "manual-flip-dns": {"ManualRequest"},
+    "health-ec2-instance-store-degraded": {"HealthEvent"},
+    "health-ec2-system-maintenance": {"HealthEvent"},
+    "manual-replace-instance": {"ManualRequest"},
 }
 # Samples that reach a function without EventBridge (no pattern applies to them).
 NOT_EVENTBRIDGE = {"alarm-lambda-action", "alarm-sns"}

@@ -27,6 +27,7 @@ from tests.events import event_names, load_event
 WEB_1 = "i-0a1b2c3d4e5f60001"
 WEB_2 = "i-0a1b2c3d4e5f60002"
 WEB_3 = "i-0a1b2c3d4e5f60003"
+WEB_5 = "i-0a1b2c3d4e5f60005"
 
 
 def signal_of(name: str) -> Signal:
@@ -91,6 +92,14 @@ EXPECTED: dict[str, list[tuple[str, str, dict[str, str]]] | None] = {
             {"hostedZoneId": "Z0123456789ABCDEFGHIJ", "recordName": "api.example.com", "recordType": "A"},
         )
     ],
+    "health-ec2-instance-store-degraded": [
+        ("replace-instance-retirement-scheduled", "replace-instance", {"instanceId": WEB_3}),
+        ("replace-instance-retirement-scheduled", "replace-instance", {"instanceId": WEB_5}),
+    ],
+    "health-ec2-system-maintenance": [
+        ("replace-instance-system-maintenance", "replace-instance", {"instanceId": WEB_5}),
+    ],
+    "manual-replace-instance": [("manual-request", "replace-instance", {"instanceId": WEB_3})],
 }
 
 
@@ -311,6 +320,9 @@ def test_load_policy_default_is_cached(shipped: Policy) -> None:
         "ec2-status-check-failed",
         "ec2-instance-stopped",
         "ec2-retirement-scheduled",
+        "replace-instance-status-check-failed",
+        "replace-instance-retirement-scheduled",
+        "replace-instance-system-maintenance",
         "sqs-dlq-has-messages",
         "route53-health-check-failed",
         "route53-health-check-recovered",
@@ -570,3 +582,79 @@ def test_decide_dlq_rule_ignores_backlog_alarms_on_main_queues() -> None:
     event = load_event("alarm-sqs-dlq-messages")
     event["detail"]["alarmName"] = "orders-backlog-high"
     assert isinstance(decide(load_policy(), parse_event(event)), NoMatch)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------- whenApplicable (remap-eip vs replace-instance)
+
+
+def _remap_applies_only_to(*instances: str):  # type: ignore[no-untyped-def]
+    def applies(decision):  # type: ignore[no-untyped-def]
+        if decision.runbook == "remap-eip" and decision.target["instanceId"] not in instances:
+            return f"{decision.target['instanceId']} holds no managed Elastic IP"
+        return None
+
+    return applies
+
+
+def test_decide_status_check_on_an_eip_pair_goes_to_remap_eip_only(shipped: Policy) -> None:
+    # Given remap-eip applies to web-1 (a managed EIP with a standby)
+    result = decide(shipped, signal_of("alarm-status-check-failed"), _remap_applies_only_to(WEB_1))
+
+    # Then remap-eip alone decides: never two runbooks on one fault
+    assert isinstance(result, list)
+    assert [(d.rule, d.runbook) for d in result] == [("ec2-status-check-failed", "remap-eip")]
+
+
+def test_decide_status_check_without_a_standby_falls_through_to_replace_instance(shipped: Policy) -> None:
+    result = decide(shipped, signal_of("alarm-status-check-failed"), _remap_applies_only_to())
+
+    assert isinstance(result, list)
+    assert [(d.rule, d.runbook, d.target) for d in result] == [
+        ("replace-instance-status-check-failed", "replace-instance", {"instanceId": WEB_1})
+    ]
+
+
+def test_decide_health_entities_split_between_remap_eip_and_replace_instance(shipped: Policy) -> None:
+    # Given a retirement for web-1 (EIP pair) and web-3 (no EIP)
+    result = decide(shipped, signal_of("health-ec2-retirement"), _remap_applies_only_to(WEB_1))
+
+    # Then one remediation per instance, each by the runbook that applies
+    assert isinstance(result, list)
+    assert [(d.runbook, d.target["instanceId"]) for d in result] == [
+        ("remap-eip", WEB_1),
+        ("replace-instance", WEB_3),
+    ]
+
+
+def test_decide_health_public_event_without_entities_decides_nothing(shipped: Policy) -> None:
+    result = decide(shipped, signal_of("health-public-no-entities"), _remap_applies_only_to())
+
+    assert isinstance(result, NoMatch)
+
+
+def test_decide_passed_over_rule_is_named_in_the_no_match_reason(tmp_path: Path) -> None:
+    policy = load_policy(
+        policy_from(
+            tmp_path,
+            """
+            version: 1
+            rules:
+              - name: only-pairs
+                match: {alarm: {namespace: [AWS/EC2], dimensions: {InstanceId: "*"}}}
+                runbook: remap-eip
+                target: {instanceId: "{alarm.dimensions.InstanceId}"}
+                whenApplicable: true
+            """,
+        )
+    )
+    result = decide(policy, signal_of("alarm-status-check-failed"), _remap_applies_only_to())
+
+    assert isinstance(result, NoMatch)
+    assert "only-pairs" in result.reason and "holds no managed Elastic IP" in result.reason
+
+
+def test_decide_without_an_applicability_check_every_rule_applies(shipped: Policy) -> None:
+    # Pure callers (no AWS) see the first rule decide, as before whenApplicable existed.
+    result = decide(shipped, signal_of("alarm-status-check-failed"))
+
+    assert isinstance(result, list) and [d.runbook for d in result] == ["remap-eip"]

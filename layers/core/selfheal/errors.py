@@ -91,3 +91,15 @@ class SecondaryUnhealthy(PreconditionFailed):
 
 class PrimaryUnhealthy(PreconditionFailed):
     """A failback found the primary not healthy (now, or again after the healthy period): traffic stays."""
+
+
+class AlreadyRecovering(NotApplicable):
+    """AWS (or the Auto Scaling group) is already recovering the target: don't fight it."""
+
+
+class GroupBudgetExceeded(TerminalError):
+    """Acting would put more of an Auto Scaling group out of service at once than its budget allows."""
+
+
+class GroupCannotReplace(TerminalError):
+    """The Auto Scaling group cannot replace the instance (suspended processes, capacity)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Self
@@ -131,6 +131,9 @@ class Rule(_Doc):
     params: dict[str, Any] | str = Field(default_factory=dict)
     dry_run: bool = Field(default=False, alias="dryRun")
     continue_: bool = Field(default=False, alias="continue")
+    # Ask the runbook (read-only) whether it applies to the target before deciding; when it says no,
+    # the rule is passed over for that target and later rules are tried (see `decide`).
+    when_applicable: bool = Field(default=False, alias="whenApplicable")
 
     @property
     def kind(self) -> SignalKind:
@@ -390,10 +393,10 @@ def _auto_reason(rule: Rule, signal: Signal) -> str:
     return reason[:_MAX_REASON]
 
 
-def _decisions_for(rule: Rule, signal: Signal) -> list[Decision]:
+def _decisions_for(rule: Rule, signal: Signal, only: list[AffectedEntity] | None = None) -> list[Decision]:
     entities: list[AffectedEntity | None] = [None]
     if rule.match.health is not None and _uses_entity(rule):
-        entities = list(_entities(rule.match.health, signal))
+        entities = list(_entities(rule.match.health, signal) if only is None else only)
     manual = signal.manual
     decisions: list[Decision] = []
     seen: set[str] = set()
@@ -420,31 +423,73 @@ def _decisions_for(rule: Rule, signal: Signal) -> list[Decision]:
     return decisions
 
 
-def decide(policy: Policy, signal: Signal) -> list[Decision] | NoMatch:
-    """The decisions for one signal, in rule order; `NoMatch` says why there are none."""
+# Whether a decision's runbook applies to its target: None (yes) or the reason it does not.
+Applicability = Callable[[Decision], str | None]
+
+
+def _candidates(rule: Rule, signal: Signal, settled: set[str]) -> list[AffectedEntity | None]:
+    """One entry per subject the rule decides on: each affected entity not yet decided, or the signal."""
+    if rule.match.health is None or not _uses_entity(rule):
+        return [None]
+    unique: dict[str, AffectedEntity] = {}
+    for entity in _entities(rule.match.health, signal):
+        if entity.resource_id not in settled:
+            unique.setdefault(entity.resource_id, entity)
+    return list(unique.values())
+
+
+def decide(policy: Policy, signal: Signal, applies: Applicability | None = None) -> list[Decision] | NoMatch:
+    """The decisions for one signal, in rule order; `NoMatch` says why there are none.
+
+    A rule with ``whenApplicable`` asks ``applies`` about each decision it makes (without ``applies``,
+    e.g. in pure tests, every decision applies). A target its runbook does not apply to is passed over:
+    the rule does not stop the evaluation for it, and later rules may decide it. For Health events the
+    subject is the affected entity: once an entity is decided, later rules skip it.
+    """
     decisions: list[Decision] = []
     notes: list[str] = []
+    settled: set[str] = set()
     for rule in policy.rules:
         if rule.kind != signal.kind or not _matches(rule, signal):
             continue
+        made: list[Decision] = []
+        passed_over = False
+        subjects = _candidates(rule, signal, settled)
         try:
-            made = _decisions_for(rule, signal)
+            for subject in subjects:
+                found = _decisions_for(rule, signal, None if subject is None else [subject])
+                unknown = sorted({d.runbook for d in found} - RUNBOOKS.keys())
+                if unknown:
+                    raise _UnknownRunbook(", ".join(unknown))
+                if rule.when_applicable and applies is not None:
+                    reasons = [why for why in (applies(d) for d in found) if why]
+                    if reasons:
+                        notes.append(f"rule {rule.name!r} passed over: {'; '.join(reasons)}")
+                        passed_over = True
+                        continue
+                made += found
+                if subject is not None and found:
+                    settled.add(subject.resource_id)
         except _Missing as missing:
             notes.append(f"rule {rule.name!r} matched but the signal has no {{{missing.path}}}")
             continue
-        unknown = sorted({d.runbook for d in made} - RUNBOOKS.keys())
-        if unknown:
-            notes.append(f"rule {rule.name!r} names unknown runbook {', '.join(unknown)} (known: {_known()})")
+        except _UnknownRunbook as unknown_runbook:
+            notes.append(f"rule {rule.name!r} names unknown runbook {unknown_runbook} (known: {_known()})")
             continue
         if not made:
-            notes.append(f"rule {rule.name!r} matched but no affected entity passed its entity filters")
+            if not passed_over:
+                notes.append(f"rule {rule.name!r} matched but no affected entity passed its entity filters")
             continue
         decisions.extend(made)
-        if not rule.continue_:
+        if not rule.continue_ and not passed_over:
             break
     if decisions:
         return decisions
     return NoMatch(reason=_no_match_reason(signal, notes))
+
+
+class _UnknownRunbook(Exception):
+    pass
 
 
 def _no_match_reason(signal: Signal, notes: list[str]) -> str:

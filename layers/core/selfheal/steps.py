@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from selfheal.audit import AuditRow, AuditTrail
 from selfheal.clients import Clients
 from selfheal.config import Settings
-from selfheal.errors import InvalidInput, SelfhealError, UnknownRunbook
+from selfheal.errors import InvalidInput, LeaseHeld, SelfhealError, UnknownRunbook
 from selfheal.guards import GuardLimits, evaluate, fence_violations, hold_down_wait_seconds, read_mode
 from selfheal.lease import LeaseStore
 from selfheal.models import Actor, Phase, Request, RunbookInput, utcnow
@@ -235,7 +235,11 @@ class Steps:
         if event.plan is None:
             raise InvalidInput("precheck needs the plan")
         # The plan travels as JSON in the execution's state; re-validate it before acting on it.
-        before = spec.precheck(self.clients, spec.plan_model.model_validate(event.plan))
+        plan = spec.plan_model.model_validate(event.plan)
+        slot = self._take_slot(spec, event.plan, request.request_id)
+        before = spec.precheck(self.clients, plan)
+        if slot is not None:
+            before = {**before, "slot": slot}
         return {"before": before}
 
     def verify(self, event: StepEvent) -> dict[str, Any]:
@@ -245,6 +249,37 @@ class Steps:
         if event.plan is None or spec.verify is None:
             raise InvalidInput(f"verify needs the plan and a runbook with a verify step ({event.runbook})")
         return spec.verify(self.clients, spec.plan_model.model_validate(event.plan))
+
+    def _take_slot(self, spec: RunbookSpec, plan: dict[str, Any], owner: str) -> str | None:
+        """A free concurrency slot (lease) for runbooks that declare them; raises spec.slots_full."""
+        keys = spec.slots(plan) if spec.slots is not None else []
+        if not keys:
+            return None
+        leases = LeaseStore(self.clients.dynamodb, self.settings.lease_table)
+        holders = []
+        for key in keys:
+            try:
+                leases.acquire(key, owner, utcnow(), self.settings.lease_seconds)
+            except LeaseHeld as held:
+                holders.append(str(held.details.get("holder")))
+                continue
+            return key
+        raise spec.slots_full(
+            f"concurrency budget {len(keys)}: every slot is taken by another execution"
+            f" ({', '.join(holders)})",
+            slots=keys,
+            holders=holders,
+        )
+
+    def _release_slots(self, spec: RunbookSpec, plan: dict[str, Any] | None, owner: str) -> None:
+        if spec.slots is None or not plan:
+            return
+        leases = LeaseStore(self.clients.dynamodb, self.settings.lease_table)
+        for key in spec.slots(plan):
+            try:
+                leases.release(key, owner)
+            except Exception:  # the lease expires on its own; never fail the finish over it
+                continue
 
     def record(self, event: StepEvent) -> dict[str, Any]:
         """One audit row for one phase of the ASL (started, would-do, action, verified, compensated)."""
@@ -284,6 +319,7 @@ class Steps:
             reason=reason,
         )
         self.audit.write(row)
+        self._release_slots(_spec(request.runbook), event.plan, request.request_id)
         escalate = outcome is Outcome.FAILED or bool(guard.get("escalate"))
         publish_outcome(
             self.clients,

@@ -18,6 +18,7 @@ from selfheal.audit import AuditRow, AuditTrail
 from selfheal.errors import SelfhealError, UnknownRunbook
 from selfheal.models import Actor, Phase
 from selfheal.policy import Decision, NoMatch, Policy, decide, describe
+from selfheal.runbooks import RUNBOOKS
 from selfheal.signals import Signal, SignalKind, Unrecognised, parse_records
 from selfheal.steps import parse_request
 
@@ -63,12 +64,28 @@ class Triage:
             if isinstance(item, Unrecognised):
                 outcomes.append(self._ignore_unrecognised(item, raw))
                 continue
-            result = decide(self.policy, item)
+            result = decide(self.policy, item, applies=self._applies)
             if isinstance(result, NoMatch):
                 outcomes.append(self._ignore(item, result.reason))
                 continue
             outcomes += [self._start(item, decision) for decision in result]
         return outcomes
+
+    def _applies(self, decision: Decision) -> str | None:
+        """Ask the decision's runbook whether it applies to the target (rules with whenApplicable).
+        When the answer cannot be had (an AWS error, a bad target), say yes: the runbook then runs and
+        records what it finds, as it did before the rule asked."""
+        spec = RUNBOOKS.get(decision.runbook)
+        if spec is None or spec.applies is None:
+            return None
+        try:
+            target = spec.target_model.model_validate(decision.target)
+            params = spec.params_model.model_validate(decision.params)
+            return spec.applies(
+                self.clients, target, params, self.settings.fence_tag_key, self.settings.fence_tag_value
+            )
+        except Exception:  # any doubt means "let the runbook decide", never "drop the signal"
+            return None
 
     def _ignore_unrecognised(self, item: Unrecognised, raw: object) -> TriageOutcome:
         content = json.dumps(raw, default=str, sort_keys=True).encode()

@@ -14,7 +14,8 @@ from pydantic import BaseModel
 
 from selfheal.clients import Clients
 from selfheal.config import Settings
-from selfheal.runbooks import flip_dns, redrive_dlq, remap_eip
+from selfheal.errors import GroupBudgetExceeded, LeaseHeld, SelfhealError
+from selfheal.runbooks import flip_dns, redrive_dlq, remap_eip, replace_instance
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,15 @@ class RunbookSpec:
     # Optional: (settings, plan) -> what the plan touches outside the stack's configured scope
     # (a guard like the fence; flip-dns: hosted zones, record names, health checks).
     out_of_scope: Callable[[Settings, Any], list[str]] | None = None
+    # (clients, target, params, fence_key, fence_value) -> None if the runbook applies to the target,
+    # else why not. Read-only; asked by triage for policy rules with `whenApplicable`.
+    applies: Callable[[Clients, Any, Any, str, str], str | None] | None = None
+    # plan (as JSON) -> lease keys of the concurrency slots the runbook shares with others acting on
+    # the same group (e.g. one per allowed in-flight replacement in an Auto Scaling group). The
+    # precheck step takes a free one before the runbook's precheck and the finish step releases it;
+    # none free -> ``slots_full`` is raised. Empty list: no slot needed.
+    slots: Callable[[dict[str, Any]], list[str]] | None = None
+    slots_full: type[SelfhealError] = LeaseHeld
 
 
 RUNBOOKS: dict[str, RunbookSpec] = {
@@ -50,6 +60,19 @@ RUNBOOKS: dict[str, RunbookSpec] = {
             {"action": "ec2:AssociateAddress", "parameters": remap_eip.action_parameters(plan)}
         ],
         iam_actions=remap_eip.IAM_ACTIONS,
+        applies=lambda c, t, p, k, v: remap_eip.applies(c.ec2, t, p, k, v),
+    ),
+    "replace-instance": RunbookSpec(
+        name="replace-instance",
+        target_model=replace_instance.ReplaceInstanceTarget,
+        params_model=replace_instance.ReplaceInstanceParams,
+        plan_model=replace_instance.ReplacePlan,
+        resolve=lambda c, t, p, k, v: replace_instance.resolve(c.ec2, c.autoscaling, t, p, k, v),
+        precheck=lambda c, plan: replace_instance.precheck(c.ec2, c.autoscaling, plan),
+        actions=replace_instance.action_calls,
+        iam_actions=replace_instance.IAM_ACTIONS,
+        slots=replace_instance.group_slots,
+        slots_full=GroupBudgetExceeded,
     ),
     "redrive-dlq": RunbookSpec(
         name="redrive-dlq",

@@ -206,3 +206,28 @@ def action_parameters(move: EipMove) -> dict[str, Any]:
         "InstanceId": move.standby_instance_id,
         "AllowReassociation": True,
     }
+
+
+def applies(
+    ec2: EC2Client, target: RemapEipTarget, params: RemapEipParams, fence_key: str, fence_value: str
+) -> str | None:
+    """remap-eip's domain: an instance that is the primary of a managed Elastic IP with a standby,
+    wherever the address is right now (a duplicate delivery after the move must still route here).
+    None if it applies, else why not (triage then lets later policy rules, e.g. replace-instance,
+    decide). Only asked about instance targets; addresses and IPs are always remap-eip's."""
+    if not target.instance_id:
+        return None
+    addresses = [
+        a
+        for a in _find_addresses(ec2, target, fence_key)
+        if _tags(a).get(fence_key, "").lower() == fence_value.lower()
+    ]
+    if not addresses:
+        try:
+            _instance(ec2, target.instance_id)
+        except UnknownResource:
+            return None  # no such instance: nothing for any runbook to heal; remap-eip records that
+        return f"remap-eip does not apply to {target.key}: it holds no managed Elastic IP"
+    if params.standby_instance_id or any(_tags(a).get(STANDBY_TAG) for a in addresses):
+        return None
+    return f"remap-eip does not apply to {target.key}: its managed Elastic IP has no standby"

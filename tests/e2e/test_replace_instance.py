@@ -1,0 +1,394 @@
+"""replace-instance end to end on the local cloud: the real template, rules, functions and ASL.
+
+Each test builds its own instances and groups, so tests never share a target (cooldown and leases are
+per target) and can run in any order.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from localcloud import autoscaling as local_autoscaling
+from localcloud import ops
+from localcloud.harness import DeployedCloud
+from tests.events import load_event
+
+FENCE = {"Key": "selfheal:managed", "Value": "true"}
+FAST = {"verifyIntervalSeconds": 0, "verifyAttempts": 40}
+
+
+@dataclass
+class Group:
+    name: str
+    instances: list[str]
+
+    def members(self, cloud: DeployedCloud) -> list[dict[str, Any]]:
+        groups = cloud.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[self.name])
+        return list(groups["AutoScalingGroups"][0]["Instances"])
+
+
+def _image(cloud: DeployedCloud) -> str:
+    return str(cloud.client("ec2").describe_images()["Images"][0]["ImageId"])
+
+
+def make_group(cloud: DeployedCloud, size: int = 2, fenced: bool = True) -> Group:
+    ec2, asg = cloud.client("ec2"), cloud.client("autoscaling")
+    name = f"web-{uuid.uuid4().hex[:8]}"
+    template = ec2.create_launch_template(
+        LaunchTemplateName=name, LaunchTemplateData={"ImageId": _image(cloud), "InstanceType": "t3.small"}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    tags = [{"Key": "Name", "Value": name, "PropagateAtLaunch": True}]
+    if fenced:
+        tags.append({**FENCE, "PropagateAtLaunch": True})
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateId": template, "Version": "$Latest"},
+        MinSize=size,
+        MaxSize=size + 1,
+        DesiredCapacity=size,
+        AvailabilityZones=["us-east-1a"],
+        Tags=tags,
+    )
+    group = Group(name, [])
+    group.instances = [m["InstanceId"] for m in group.members(cloud)]
+    return group
+
+
+def make_standalone(cloud: DeployedCloud, fenced: bool = True) -> str:
+    tags = [{"Key": "Name", "Value": "batch"}] + ([FENCE] if fenced else [])
+    return str(
+        cloud.client("ec2").run_instances(
+            ImageId=_image(cloud),
+            MinCount=1,
+            MaxCount=1,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+        )["Instances"][0]["InstanceId"]
+    )
+
+
+def manual_input(instance: str, **params: Any) -> dict[str, Any]:
+    return {"target": {"instanceId": instance}, "params": {**FAST, **params}, "reason": "e2e test"}
+
+
+def rows_for(cloud: DeployedCloud, target: str) -> list[dict[str, Any]]:
+    return ops.audit_for_target(cloud.client("dynamodb"), cloud.stack.outputs["AuditTableName"], target)
+
+
+def replace_rows(cloud: DeployedCloud, target: str) -> list[dict[str, Any]]:
+    return [r for r in rows_for(cloud, target) if r.get("runbook") == "replace-instance"]
+
+
+def state_of(cloud: DeployedCloud, instance: str) -> str:
+    reservations = cloud.client("ec2").describe_instances(InstanceIds=[instance])["Reservations"]
+    return str(reservations[0]["Instances"][0]["State"]["Name"])
+
+
+# ---------------------------------------------------------------------------------- ASG path
+
+
+def test_replace_instance_group_member_is_replaced_by_the_group(cloud):
+    group = make_group(cloud)
+    sick = group.instances[0]
+    result = cloud.start_and_wait("replace-instance", manual_input(sick))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    members = group.members(cloud)
+    assert sick not in [m["InstanceId"] for m in members] and len(members) == 2
+    assert {(m["LifecycleState"], m["HealthStatus"]) for m in members} == {("InService", "Healthy")}
+    assert state_of(cloud, sick) == "terminated"
+    phases = [r["phase"] for r in replace_rows(cloud, sick)]
+    assert phases == ["started", "action", "action", "verified", "succeeded"]
+    intent = next(r for r in replace_rows(cloud, sick) if r["phase"] == "action")
+    assert intent["action"] == "autoscaling:SetInstanceHealth"
+    assert intent["parameters"] == {
+        "InstanceId": sick,
+        "HealthStatus": "Unhealthy",
+        "ShouldRespectGracePeriod": False,
+    }
+    assert intent["before"]["group"]["inFlight"] == 0
+
+
+def test_replace_instance_group_budget_refuses_a_second_concurrent_replacement(cloud, monkeypatch):
+    monkeypatch.setattr(local_autoscaling, "REPLACEMENT_DELAY_SECONDS", 3.0)
+    group = make_group(cloud, size=3)
+    first, second = group.instances[0], group.instances[1]
+    sfn = cloud.client("stepfunctions")
+    arn = cloud.state_machine_arn("replace-instance")
+    running = sfn.start_execution(
+        stateMachineArn=arn, input=json.dumps(manual_input(first, verifyIntervalSeconds=1, verifyAttempts=15))
+    )
+    for _ in range(100):  # until the first replacement is in flight
+        if any(r["phase"] == "action" and r.get("outcome") == "ok" for r in replace_rows(cloud, first)):
+            break
+        time.sleep(0.1)
+    refused = cloud.start_and_wait("replace-instance", manual_input(second))
+    assert refused.status == "FAILED" and refused.error == "GroupBudgetExceeded"
+    (failed,) = [r for r in replace_rows(cloud, second) if r["phase"] == "failed"]
+    assert "budget 1" in failed["reason"]
+    assert not [r for r in replace_rows(cloud, second) if r["phase"] == "action"]
+    assert ops.wait_for_execution(sfn, running["executionArn"]).status == "SUCCEEDED"
+    assert second in [m["InstanceId"] for m in group.members(cloud)]
+
+
+def test_replace_instance_group_with_suspended_replacement_fails_and_escalates(cloud):
+    group = make_group(cloud)
+    cloud.client("autoscaling").suspend_processes(
+        AutoScalingGroupName=group.name, ScalingProcesses=["ReplaceUnhealthy"]
+    )
+    result = cloud.start_and_wait("replace-instance", manual_input(group.instances[0]))
+    assert result.status == "FAILED" and result.error == "GroupCannotReplace"
+    assert "ReplaceUnhealthy" in result.cause
+    assert {m["HealthStatus"] for m in group.members(cloud)} == {"Healthy"}
+
+
+def test_replace_instance_group_verification_failure_is_named_escalated_and_audited(cloud, monkeypatch):
+    """The group accepts the mark but cannot launch a replacement (no capacity): verify catches it."""
+    monkeypatch.setattr(local_autoscaling, "replace_unhealthy", lambda *a: "InsufficientInstanceCapacity")
+    group = make_group(cloud)
+    sick = group.instances[0]
+    result = cloud.start_and_wait("replace-instance", manual_input(sick, verifyAttempts=3))
+    assert result.status == "FAILED" and result.error == "VerificationFailed"
+    rows = replace_rows(cloud, sick)
+    assert [r["phase"] for r in rows] == ["started", "action", "action", "failed"]
+    assert "is not back to 2" in rows[-1]["reason"]
+
+
+def test_replace_instance_group_with_launch_suspended_is_refused(cloud):
+    group = make_group(cloud)
+    cloud.client("autoscaling").suspend_processes(
+        AutoScalingGroupName=group.name, ScalingProcesses=["Launch"]
+    )
+    result = cloud.start_and_wait("replace-instance", manual_input(group.instances[0]))
+    assert result.status == "FAILED" and result.error == "GroupCannotReplace"
+
+
+def test_replace_instance_member_already_being_replaced_is_skipped(cloud):
+    group = make_group(cloud)
+    sick = group.instances[0]
+    cloud.client("autoscaling").suspend_processes(
+        AutoScalingGroupName=group.name, ScalingProcesses=["ReplaceUnhealthy"]
+    )
+    cloud.client("autoscaling").set_instance_health(InstanceId=sick, HealthStatus="Unhealthy")
+    result = cloud.start_and_wait("replace-instance", manual_input(sick))
+    assert result.status == "SUCCEEDED"
+    (skipped,) = [r for r in replace_rows(cloud, sick) if r["phase"] == "skipped"]
+    assert "already replacing" in skipped["reason"]
+
+
+def test_replace_instance_unfenced_group_member_is_left_untouched(cloud):
+    group = make_group(cloud, fenced=False)
+    sick = group.instances[0]
+    result = cloud.start_and_wait("replace-instance", manual_input(sick))
+    assert result.status == "SUCCEEDED"
+    (skipped,) = [r for r in replace_rows(cloud, sick) if r["phase"] == "skipped"]
+    assert "fence" in skipped["reason"]
+    assert {m["HealthStatus"] for m in group.members(cloud)} == {"Healthy"}
+    assert state_of(cloud, sick) == "running"
+
+
+# ---------------------------------------------------------------------------- stop/start path
+
+
+def test_replace_instance_standalone_instance_is_stopped_and_started(cloud):
+    instance = make_standalone(cloud)
+    result = cloud.start_and_wait("replace-instance", manual_input(instance))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert state_of(cloud, instance) == "running"
+    rows = replace_rows(cloud, instance)
+    assert [r["phase"] for r in rows] == [
+        "started",
+        "action",
+        "action",
+        "action",
+        "action",
+        "verified",
+        "succeeded",
+    ]
+    actions = [(r["action"], r["outcome"]) for r in rows if r["phase"] == "action"]
+    assert actions == [
+        ("ec2:StopInstances", "pending"),
+        ("ec2:StopInstances", "ok"),
+        ("ec2:StartInstances", "pending"),
+        ("ec2:StartInstances", "ok"),
+    ]
+
+
+def test_replace_instance_dry_run_records_the_exact_calls_and_changes_nothing(cloud):
+    instance = make_standalone(cloud)
+    result = cloud.start_and_wait("replace-instance", {**manual_input(instance), "dryRun": True})
+    assert result.status == "SUCCEEDED"
+    would = [r for r in replace_rows(cloud, instance) if r["phase"] == "would-do"]
+    assert [(r["action"], r["parameters"]) for r in would] == [
+        ("ec2:StopInstances", {"InstanceIds": [instance], "Force": False}),
+        ("ec2:StartInstances", {"InstanceIds": [instance]}),
+    ]
+    assert not [r for r in replace_rows(cloud, instance) if r["phase"] == "action"]
+
+
+def test_replace_instance_unfenced_standalone_instance_is_left_untouched(cloud):
+    instance = make_standalone(cloud, fenced=False)
+    cloud.reset_recording()
+    result = cloud.start_and_wait("replace-instance", manual_input(instance))
+    assert result.status == "SUCCEEDED"
+    assert [r["phase"] for r in replace_rows(cloud, instance)] == ["skipped"]
+    assert not [r for r in cloud.recorded_requests() if r.operation in {"StopInstances", "StartInstances"}]
+
+
+def test_replace_instance_stopping_instance_is_not_fought(cloud):
+    """EC2 is already moving it (state stopping): skip with an audit row."""
+    instance = make_standalone(cloud)
+    ec2_instance = _moto_instance(instance)
+    ec2_instance._state.name, ec2_instance._state.code = "stopping", 64
+    try:
+        result = cloud.start_and_wait("replace-instance", manual_input(instance))
+    finally:
+        ec2_instance._state.name, ec2_instance._state.code = "running", 16
+    assert result.status == "SUCCEEDED"
+    (skipped,) = [r for r in replace_rows(cloud, instance) if r["phase"] == "skipped"]
+    assert "is stopping" in skipped["reason"]
+
+
+def test_replace_instance_restart_that_never_passes_checks_fails_named_and_escalated(cloud, monkeypatch):
+    from moto.ec2.models.instances import InstanceBackend
+
+    instance = make_standalone(cloud)
+    original = InstanceBackend.start_instances
+
+    def started_but_impaired(self: Any, instance_ids: list[str]) -> Any:
+        started = original(self, instance_ids)
+        for i in self.get_multi_instances_by_id(instance_ids):
+            i._state.name, i._state.code = "pending", 0  # never reaches running
+        return started
+
+    monkeypatch.setattr(InstanceBackend, "start_instances", started_but_impaired)
+    result = cloud.start_and_wait("replace-instance", manual_input(instance, verifyAttempts=2))
+    assert result.status == "FAILED" and result.error == "VerificationFailed"
+    failed = replace_rows(cloud, instance)[-1]
+    assert failed["phase"] == "failed" and "status checks" in failed["reason"]
+
+
+def _moto_instance(instance_id: str) -> Any:
+    from moto.ec2.models import ec2_backends
+
+    return ec2_backends["123456789012"]["us-east-1"].get_instance(instance_id)
+
+
+def test_every_mutating_call_of_replace_instance_has_audit_rows_before_and_after(cloud):
+    group = make_group(cloud)
+    standalone = make_standalone(cloud)
+    cloud.reset_recording()
+    for target in (group.instances[0], standalone):
+        assert cloud.start_and_wait("replace-instance", manual_input(target)).status == "SUCCEEDED"
+    mutating = [
+        r
+        for r in cloud.recorded_requests()
+        if r.service in {"ec2", "autoscaling"} and not r.operation.startswith(("Describe", "Get", "List"))
+    ]
+    assert sorted(m.operation for m in mutating) == ["SetInstanceHealth", "StartInstances", "StopInstances"]
+    rows = replace_rows(cloud, group.instances[0]) + replace_rows(cloud, standalone)
+    for call in mutating:
+        service = "autoscaling" if call.service == "autoscaling" else "ec2"
+        bracket = [r for r in rows if r["phase"] == "action" and r["action"] == f"{service}:{call.operation}"]
+        assert [r["outcome"] for r in bracket] == ["pending", "ok"], call.operation
+
+
+# ------------------------------------------------------------------ signals, through triage
+
+
+def alarm_event(instance: str) -> dict[str, Any]:
+    """The sample status-check alarm event, about this instance, as a new delivery."""
+    event = copy.deepcopy(load_event("alarm-status-check-failed"))
+    event["id"] = str(uuid.uuid4())
+    event["detail"]["alarmName"] = f"{instance}-status-check"
+    event["resources"] = [f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{instance}-status-check"]
+    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] = {
+        "InstanceId": instance
+    }
+    return event
+
+
+def health_event(code: str, *instances: str) -> dict[str, Any]:
+    event = copy.deepcopy(load_event("health-ec2-retirement"))
+    event["id"] = str(uuid.uuid4())
+    event["detail"]["eventTypeCode"] = code
+    event["detail"]["eventArn"] = f"arn:aws:health:us-east-1::event/EC2/{code}/{code}_{uuid.uuid4().hex[:16]}"
+    event["resources"] = list(instances)
+    event["detail"]["affectedEntities"] = [
+        {"entityValue": f"arn:aws:ec2:us-east-1:123456789012:instance/{i}", "status": "IMPAIRED"}
+        for i in instances
+    ]
+    return event
+
+
+def runbook_of(summary: Any, execution: Any) -> str:
+    return str(summary.runbooks.get(execution.state_machine_arn))
+
+
+def test_replace_instance_status_check_alarm_on_a_group_member_replaces_it(cloud):
+    group = make_group(cloud)
+    sick = group.instances[0]
+    summary = cloud.send_event_and_wait(alarm_event(sick), timeout=120)
+    replace = [e for e in summary.executions if runbook_of(summary, e) == "replace-instance"]
+    # remap-eip was not chosen for the alarm (its only run comes from the termination event, and
+    # finds nothing to move)
+    rules = {r["actor"]["rule"] for r in rows_for(cloud, sick) if r["phase"] == "received"}
+    assert "ec2-status-check-failed" not in rules
+    (execution,) = replace
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert sick not in [m["InstanceId"] for m in group.members(cloud)]
+    received = next(r for r in rows_for(cloud, sick) if r["phase"] == "received")
+    assert received["actor"]["rule"] == "replace-instance-status-check-failed"
+
+
+def test_replace_instance_health_event_with_several_instances_heals_each_fenced_one(cloud):
+    fenced = [make_standalone(cloud), make_standalone(cloud)]
+    unfenced = make_standalone(cloud, fenced=False)
+    summary = cloud.send_event_and_wait(
+        health_event("AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED", *fenced, unfenced), timeout=120
+    )
+    replace = [e for e in summary.executions if runbook_of(summary, e) == "replace-instance"]
+    assert len(replace) == 3  # one remediation per affected instance
+    assert all(e.status == "SUCCEEDED" for e in replace), [(e.error, e.cause) for e in replace]
+    for instance in fenced:
+        phases = [r["phase"] for r in replace_rows(cloud, instance)]
+        assert phases[-2:] == ["verified", "succeeded"], phases
+    # The unfenced one is left untouched, and the audit says why.
+    assert [r["phase"] for r in replace_rows(cloud, unfenced)] == ["received", "skipped"]
+    assert "fence" in replace_rows(cloud, unfenced)[-1]["reason"]
+    assert state_of(cloud, unfenced) == "running"
+
+
+def test_replace_instance_public_health_event_without_entities_is_recorded_and_ignored(cloud):
+    event = copy.deepcopy(load_event("health-public-no-entities"))
+    event["id"] = str(uuid.uuid4())
+    summary = cloud.send_event_and_wait(event)
+    assert summary.executions == []
+    assert [r["phase"] for r in summary.audit] == ["ignored"]
+
+
+def test_replace_instance_status_check_on_an_eip_pair_is_left_to_remap_eip(cloud):
+    """One runbook per fault: the instance with a managed EIP + standby is remap-eip's."""
+    from tests.e2e.test_remap_eip import make_pair
+
+    pair = make_pair(cloud)
+    summary = cloud.send_event_and_wait(alarm_event(pair.primary))
+    assert [runbook_of(summary, e) for e in summary.executions] == ["remap-eip"]
+    assert not replace_rows(cloud, pair.primary)
+
+
+def test_replace_instance_health_event_naming_two_members_of_one_group_replaces_one_at_a_time(cloud):
+    """Two executions start together; the group's slot lets one act, the other fails named and escalates."""
+    group = make_group(cloud, size=3)
+    a, b = group.instances[0], group.instances[1]
+    summary = cloud.send_event_and_wait(
+        health_event("AWS_EC2_INSTANCE_STORE_DRIVE_PERFORMANCE_DEGRADED", a, b), timeout=120
+    )
+    replace = [e for e in summary.executions if runbook_of(summary, e) == "replace-instance"]
+    outcomes = sorted((e.status, e.error) for e in replace)
+    assert outcomes == [("FAILED", "GroupBudgetExceeded"), ("SUCCEEDED", None)], [e.cause for e in replace]
+    members = [m["InstanceId"] for m in group.members(cloud)]
+    assert len(members) == 3 and len({a, b} & set(members)) == 1  # exactly one replaced

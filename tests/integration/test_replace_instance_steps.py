@@ -1,0 +1,216 @@
+"""replace-instance resolve/precheck and the remap-eip/replace-instance routing, against moto."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from selfheal.errors import AlreadyRecovering, GroupBudgetExceeded, GroupCannotReplace, NotApplicable
+from selfheal.policy import load_policy
+from selfheal.runbooks import remap_eip
+from selfheal.runbooks import replace_instance as ri
+from selfheal.triage import Triage
+from tests.events import load_event
+
+FENCE_KEY, FENCE_VALUE = "selfheal:managed", "true"
+PASS_MACHINE = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+
+
+def _group(clients: Any, world: Any, size: int = 2) -> tuple[str, list[str]]:
+    name = f"g-{uuid.uuid4().hex[:6]}"
+    template = clients.ec2.create_launch_template(
+        LaunchTemplateName=name, LaunchTemplateData={"ImageId": world.image, "InstanceType": "t3.micro"}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    clients.autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateId": template, "Version": "$Latest"},
+        MinSize=size,
+        MaxSize=size,
+        DesiredCapacity=size,
+        AvailabilityZones=["us-east-1a"],
+        Tags=[{"Key": FENCE_KEY, "Value": FENCE_VALUE, "PropagateAtLaunch": True}],
+    )
+    group = clients.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+        "AutoScalingGroups"
+    ][0]
+    return name, [m["InstanceId"] for m in group["Instances"]]
+
+
+def _resolve(clients: Any, instance: str, **params: Any) -> ri.ReplacePlan:
+    return ri.resolve(
+        clients.ec2,
+        clients.autoscaling,
+        ri.ReplaceInstanceTarget(instanceId=instance),
+        ri.ReplaceInstanceParams.model_validate(params),
+        FENCE_KEY,
+        FENCE_VALUE,
+    )
+
+
+def test_resolve_group_member_takes_the_asg_path_and_fences_the_group_too(clients, world):
+    name, members = _group(clients, world)
+    plan = _resolve(clients, members[0])
+    assert plan.path == "asg" and plan.auto_scaling_group_name == name
+    assert set(plan.resource_tags) == {members[0], f"autoScalingGroup/{name}"}
+    assert plan.resource_tags[f"autoScalingGroup/{name}"][FENCE_KEY] == FENCE_VALUE
+
+
+def test_resolve_standalone_ebs_instance_takes_the_stop_start_path(clients, world):
+    plan = _resolve(clients, world.instance())
+    assert plan.path == "stop-start" and plan.root_device_type == "ebs"
+
+
+@pytest.mark.parametrize("state", ["stopped", "terminated"])
+def test_resolve_instance_already_out_of_service_is_not_applicable(clients, world, state):
+    instance = world.instance()
+    (clients.ec2.stop_instances if state == "stopped" else clients.ec2.terminate_instances)(
+        InstanceIds=[instance]
+    )
+    with pytest.raises(NotApplicable):
+        _resolve(clients, instance)
+
+
+def test_resolve_member_the_group_already_marked_unhealthy_is_already_recovering(clients, world):
+    _, members = _group(clients, world)
+    clients.autoscaling.set_instance_health(InstanceId=members[0], HealthStatus="Unhealthy")
+    with pytest.raises(AlreadyRecovering, match="already replacing"):
+        _resolve(clients, members[0])
+
+
+def test_precheck_refuses_a_second_replacement_over_the_group_budget(clients, world):
+    _, members = _group(clients, world, size=3)
+    plan = _resolve(clients, members[1])
+    clients.autoscaling.set_instance_health(InstanceId=members[0], HealthStatus="Unhealthy")
+    with pytest.raises(GroupBudgetExceeded) as refused:
+        ri.precheck(clients.ec2, clients.autoscaling, plan)
+    assert refused.value.details["inFlight"] == 1
+
+
+def test_precheck_allows_two_in_flight_when_the_policy_says_so(clients, world):
+    _, members = _group(clients, world, size=3)
+    plan = _resolve(clients, members[1], maxInFlight=2)
+    clients.autoscaling.set_instance_health(InstanceId=members[0], HealthStatus="Unhealthy")
+    before = ri.precheck(clients.ec2, clients.autoscaling, plan)
+    assert before["group"]["inFlight"] == 1 and before["group"]["withinBudget"]
+
+
+def test_precheck_refuses_a_group_that_cannot_replace(clients, world):
+    name, members = _group(clients, world)
+    clients.autoscaling.suspend_processes(AutoScalingGroupName=name, ScalingProcesses=["Terminate"])
+    with pytest.raises(GroupCannotReplace, match="Terminate"):
+        ri.precheck(clients.ec2, clients.autoscaling, _resolve(clients, members[0]))
+
+
+def test_group_budget_counts_missing_members_as_in_flight():
+    group = {
+        "AutoScalingGroupName": "g",
+        "DesiredCapacity": 3,
+        "MinSize": 3,
+        "MaxSize": 3,
+        "Instances": [
+            {"InstanceId": "i-1", "LifecycleState": "InService", "HealthStatus": "Healthy"},
+            {"InstanceId": "i-2", "LifecycleState": "InService", "HealthStatus": "Healthy"},
+        ],
+    }
+    budget = ri.group_budget(group, "i-1", 1)
+    assert budget["inFlight"] == 1 and not budget["withinBudget"]
+
+
+# ----------------------------------------------------------------------- remap-eip applicability
+
+
+def _applies(clients: Any, instance: str) -> str | None:
+    return remap_eip.applies(
+        clients.ec2,
+        remap_eip.RemapEipTarget(instanceId=instance),
+        remap_eip.RemapEipParams(),
+        FENCE_KEY,
+        FENCE_VALUE,
+    )
+
+
+def test_remap_eip_applies_to_a_primary_with_a_managed_eip_and_a_standby(clients, world):
+    primary, standby = world.instance(), world.instance()
+    world.eip(on=primary, standby=standby)
+    assert _applies(clients, primary) is None
+
+
+def test_remap_eip_does_not_apply_to_an_instance_without_a_managed_eip(clients, world):
+    assert "no managed Elastic IP" in (_applies(clients, world.instance()) or "")
+
+
+def test_remap_eip_does_not_apply_to_a_managed_eip_without_a_standby(clients, world):
+    primary = world.instance()
+    world.eip(on=primary)
+    assert "no standby" in (_applies(clients, primary) or "")
+
+
+def test_triage_alarm_on_an_instance_without_a_standby_starts_replace_instance(clients, settings, world):
+    machines = {
+        runbook: clients.stepfunctions.create_state_machine(
+            name=runbook, definition=PASS_MACHINE, roleArn="arn:aws:iam::123456789012:role/sfn"
+        )["stateMachineArn"]
+        for runbook in ("remap-eip", "replace-instance")
+    }
+    triage = Triage(settings.model_copy(update={"state_machines": machines}), clients, load_policy())
+    lonely = world.instance()
+    event = copy.deepcopy(load_event("alarm-status-check-failed"))
+    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] = {
+        "InstanceId": lonely
+    }
+    (outcome,) = triage.handle(event)
+    assert outcome.decision == "started" and outcome.runbook == "replace-instance"
+
+
+# ------------------------------------------------------------------- group concurrency slots
+
+
+def _steps_event(step: str, request_id: str, plan: dict[str, Any], **extra: Any) -> Any:
+    from selfheal.models import Actor, Request
+    from selfheal.steps import StepEvent
+
+    request = Request(
+        request_id=request_id,
+        runbook="replace-instance",
+        target={"instanceId": plan["instanceId"]},
+        target_key=plan["instanceId"],
+        params={},
+        dry_run=False,
+        reason="test",
+        actor=Actor(kind="manual"),
+    )
+    return StepEvent.model_validate(
+        {
+            "step": step,
+            "runbook": "replace-instance",
+            "execution": {
+                "arn": f"arn:aws:states:us-east-1:123456789012:execution:x:{request_id}",
+                "name": request_id,
+            },
+            "state": {"name": "test", "enteredTime": "2026-11-22T01:00:00Z"},
+            "request": request.model_dump(mode="json", by_alias=True),
+            "plan": plan,
+            **extra,
+        }
+    )
+
+
+def test_steps_two_concurrent_replacements_in_one_group_the_second_finds_no_slot(clients, settings, world):
+    """Both read the group before either marks a member: only the slot lease keeps them apart."""
+    from selfheal.steps import Steps
+
+    _, members = _group(clients, world, size=3)
+    steps = Steps(settings, clients)
+    first = _resolve(clients, members[0]).model_dump(mode="json", by_alias=True)
+    second = _resolve(clients, members[1]).model_dump(mode="json", by_alias=True)
+    before = steps.run(_steps_event("precheck", "exec-1", first))["before"]
+    assert before["slot"].endswith("#replacing-0")
+    with pytest.raises(GroupBudgetExceeded, match="budget 1"):
+        steps.run(_steps_event("precheck", "exec-2", second))
+    # When the first finishes, its slot is released and the next replacement may go.
+    steps.run(_steps_event("finish", "exec-1", first, outcome="succeeded"))
+    assert steps.run(_steps_event("precheck", "exec-2", second))["before"]["slot"].endswith("#replacing-0")
