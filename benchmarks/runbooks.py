@@ -151,9 +151,10 @@ def run_once(
     )
     counted = Counter(_name(r) for r in calls)
     minimum = {op: need.count for op, need in scenario.minimum.items()}
-    polls = max(0, verify_entries - 1)
+    polls = max(0, verify_entries - scenario.verify_entries_in_minimum)
     allowed = Counter(minimum)
-    allowed[scenario.verify_call] += polls
+    for op in (scenario.verify_call, *scenario.poll_calls):
+        allowed[op] += polls
     excess = {op: n - allowed.get(op, 0) for op, n in counted.items() if n > allowed.get(op, 0)}
 
     t0 = injection.time

@@ -55,6 +55,11 @@ class Scenario:
     verify_call: str  # the AWS call that state makes
     minimum: dict[str, Need]
     waits: tuple[Wait, ...] = field(default_factory=tuple)
+    # How many entries of verify_state the minimum already pays for (a runbook that polls once per
+    # move task enters it once per task even when nothing has to be polled twice).
+    verify_entries_in_minimum: int = 1
+    # Other calls the ASL makes once per poll, next to verify_call (allowed once more per poll).
+    poll_calls: tuple[str, ...] = ()
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -140,9 +145,11 @@ REMAP_EIP = Scenario(
         ),
         "ssm:GetParameter": Need(1, "the kill switch, read on every run"),
         "ec2:DescribeAddresses": Need(
-            2,
-            "find the EIP with its tags and association (one call: every managed EIP, matched on"
-            " association or selfheal:primary); verify once after the move",
+            3,
+            "triage asks whether remap-eip applies (policy whenApplicable: instances without a managed"
+            " EIP + standby go on to replace-instance); find the EIP with its tags and association (one"
+            " call: every managed EIP, matched on association or selfheal:primary); verify once after"
+            " the move",
         ),
         "ec2:DescribeInstances": Need(1, "the standby's tags, for the fence"),
         "ec2:DescribeInstanceStatus": Need(
@@ -163,4 +170,381 @@ REMAP_EIP = Scenario(
     ),
 )
 
-SCENARIOS: dict[str, Scenario] = {s.runbook: s for s in (REMAP_EIP,)}
+
+# ----------------------------------------------------------------------------------- replace-instance
+
+
+def _image(ec2: Any) -> str:
+    return str(ec2.describe_images()["Images"][0]["ImageId"])
+
+
+def _replace_instance_setup(cloud: Any) -> dict[str, Any]:
+    """A fenced Auto Scaling group of 2 (the fence propagates to its members), as the README says."""
+    ec2, autoscaling = cloud.client("ec2"), cloud.client("autoscaling")
+    name = f"web-{uuid.uuid4().hex[:8]}"
+    template = ec2.create_launch_template(
+        LaunchTemplateName=name, LaunchTemplateData={"ImageId": _image(ec2), "InstanceType": "t3.small"}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateId": template, "Version": "$Latest"},
+        MinSize=2,
+        MaxSize=3,
+        DesiredCapacity=2,
+        AvailabilityZones=["us-east-1a"],
+        Tags=[
+            {"Key": "Name", "Value": name, "PropagateAtLaunch": True},
+            {**FENCE, "PropagateAtLaunch": True},
+        ],
+    )
+    members = _group_members(cloud, name)
+    return {"group": name, "sick": members[0]["InstanceId"]}
+
+
+def _group_members(cloud: Any, group: str) -> list[dict[str, Any]]:
+    found = cloud.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group])
+    return list(found["AutoScalingGroups"][0]["Instances"])
+
+
+def _replace_instance_event(ctx: dict[str, Any]) -> dict[str, Any]:
+    """The sample status-check alarm about the sick group member (no EIP, no standby: not remap-eip's)."""
+    return _remap_eip_event({"primary": ctx["sick"]})
+
+
+def _replace_instance_healed(cloud: Any, ctx: dict[str, Any]) -> bool:
+    members = _group_members(cloud, ctx["group"])
+    return (
+        ctx["sick"] not in {m["InstanceId"] for m in members}
+        and len(members) == 2
+        and all((m["LifecycleState"], m["HealthStatus"]) == ("InService", "Healthy") for m in members)
+    )
+
+
+REPLACE_INSTANCE = Scenario(
+    runbook="replace-instance",
+    fault="status-check alarm on a member of a fenced Auto Scaling group (no managed EIP)",
+    setup=_replace_instance_setup,
+    event=_replace_instance_event,
+    healed=_replace_instance_healed,
+    mutating=frozenset({"autoscaling:SetInstanceHealth"}),
+    verify_state="Describe the group",
+    verify_call="autoscaling:DescribeAutoScalingGroups",
+    minimum={
+        "dynamodb:PutItem": Need(
+            _AUDIT_ROWS + 3,
+            f"{_AUDIT_ROWS} write-once audit rows (received, started, intent, outcome, verified,"
+            " succeeded) + the target's lease + the group's replacement slot (maxInFlight) + the"
+            " 'ignored' row for the EC2 state-change event of the member the group terminates",
+        ),
+        "dynamodb:DeleteItem": Need(2, "release the lease and the group slot"),
+        "dynamodb:Query": Need(2, "guard history: this target (cooldown, loop) and this runbook (budget)"),
+        "ssm:GetParameter": Need(1, "the kill switch, read on every run"),
+        "ec2:DescribeAddresses": Need(
+            2,
+            "triage asks remap-eip's whenApplicable (does the instance hold a managed EIP with a"
+            " standby?) for the alarm, and again for the terminated member's state-change event",
+        ),
+        "ec2:DescribeInstances": Need(
+            3,
+            "the same whenApplicable check confirms the instance exists (twice, as above); resolve:"
+            " state, tags (fence), root device",
+        ),
+        "ec2:DescribeInstanceStatus": Need(1, "precheck: state and status checks just before acting"),
+        "autoscaling:DescribeAutoScalingInstances": Need(1, "resolve: is it a group member, in service?"),
+        "autoscaling:DescribeAutoScalingGroups": Need(
+            3,
+            "resolve: the group's tags (fence, before the guards); precheck: members and suspended"
+            " processes after taking the group slot (budget); verify once after the mark",
+        ),
+        "autoscaling:SetInstanceHealth": Need(1, "the repair: the group replaces the member"),
+        "sns:Publish": Need(1, "tell a human"),
+        "events:PutEvents": Need(1, "the outcome event on the bus"),
+        "stepfunctions:StartExecution": Need(1, "triage starts the runbook"),
+    },
+    waits=(
+        Wait(
+            "verify interval (params.verifyIntervalSeconds, between DescribeAutoScalingGroups polls;"
+            " set by the policy rule or a manual request, not by tags)",
+            configured_s=10,
+            benchmark_s=10,
+            when="once per poll: the first poll follows the mark at once, before the group has"
+            " launched the replacement (AWS: the group acts within about a minute)",
+        ),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------------------- redrive-dlq
+
+# The pace an operator sets per DLQ with selfheal:param:* tags (README, "redrive-dlq"): a 3-message
+# canary at 5/s watched for 1 s, the rest at 200/s, move tasks polled every second.
+_REDRIVE_PACE = {
+    "canaryMessages": 3,
+    "canaryMessagesPerSecond": 5,
+    "canaryObserveSeconds": 1,
+    "maxMessagesPerSecond": 200,
+    "pollIntervalSeconds": 1,
+}
+_REDRIVE_MESSAGES = 10
+
+
+def _redrive_dlq_setup(cloud: Any) -> dict[str, Any]:
+    """A fenced DLQ holding 10 messages, the DLQ of one fenced source queue; pace set by its tags."""
+    sqs = cloud.client("sqs")
+    suffix = uuid.uuid4().hex[:8]
+    fence = {FENCE["Key"]: FENCE["Value"]}
+    tags = {**fence, **{f"selfheal:param:{k}": str(v) for k, v in _REDRIVE_PACE.items()}}
+    dlq_url = sqs.create_queue(QueueName=f"orders-dlq-{suffix}", tags=tags)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3})
+    source_url = sqs.create_queue(
+        QueueName=f"orders-{suffix}", Attributes={"RedrivePolicy": policy}, tags=fence
+    )["QueueUrl"]
+    for i in range(_REDRIVE_MESSAGES):
+        sqs.send_message(QueueUrl=dlq_url, MessageBody=f"order-{i}")
+    return {"name": dlq_arn.rsplit(":", 1)[-1], "dlq": dlq_url, "source": source_url}
+
+
+def _redrive_dlq_event(ctx: dict[str, Any]) -> dict[str, Any]:
+    """The sample DLQ alarm (events/alarm-sqs-dlq-messages.json) about this DLQ."""
+    event = copy.deepcopy(load_event("alarm-sqs-dlq-messages"))
+    name = ctx["name"]
+    event["id"] = str(uuid.uuid4())
+    event["detail"]["alarmName"] = f"dlq-{name}-has-messages"
+    event["resources"] = [f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:dlq-{name}-has-messages"]
+    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] = {"QueueName": name}
+    return event
+
+
+def _depth(cloud: Any, url: str) -> int:
+    attrs = cloud.client("sqs").get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def _redrive_dlq_healed(cloud: Any, ctx: dict[str, Any]) -> bool:
+    return _depth(cloud, ctx["dlq"]) == 0 and _depth(cloud, ctx["source"]) == _REDRIVE_MESSAGES
+
+
+REDRIVE_DLQ = Scenario(
+    runbook="redrive-dlq",
+    fault="a fenced DLQ holds 10 messages after its consumer recovered; canary first, then the rest",
+    setup=_redrive_dlq_setup,
+    event=_redrive_dlq_event,
+    healed=_redrive_dlq_healed,
+    mutating=frozenset({"sqs:StartMessageMoveTask"}),
+    verify_state="List the move tasks",
+    verify_call="sqs:ListMessageMoveTasks",
+    minimum={
+        "dynamodb:PutItem": Need(
+            11,
+            "10 write-once audit rows (received, started, intent + outcome for the canary's"
+            " StartMessageMoveTask, its CancelMessageMoveTask and the rest's StartMessageMoveTask,"
+            " verified, succeeded) + the lease",
+        ),
+        "dynamodb:DeleteItem": Need(1, "release the lease"),
+        "dynamodb:Query": Need(2, "guard history: this target (cooldown, loop) and this runbook (budget)"),
+        "ssm:GetParameter": Need(1, "the kill switch, read on every run"),
+        "sqs:GetQueueUrl": Need(1, "the alarm names the DLQ by QueueName"),
+        "sqs:GetQueueAttributes": Need(
+            6,
+            "resolve: the DLQ's ARN and FIFO-ness, the source queue's ARN; precheck: the depth;"
+            " the depth after the canary's poll (refilling?), after watching the canary, after the"
+            " rest's poll (dropped by what moved?)",
+        ),
+        "sqs:ListDeadLetterSourceQueues": Need(
+            1, "which queues dead-letter into it (where messages go back)"
+        ),
+        "sqs:ListQueueTags": Need(2, "fence and selfheal:param tags of the DLQ; fence of the source queue"),
+        "sqs:ListMessageMoveTasks": Need(
+            4,
+            "precheck: no move task running; the canary's progress (cancel at its size); the canary's"
+            " task cancelled; the rest's task completed",
+        ),
+        "sqs:StartMessageMoveTask": Need(2, "the repair: the canary, then the rest"),
+        "sqs:CancelMessageMoveTask": Need(1, "stop the canary at its size (a task cannot be told N)"),
+        "sns:Publish": Need(1, "tell a human"),
+        "events:PutEvents": Need(1, "the outcome event on the bus"),
+        "stepfunctions:StartExecution": Need(1, "triage starts the runbook"),
+    },
+    waits=(
+        Wait(
+            "canary poll (min(1, pollIntervalSeconds), before each ListMessageMoveTasks of the canary)",
+            configured_s=1,
+            benchmark_s=1,
+            when="once at least: the canary (3 at 5/s) has moved enough by the first poll",
+        ),
+        Wait(
+            "poll interval (pollIntervalSeconds tag, before polling the cancelled canary and the rest)",
+            configured_s=5,
+            benchmark_s=1,
+            when="twice at least: before seeing the canary cancelled and the rest completed",
+        ),
+        Wait(
+            "canary observe (canaryObserveSeconds tag, watching the DLQ after the canary)",
+            configured_s=120,
+            benchmark_s=1,
+            when="always, once",
+        ),
+    ),
+    verify_entries_in_minimum=2,
+    poll_calls=("sqs:GetQueueAttributes",),
+)
+
+
+# -------------------------------------------------------------------------------------------- flip-dns
+
+PRIMARY_IP, SECONDARY_IP = "192.0.2.10", "198.51.100.20"
+# Set per health check with selfheal:param:* tags (README, "flip-dns"): no wait between polls.
+_FLIP_PACE = {"verifyIntervalSeconds": "0"}
+
+
+def _flip_dns_scope(cloud: Any, zone: str) -> None:
+    """Add the zone to what flip-dns may change: the variables the FlipDns* stack parameters set."""
+    lam = cloud.client("lambda")
+    name = cloud.stack.outputs["RunbookStepsFunctionArn"]
+    variables = {
+        k: str(v)
+        for k, v in lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"].items()
+    }
+    zones = [z for z in variables.get("FLIP_DNS_HOSTED_ZONE_IDS", "").split(",") if z and z != "none"]
+    variables["FLIP_DNS_HOSTED_ZONE_IDS"] = ",".join([*zones, zone])
+    variables["FLIP_DNS_RECORD_NAMES"] = "*"
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+
+
+def _flip_dns_setup(cloud: Any) -> dict[str, Any]:
+    """A fenced zone with a weighted pair (blue 100 / green 0), each with a health check; blue's
+    endpoint is down (Route 53's checkers see it fail) and its health check names the record."""
+    from localcloud.route53 import set_endpoint_health
+
+    route53 = cloud.client("route53")
+    zone_name = f"z{uuid.uuid4().hex[:10]}.example.com"
+    zone = route53.create_hosted_zone(Name=zone_name, CallerReference=str(uuid.uuid4()))["HostedZone"]["Id"]
+    zone = zone.rsplit("/", 1)[-1]
+    route53.change_tags_for_resource(ResourceType="hostedzone", ResourceId=zone, AddTags=[FENCE])
+    record = f"api.{zone_name}."
+
+    def health_check(ip: str) -> str:
+        hc = route53.create_health_check(
+            CallerReference=str(uuid.uuid4()),
+            HealthCheckConfig={"IPAddress": ip, "Port": 443, "Type": "HTTPS", "ResourcePath": "/health"},
+        )["HealthCheck"]["Id"]
+        route53.change_tags_for_resource(ResourceType="healthcheck", ResourceId=hc, AddTags=[FENCE])
+        return str(hc)
+
+    primary, secondary = health_check(PRIMARY_IP), health_check(SECONDARY_IP)
+
+    def weighted(identifier: str, weight: int, ip: str, hc: str) -> dict[str, Any]:
+        return {
+            "Name": record,
+            "Type": "A",
+            "SetIdentifier": identifier,
+            "Weight": weight,
+            "TTL": 60,
+            "ResourceRecords": [{"Value": ip}],
+            "HealthCheckId": hc,
+        }
+
+    route53.change_resource_record_sets(
+        HostedZoneId=zone,
+        ChangeBatch={
+            "Changes": [
+                {"Action": "UPSERT", "ResourceRecordSet": weighted("blue", 100, PRIMARY_IP, primary)},
+                {"Action": "UPSERT", "ResourceRecordSet": weighted("green", 0, SECONDARY_IP, secondary)},
+            ]
+        },
+    )
+    tags = {"hostedZoneId": zone, "recordName": record, **_FLIP_PACE}
+    route53.change_tags_for_resource(
+        ResourceType="healthcheck",
+        ResourceId=primary,
+        AddTags=[{"Key": f"selfheal:param:{k}", "Value": v} for k, v in tags.items()],
+    )
+    _flip_dns_scope(cloud, zone)
+    set_endpoint_health(primary, False)  # no alarm watches it here: the event is the benchmark's own
+    return {"zone": zone, "record": record, "primary": primary, "secondary": secondary}
+
+
+def _flip_dns_event(ctx: dict[str, Any]) -> dict[str, Any]:
+    """The companion alarm on the primary's HealthCheckStatus going to ALARM
+    (events/alarm-route53-health-check.json)."""
+    event = copy.deepcopy(load_event("alarm-route53-health-check"))
+    hc = ctx["primary"]
+    event["id"] = str(uuid.uuid4())
+    event["detail"]["alarmName"] = f"selfheal-route53-{hc}"
+    event["resources"] = [f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:selfheal-route53-{hc}"]
+    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] = {
+        "HealthCheckId": hc
+    }
+    return event
+
+
+def _flip_dns_healed(cloud: Any, ctx: dict[str, Any]) -> bool:
+    page = cloud.client("route53").list_resource_record_sets(
+        HostedZoneId=ctx["zone"], StartRecordName=ctx["record"], StartRecordType="A", MaxItems="10"
+    )
+    weights = {
+        r["SetIdentifier"]: int(r["Weight"]) for r in page["ResourceRecordSets"] if r["Name"] == ctx["record"]
+    }
+    return weights == {"blue": 0, "green": 100}
+
+
+FLIP_DNS = Scenario(
+    runbook="flip-dns",
+    fault="the primary (blue) of a weighted pair fails its Route 53 health check; green is healthy",
+    setup=_flip_dns_setup,
+    event=_flip_dns_event,
+    healed=_flip_dns_healed,
+    mutating=frozenset({"route53:ChangeResourceRecordSets"}),
+    verify_state="Get the change status",
+    verify_call="route53:GetChange",
+    minimum={
+        "dynamodb:PutItem": Need(
+            _AUDIT_ROWS + 1,
+            f"{_AUDIT_ROWS} write-once audit rows (received, started, intent, outcome, verified,"
+            " succeeded) + the lease",
+        ),
+        "dynamodb:DeleteItem": Need(1, "release the lease"),
+        "dynamodb:Query": Need(
+            2, "guard history: this target (cooldown exempt; loop, hold-down) and this runbook (budget)"
+        ),
+        "ssm:GetParameter": Need(1, "the kill switch, read on every run"),
+        "route53:ListTagsForResource": Need(
+            2, "the health check's tags (fence, selfheal:param: zone, record, tunables); the zone's fence"
+        ),
+        "route53:ListResourceRecordSets": Need(
+            3,
+            "resolve: the weighted pair; precheck: unchanged since the plan (the change is an UPSERT);"
+            " verify after INSYNC",
+        ),
+        "route53:GetHealthCheck": Need(
+            1, "precheck: the secondary's health check (Disabled/Inverted decide what Route 53 thinks)"
+        ),
+        "route53:GetHealthCheckStatus": Need(1, "precheck: the secondary's checkers say healthy"),
+        "route53:ChangeResourceRecordSets": Need(1, "the repair: the weights"),
+        "route53:GetChange": Need(1, "wait for INSYNC"),
+        "sns:Publish": Need(1, "tell a human"),
+        "events:PutEvents": Need(1, "the outcome event on the bus"),
+        "stepfunctions:StartExecution": Need(1, "triage starts the runbook"),
+    },
+    waits=(
+        Wait(
+            "verify interval (verifyIntervalSeconds tag, between GetChange polls and verify attempts)",
+            configured_s=5,
+            benchmark_s=0,
+            when="once per GetChange that answers PENDING (the local cloud: the first, as on AWS)",
+        ),
+        Wait(
+            "hold-down (holdDownSeconds) and primary-healthy (primaryHealthySeconds)",
+            configured_s=900 + 300,
+            benchmark_s=900 + 300,
+            when="failback only: not on this failover",
+        ),
+    ),
+)
+
+SCENARIOS: dict[str, Scenario] = {s.runbook: s for s in (REMAP_EIP, REPLACE_INSTANCE, REDRIVE_DLQ, FLIP_DNS)}
