@@ -72,6 +72,10 @@ EXPECTED: dict[str, set[str]] = {
     "rds-instance-failure": {"RdsEvent"},
     "rds-cluster-failover": {"RdsEvent"},
     "manual-remap-eip": {"ManualRequest"},
+    "rds-instance-multi-az-failover-started": {"RdsEvent"},
+    "rds-cluster-failover-failed": {"RdsEvent"},
+    "alarm-db-primary-connections": {"AlarmStateChange"},
+    "manual-promote-replica": {"ManualRequest"},
 }
 # Samples that reach a function without EventBridge (no pattern applies to them).
 NOT_EVENTBRIDGE = {"alarm-lambda-action", "alarm-sns"}

@@ -66,9 +66,21 @@ EXPECTED: dict[str, list[tuple[str, str, dict[str, str]]] | None] = {
     ],
     "health-ec2-retirement-old-schema": [("ec2-retirement-scheduled", "remap-eip", {"instanceId": WEB_1})],
     "health-public-no-entities": None,
-    "rds-instance-failure": None,
-    "rds-cluster-failover": None,
+    "rds-instance-failure": [("rds-instance-failed", "promote-replica", {"dbInstanceIdentifier": "orders-db"})],
+    "rds-cluster-failover": [
+        ("rds-cluster-failover-started", "promote-replica", {"dbClusterIdentifier": "orders-aurora"})
+    ],
     "manual-remap-eip": [("manual-request", "remap-eip", {"instanceId": WEB_1})],
+    "rds-instance-multi-az-failover-started": [
+        ("rds-instance-multi-az-failover-started", "promote-replica", {"dbInstanceIdentifier": "orders-db"})
+    ],
+    "rds-cluster-failover-failed": [
+        ("rds-cluster-failover-failed", "promote-replica", {"dbClusterIdentifier": "orders-aurora"})
+    ],
+    "alarm-db-primary-connections": [
+        ("rds-primary-health-alarm", "promote-replica", {"dbInstanceIdentifier": "orders-db"})
+    ],
+    "manual-promote-replica": [("manual-request", "promote-replica", {"dbInstanceIdentifier": "orders-db"})],
 }
 
 
@@ -289,6 +301,11 @@ def test_load_policy_default_is_cached(shipped: Policy) -> None:
         "ec2-status-check-failed",
         "ec2-instance-stopped",
         "ec2-retirement-scheduled",
+        "rds-instance-multi-az-failover-started",
+        "rds-instance-failed",
+        "rds-primary-health-alarm",
+        "rds-cluster-failover-started",
+        "rds-cluster-failover-failed",
         "manual-request",
     ]
 

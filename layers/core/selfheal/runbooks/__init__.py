@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from selfheal.clients import Clients
-from selfheal.runbooks import remap_eip
+from selfheal.runbooks import promote_replica, remap_eip
 
 
 @dataclass(frozen=True)
@@ -43,5 +43,15 @@ RUNBOOKS: dict[str, RunbookSpec] = {
             {"action": "ec2:AssociateAddress", "parameters": remap_eip.action_parameters(plan)}
         ],
         iam_actions=remap_eip.IAM_ACTIONS,
+    ),
+    "promote-replica": RunbookSpec(
+        name="promote-replica",
+        target_model=promote_replica.PromoteReplicaTarget,
+        params_model=promote_replica.PromoteReplicaParams,
+        plan_model=promote_replica.PromotionPlan,
+        resolve=promote_replica.resolve,
+        precheck=promote_replica.precheck,
+        actions=promote_replica.actions,
+        iam_actions=promote_replica.IAM_ACTIONS,
     ),
 }
