@@ -68,3 +68,11 @@ def patch_rds_promote_read_replica() -> None:
 
 def apply_all() -> None:
     patch_rds_promote_read_replica()
+
+
+def inject_instance_status(account: str, region: str, identifier: str, status: str) -> None:
+    """Fault injection for tests and the demo: put an instance in a status only AWS can cause
+    (``storage-full``, ``incompatible-parameters``, ``rebooting``...). Not an AWS API."""
+    from moto.rds.models import rds_backends
+
+    rds_backends[account][region].databases[identifier].status = status
