@@ -12,7 +12,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from localcloud import compat_rds, ops
+from localcloud.cli import main
 from localcloud.harness import DeployedCloud
 from tests.events import load_event
 
@@ -261,27 +264,44 @@ def _start(cloud: DeployedCloud, body: dict[str, Any]) -> str:
     )
 
 
-def _wait_for_token(cloud: DeployedCloud, execution_arn: str, timeout: float = 30) -> str:
-    """The task token, as the approver gets it: from the approval request's SNS message."""
-    deadline = time.monotonic() + timeout
-    sfn = cloud.client("stepfunctions")
-    while time.monotonic() < deadline:
-        for event in sfn.get_execution_history(executionArn=execution_arn)["events"]:
-            details = event.get("taskScheduledEventDetails")
-            if details and details.get("resourceType") == "sns":
-                return str(json.loads(details["parameters"])["MessageAttributes"]["taskToken"]["StringValue"])
-        time.sleep(0.2)
-    raise AssertionError("no approval request was sent")
+@pytest.fixture
+def approvals(cloud: DeployedCloud) -> Any:
+    """What an approver subscribed to the notification topic receives: token for an execution."""
+    sqs, sns = cloud.client("sqs"), cloud.client("sns")
+    url = sqs.create_queue(QueueName=f"approver-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=cloud.stack.outputs["NotificationTopicArn"], Protocol="sqs", Endpoint=arn)
+    seen: list[dict[str, Any]] = []
+
+    def token_for(execution_arn: str, timeout: float = 30) -> tuple[str, str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+                seen.append(json.loads(m["Body"]))
+            for note in seen:
+                if execution_arn in note["Message"] and "needs approval" in note["Message"]:
+                    token = note["MessageAttributes"]["taskToken"]["Value"]
+                    return token, note["Message"]
+            time.sleep(0.2)
+        raise AssertionError(f"no approval request for {execution_arn}: {seen}")
+
+    return token_for
 
 
-def test_promote_replica_lag_over_the_limit_waits_for_approval_and_approved_promotes(cloud):
+def _cli(*argv: str) -> int:
+    return main(list(argv))
+
+
+def test_promote_replica_lag_over_the_limit_waits_for_approval_and_approved_promotes(cloud, approvals):
+    # Given a replica 120 s behind, over a 30 s limit
     db = make_database(cloud, lag=120.0)
     arn = _start(cloud, manual_input(db, maxLagSeconds=30))
-    token = _wait_for_token(cloud, arn)
+    # When the approver reads the notification and runs the command it names
+    token, message = approvals(arn)
+    assert f"selfheal approve {token}" in message and "over the limit" in message
     assert db.replica_state(cloud) == ("available", db.primary)  # nothing yet
-    cloud.client("stepfunctions").send_task_success(
-        taskToken=token, output=json.dumps({"approvedBy": "alice"})
-    )
+    assert _cli("approve", token, "--by", "alice", "--endpoint", cloud.endpoint) == 0
+    # Then the replica is promoted and the name moved; the audit says who approved
     result = ops.wait_for_execution(cloud.client("stepfunctions"), arn, timeout=90)
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     assert db.replica_state(cloud) == ("available", None)
@@ -290,15 +310,15 @@ def test_promote_replica_lag_over_the_limit_waits_for_approval_and_approved_prom
     waiting = next(r for r in rows if r["phase"] == "awaiting-approval")
     assert "over the limit" in waiting["reason"]
     assert next(r for r in rows if r["phase"] == "approved")["after"] == {"approvedBy": "alice"}
+    assert rows[-1]["phase"] == "succeeded"
 
 
-def test_promote_replica_unknown_lag_rejected_changes_nothing(cloud):
+def test_promote_replica_unknown_lag_rejected_changes_nothing(cloud, approvals):
     db = make_database(cloud, lag=None)
     arn = _start(cloud, manual_input(db))
-    token = _wait_for_token(cloud, arn)
-    cloud.client("stepfunctions").send_task_failure(
-        taskToken=token, error="ApprovalRejected", cause="bob: replica is hours behind"
-    )
+    token, _ = approvals(arn)
+    reject = ["reject", token, "--by", "bob", "--reason", "replica is hours behind"]
+    assert _cli(*reject, "--endpoint", cloud.endpoint) == 0
     result = ops.wait_for_execution(cloud.client("stepfunctions"), arn, timeout=60)
     assert result.status == "SUCCEEDED"
     assert db.replica_state(cloud) == ("available", db.primary)
@@ -306,7 +326,7 @@ def test_promote_replica_unknown_lag_rejected_changes_nothing(cloud):
     rows = rows_for(cloud, db.primary)
     assert "unknown" in next(r for r in rows if r["phase"] == "awaiting-approval")["reason"]
     assert rows[-1]["phase"] == "skipped" and "rejected" in rows[-1]["reason"]
-    assert "hours behind" in rows[-1]["reason"]
+    assert "bob: replica is hours behind" in rows[-1]["reason"]
     assert not [r for r in rows if r["phase"] == "action"]
 
 
