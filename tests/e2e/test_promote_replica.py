@@ -339,3 +339,83 @@ def test_promote_replica_approval_timeout_changes_nothing(cloud):
     rows = rows_for(cloud, db.primary)
     assert rows[-1]["phase"] == "skipped" and "nobody approved" in rows[-1]["reason"]
     assert not [r for r in rows if r["phase"] == "action"]
+
+
+# --------------------------------------------------------------------------------- aurora cluster
+
+
+def make_cluster(cloud: DeployedCloud, members: list[tuple[str, int, str]]) -> tuple[str, dict[str, str]]:
+    """A fenced Aurora cluster; members (suffix, promotion tier, class), the first is the writer."""
+    rds = cloud.client("rds")
+    cluster = f"aurora-{uuid.uuid4().hex[:8]}"
+    rds.create_db_cluster(
+        DBClusterIdentifier=cluster,
+        Engine="aurora-postgresql",
+        MasterUsername="app",
+        MasterUserPassword="not-a-secret-1",
+        Tags=[FENCE],
+    )
+    names = {}
+    for suffix, tier, klass in members:
+        name = f"{cluster}-{suffix}"
+        rds.create_db_instance(
+            DBInstanceIdentifier=name,
+            DBClusterIdentifier=cluster,
+            Engine="aurora-postgresql",
+            DBInstanceClass=klass,
+            PromotionTier=tier,
+            Tags=[FENCE],
+        )
+        names[suffix] = name
+    return cluster, names
+
+
+def writer_of(cloud: DeployedCloud, cluster: str) -> str:
+    members = cloud.client("rds").describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0][
+        "DBClusterMembers"
+    ]
+    return next(m["DBInstanceIdentifier"] for m in members if m["IsClusterWriter"])
+
+
+def test_promote_replica_aurora_failover_failed_event_fails_over_to_the_best_reader(cloud):
+    # Given a cluster whose readers differ by tier and size: tier 0 wins, then the larger class
+    cluster, names = make_cluster(
+        cloud,
+        [
+            ("a", 1, "db.r6g.large"),
+            ("b", 1, "db.r6g.2xlarge"),
+            ("c", 0, "db.r6g.large"),
+            ("d", 0, "db.r6g.xlarge"),
+        ],
+    )
+    event = copy.deepcopy(load_event("rds-cluster-failover-failed"))
+    event["id"] = str(uuid.uuid4())
+    event["detail"]["SourceIdentifier"] = cluster
+    event["detail"]["SourceArn"] = f"arn:aws:rds:us-east-1:123456789012:cluster:{cluster}"
+    # When Aurora reports that its own failover failed
+    summary = cloud.send_event_and_wait(event, timeout=90)
+    # Then the tier-0, larger reader is the writer, and the audit says how to go back
+    (execution,) = summary.executions
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert writer_of(cloud, cluster) == names["d"]
+    rows = rows_for(cloud, cluster)
+    assert [r["phase"] for r in rows] == ["received", "started", "action", "action", "verified", "succeeded"]
+    assert rows[2]["parameters"] == {"DbClusterIdentifier": cluster, "TargetDbInstanceIdentifier": names["d"]}
+    assert names["a"] in rows[-1]["before"]["howToGoBack"]
+
+
+def test_promote_replica_aurora_named_reader_and_dry_run(cloud):
+    cluster, names = make_cluster(cloud, [("a", 1, "db.r6g.large"), ("b", 2, "db.r6g.large")])
+    body = {
+        "target": {"dbClusterIdentifier": cluster},
+        "params": {"targetInstanceIdentifier": names["b"], "verifyIntervalSeconds": 0},
+        "dryRun": True,
+        "reason": "e2e",
+    }
+    result = cloud.start_and_wait(RUNBOOK, body)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert writer_of(cloud, cluster) == names["a"]
+    assert [r["phase"] for r in rows_for(cloud, cluster)] == ["started", "would-do", "succeeded"]
+    result = cloud.start_and_wait(RUNBOOK, {**body, "dryRun": False})
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert writer_of(cloud, cluster) == names["b"]
