@@ -19,11 +19,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from selfheal.errors import NotApplicable, PreconditionFailed, UnknownResource
 from selfheal.models import StrictModel, utcnow
-from selfheal.tags import tag_dict
+from selfheal.tags import tag_dict, tag_params
 
 IAM_ACTIONS = (
     "rds:DescribeDBInstances",
@@ -111,9 +111,11 @@ class PromoteReplicaParams(StrictModel):
         default=None, alias="hostedZoneId", pattern=r"^(/hostedzone/)?[A-Z0-9]{1,32}$"
     )
     record_name: str | None = Field(default=None, alias="recordName", min_length=1, max_length=255)
-    record_ttl: int = Field(default=30, alias="recordTtl", ge=0, le=86400)
-    max_lag_seconds: float = Field(default=60, alias="maxLagSeconds", ge=0)
-    approval_timeout_seconds: int = Field(default=1800, alias="approvalTimeoutSeconds", ge=1, le=86400)
+    # Tunables default to None so a resource's selfheal:param: tag can fill them in (the request
+    # carries every set field, so a non-None default would always win over the tag); see DEFAULTS.
+    record_ttl: int | None = Field(default=None, alias="recordTtl", ge=0, le=86400)
+    max_lag_seconds: float | None = Field(default=None, alias="maxLagSeconds", ge=0)
+    approval_timeout_seconds: int | None = Field(default=None, alias="approvalTimeoutSeconds", ge=1, le=86400)
     # "don't fight AWS": set by the policy from an RDS event saying AWS is already recovering
     recovering_event: str | None = Field(default=None, alias="recoveringEvent")
     # aurora-cluster
@@ -122,8 +124,22 @@ class PromoteReplicaParams(StrictModel):
     target_cluster_identifier: str | None = Field(default=None, alias="targetClusterIdentifier")
     global_action: Literal["switchover", "failover"] = Field(default="switchover", alias="globalAction")
     # verification
-    verify_attempts: int = Field(default=60, alias="verifyAttempts", ge=1, le=360)
-    verify_interval_seconds: int = Field(default=10, alias="verifyIntervalSeconds", ge=0, le=300)
+    verify_attempts: int | None = Field(default=None, alias="verifyAttempts", ge=1, le=360)
+    verify_interval_seconds: int | None = Field(default=None, alias="verifyIntervalSeconds", ge=0, le=300)
+
+    def value(self, name: str) -> Any:
+        """The param, or its default when neither the request nor a tag set it."""
+        given = getattr(self, name)
+        return DEFAULTS[name] if given is None else given
+
+
+DEFAULTS: dict[str, Any] = {
+    "record_ttl": 30,
+    "max_lag_seconds": 60.0,
+    "approval_timeout_seconds": 1800,
+    "verify_attempts": 60,
+    "verify_interval_seconds": 10,
+}
 
 
 class PromotionPlan(StrictModel):
@@ -231,6 +247,23 @@ def current_record(route53: Any, zone_id: str, name: str) -> dict[str, Any] | No
 # ----------------------------------------------------------------------------------------- resolve
 
 
+def with_tag_params(
+    params: PromoteReplicaParams, tags: dict[str, str], resource: str
+) -> PromoteReplicaParams:
+    """Params the request (or policy rule) did not set come from the resource's selfheal:param: tags."""
+    known = {field.alias or name for name, field in PromoteReplicaParams.model_fields.items()}
+    from_tags = {k: v for k, v in tag_params(tags).items() if k in known}
+    try:
+        return PromoteReplicaParams.model_validate(
+            {**from_tags, **params.model_dump(by_alias=True, exclude_unset=True)}
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise PreconditionFailed(
+            f"bad selfheal:param: tag on {resource}: {problems}", resource=resource
+        ) from exc
+
+
 def _skip_if_aws_is_recovering(identifier: str, status: str | None, params: PromoteReplicaParams) -> None:
     if params.recovering_event:
         raise NotApplicable(
@@ -259,8 +292,8 @@ def _resolve_replica(
             )
     elif params.recovering_event:
         _skip_if_aws_is_recovering(primary_id, None, params)
-    tag_param = {k.removeprefix("selfheal:param:"): v for k, v in primary_tags.items()}
-    replica_id = params.replica_identifier or tag_param.get("replicaIdentifier")
+    params = with_tag_params(params, primary_tags, primary_id)
+    replica_id = params.replica_identifier
     if not replica_id:
         candidates = list((primary or {}).get("ReadReplicaDBInstanceIdentifiers") or [])
         if len(candidates) != 1:
@@ -283,8 +316,7 @@ def _resolve_replica(
         raise PreconditionFailed(
             f"{replica_id} replicates {source}, not {primary_id}", replica=replica_id, source=source
         )
-    zone = params.hosted_zone_id or tag_param.get("hostedZoneId")
-    record = params.record_name or tag_param.get("recordName")
+    zone, record = params.hosted_zone_id, params.record_name
     if not zone or not record:
         raise PreconditionFailed(
             f"no DNS name to repoint for {primary_id}: pass params.hostedZoneId and params.recordName"
@@ -302,12 +334,12 @@ def _resolve_replica(
         replica_endpoint=(replica.get("Endpoint") or {}).get("Address"),
         hosted_zone_id=zone,
         record_name=fqdn(record),
-        record_ttl=params.record_ttl,
-        max_lag_seconds=params.max_lag_seconds,
-        approval_timeout_seconds=params.approval_timeout_seconds,
+        record_ttl=params.value("record_ttl"),
+        max_lag_seconds=params.value("max_lag_seconds"),
+        approval_timeout_seconds=params.value("approval_timeout_seconds"),
         resource_tags={replica_id: replica_tags, zone: _zone_tags(clients.route53, zone)},
-        verify_attempts=params.verify_attempts,
-        verify_interval_seconds=params.verify_interval_seconds,
+        verify_attempts=params.value("verify_attempts"),
+        verify_interval_seconds=params.value("verify_interval_seconds"),
     )
 
 
@@ -342,6 +374,7 @@ def _resolve_cluster(
     rds = clients.rds
     cluster_id = target.db_cluster_identifier or ""
     cluster = describe_cluster(rds, cluster_id)
+    params = with_tag_params(params, tag_dict(cluster.get("TagList")), cluster_id)
     _skip_if_aws_is_recovering(cluster_id, cluster.get("Status"), params)
     members = cluster.get("DBClusterMembers") or []
     writers = [m["DBInstanceIdentifier"] for m in members if m.get("IsClusterWriter")]
@@ -377,8 +410,8 @@ def _resolve_cluster(
             cluster_id: tag_dict(cluster.get("TagList")),
             chosen["DBInstanceIdentifier"]: _instance_tags(rds, chosen) if "DBInstanceArn" in chosen else {},
         },
-        verify_attempts=params.verify_attempts,
-        verify_interval_seconds=params.verify_interval_seconds,
+        verify_attempts=params.value("verify_attempts"),
+        verify_interval_seconds=params.value("verify_interval_seconds"),
     )
 
 
@@ -405,6 +438,7 @@ def _resolve_global(
     rds = clients.rds
     global_id = target.global_cluster_identifier or ""
     glob = describe_global(rds, global_id)
+    params = with_tag_params(params, tag_dict(glob.get("TagList")), global_id)
     _skip_if_aws_is_recovering(global_id, glob.get("Status"), params)
     if glob.get("FailoverState"):
         raise NotApplicable(
@@ -438,8 +472,8 @@ def _resolve_global(
             global_id: tag_dict(glob.get("TagList")),
             secondary["DBClusterArn"]: tag_dict(cluster.get("TagList")),
         },
-        verify_attempts=params.verify_attempts,
-        verify_interval_seconds=params.verify_interval_seconds,
+        verify_attempts=params.value("verify_attempts"),
+        verify_interval_seconds=params.value("verify_interval_seconds"),
     )
 
 
