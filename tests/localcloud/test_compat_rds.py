@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -134,3 +135,106 @@ def test_send_task_success_resumes_the_waiting_task_with_its_output(local: Deplo
     result = ops.wait_for_execution(local.client("stepfunctions"), execution, timeout=20)
     assert result.status == "SUCCEEDED"
     assert result.output == {"approvedBy": "alice"}
+
+
+# --- Aurora global databases -----------------------------------------------------------------------
+
+
+def _global(local: DeployedCloud) -> tuple[Any, str, str, str]:
+    """A global database: a writer cluster here (us-east-1), a secondary in us-west-2."""
+    rds = local.client("rds")
+    west = boto3.client(
+        "rds",
+        region_name="us-west-2",
+        endpoint_url=local.endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    name = f"g-{uuid.uuid4().hex[:8]}"
+    primary = rds.create_db_cluster(
+        DBClusterIdentifier=f"{name}-east",
+        Engine="aurora-postgresql",
+        MasterUsername="app",
+        MasterUserPassword="not-a-secret-1",
+    )["DBCluster"]["DBClusterArn"]
+    rds.create_global_cluster(
+        GlobalClusterIdentifier=name, SourceDBClusterIdentifier=primary, Tags=[{"Key": "team", "Value": "db"}]
+    )
+    secondary = west.create_db_cluster(
+        DBClusterIdentifier=f"{name}-west", Engine="aurora-postgresql", GlobalClusterIdentifier=name
+    )["DBCluster"]["DBClusterArn"]
+    return rds, name, primary, secondary
+
+
+def _writer(rds: Any, name: str) -> tuple[str, str | None, dict[str, Any] | None]:
+    found = rds.describe_global_clusters(GlobalClusterIdentifier=name)["GlobalClusters"]
+    assert len(found) == 1  # the identifier filters (moto alone returns every global cluster)
+    writer = next((m["DBClusterArn"] for m in found[0]["GlobalClusterMembers"] if m["IsWriter"]), None)
+    return found[0]["Status"], writer, found[0].get("FailoverState")
+
+
+def _settle(rds: Any, name: str) -> tuple[str, str | None, dict[str, Any] | None]:
+    deadline = time.monotonic() + compat_rds.global_switch_seconds() + 5
+    while (state := _writer(rds, name))[0] != "available":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    return state
+
+
+def test_create_global_cluster_makes_the_source_the_writer_and_keeps_tags(local: DeployedCloud) -> None:
+    rds, name, primary, _ = _global(local)
+    assert _writer(rds, name) == ("available", primary, None)
+    found = rds.describe_global_clusters(GlobalClusterIdentifier=name)["GlobalClusters"][0]
+    assert found["TagList"] == [{"Key": "team", "Value": "db"}]
+
+
+def test_switchover_global_cluster_swaps_writer_through_switching_over(local: DeployedCloud) -> None:
+    rds, name, primary, secondary = _global(local)
+    response = rds.switchover_global_cluster(
+        GlobalClusterIdentifier=name, TargetDbClusterIdentifier=secondary
+    )
+    assert response["GlobalCluster"]["Status"] == "switching-over"
+    state = response["GlobalCluster"]["FailoverState"]
+    assert (state["FromDbClusterArn"], state["ToDbClusterArn"], state["IsDataLossAllowed"]) == (
+        primary,
+        secondary,
+        False,
+    )
+    # A second operation while the first runs is refused
+    with pytest.raises(ClientError) as raised:
+        rds.switchover_global_cluster(GlobalClusterIdentifier=name, TargetDbClusterIdentifier=primary)
+    assert raised.value.response["Error"]["Code"] == "InvalidGlobalClusterStateFault"
+    assert _settle(rds, name) == ("available", secondary, None)
+
+
+def test_failover_global_cluster_with_data_loss_promotes_the_secondary(local: DeployedCloud) -> None:
+    rds, name, _, secondary = _global(local)
+    response = rds.failover_global_cluster(
+        GlobalClusterIdentifier=name, TargetDbClusterIdentifier=secondary, AllowDataLoss=True
+    )
+    assert response["GlobalCluster"]["Status"] == "failing-over"
+    assert response["GlobalCluster"]["FailoverState"]["IsDataLossAllowed"] is True
+    assert _settle(rds, name)[1] == secondary
+
+
+@pytest.mark.parametrize(
+    "call, code",
+    [
+        ({"GlobalClusterIdentifier": "no-such-global"}, "GlobalClusterNotFoundFault"),
+        (
+            {"TargetDbClusterIdentifier": "arn:aws:rds:us-west-2:123456789012:cluster:nope"},
+            "DBClusterNotFoundFault",
+        ),
+        ({"AllowDataLoss": True, "Switchover": True}, "InvalidParameterCombination"),
+        ({"TargetDbClusterIdentifier": "PRIMARY"}, "InvalidParameterValue"),
+    ],
+)
+def test_failover_global_cluster_errors(local: DeployedCloud, call: dict[str, Any], code: str) -> None:
+    rds, name, primary, secondary = _global(local)
+    kwargs: dict[str, Any] = {"GlobalClusterIdentifier": name, "TargetDbClusterIdentifier": secondary, **call}
+    if kwargs["TargetDbClusterIdentifier"] == "PRIMARY":
+        kwargs["TargetDbClusterIdentifier"] = primary
+    with pytest.raises(ClientError) as raised:
+        rds.failover_global_cluster(**kwargs)
+    assert raised.value.response["Error"]["Code"] == code
+    assert _writer(rds, name)[:2] == ("available", primary)

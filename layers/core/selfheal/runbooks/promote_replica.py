@@ -427,8 +427,11 @@ def describe_global(rds: Any, identifier: str) -> dict[str, Any]:
     return dict(found[0])
 
 
-def _cluster_by_arn(rds: Any, arn: str) -> dict[str, Any]:
-    # DescribeDBClusters accepts an ARN as the identifier (and regional clients only see their region).
+def _cluster_by_arn(clients: Any, arn: str) -> dict[str, Any]:
+    """A member of a global database, usually in another region: ask that region."""
+    parts = arn.split(":")
+    region = parts[3] if arn.startswith("arn:") and len(parts) > 3 and parts[3] else None
+    rds = clients.session.client("rds", region_name=region) if region else clients.rds
     return describe_cluster(rds, arn)
 
 
@@ -460,7 +463,7 @@ def _resolve_global(
         raise PreconditionFailed(f"{wanted} is not a member of {global_id}", globalCluster=global_id)
     if secondary.get("IsWriter"):
         raise NotApplicable(f"{wanted} is already the primary of {global_id}")
-    cluster = _cluster_by_arn(rds, secondary["DBClusterArn"])
+    cluster = _cluster_by_arn(clients, secondary["DBClusterArn"])
     return PromotionPlan(
         kind="aurora-global",
         target_key=target.key,
@@ -573,7 +576,7 @@ def _precheck_global(clients: Any, plan: PromotionPlan) -> dict[str, Any]:
         raise PreconditionFailed(
             f"global cluster {plan.global_cluster_identifier} is {glob.get('Status')}, not available"
         )
-    secondary = _cluster_by_arn(clients.rds, plan.target_cluster_arn or "")
+    secondary = _cluster_by_arn(clients, plan.target_cluster_arn or "")
     if secondary.get("Status") != "available":
         raise PreconditionFailed(
             f"secondary {plan.target_cluster_arn} is {secondary.get('Status')}, not available"
