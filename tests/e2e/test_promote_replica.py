@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
 import pytest
 
 from localcloud import compat_rds, ops
@@ -419,3 +420,72 @@ def test_promote_replica_aurora_named_reader_and_dry_run(cloud):
     result = cloud.start_and_wait(RUNBOOK, {**body, "dryRun": False})
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     assert writer_of(cloud, cluster) == names["b"]
+
+
+# ------------------------------------------------------------------------------- aurora global
+
+
+def make_global(cloud: DeployedCloud, fence_secondary: bool = True) -> tuple[str, str, str]:
+    """A fenced global database: writer cluster in us-east-1, secondary in us-west-2."""
+    rds = cloud.client("rds")
+    west = boto3.client(
+        "rds",
+        region_name="us-west-2",
+        endpoint_url=cloud.endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    name = f"orders-global-{uuid.uuid4().hex[:8]}"
+    primary = rds.create_db_cluster(
+        DBClusterIdentifier=f"{name}-east",
+        Engine="aurora-postgresql",
+        MasterUsername="app",
+        MasterUserPassword="not-a-secret-1",
+        Tags=[FENCE],
+    )["DBCluster"]["DBClusterArn"]
+    rds.create_global_cluster(GlobalClusterIdentifier=name, SourceDBClusterIdentifier=primary, Tags=[FENCE])
+    secondary = west.create_db_cluster(
+        DBClusterIdentifier=f"{name}-west",
+        Engine="aurora-postgresql",
+        GlobalClusterIdentifier=name,
+        Tags=[FENCE] if fence_secondary else [],
+    )["DBCluster"]["DBClusterArn"]
+    return name, primary, secondary
+
+
+def global_writer(cloud: DeployedCloud, name: str) -> str:
+    found = cloud.client("rds").describe_global_clusters(GlobalClusterIdentifier=name)["GlobalClusters"][0]
+    return next(m["DBClusterArn"] for m in found["GlobalClusterMembers"] if m["IsWriter"])
+
+
+@pytest.mark.parametrize("action", ["switchover", "failover"])
+def test_promote_replica_aurora_global_moves_the_writer_to_the_named_secondary(cloud, action):
+    name, primary, secondary = make_global(cloud)
+    body = {
+        "target": {"globalClusterIdentifier": name},
+        "params": {"targetClusterIdentifier": secondary, "globalAction": action, "verifyIntervalSeconds": 1},
+        "dryRun": False,
+        "reason": "e2e: us-east-1 impaired",
+    }
+    result = cloud.start_and_wait(RUNBOOK, body, timeout=90)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert global_writer(cloud, name) == secondary
+    rows = rows_for(cloud, name)
+    assert [r["phase"] for r in rows] == ["started", "action", "action", "verified", "succeeded"]
+    expected = "rds:SwitchoverGlobalCluster" if action == "switchover" else "rds:FailoverGlobalCluster"
+    assert rows[1]["action"] == expected and rows[1]["outcome"] == "pending"
+    assert primary in rows[-1]["before"]["howToGoBack"]
+
+
+def test_promote_replica_aurora_global_unfenced_secondary_is_refused(cloud):
+    name, primary, secondary = make_global(cloud, fence_secondary=False)
+    body = {
+        "target": {"globalClusterIdentifier": name},
+        "params": {"targetClusterIdentifier": secondary},
+        "dryRun": False,
+        "reason": "e2e",
+    }
+    result = cloud.start_and_wait(RUNBOOK, body)
+    assert result.status == "SUCCEEDED"
+    assert global_writer(cloud, name) == primary
+    assert rows_for(cloud, name)[-1]["phase"] == "skipped"
