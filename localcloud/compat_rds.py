@@ -33,8 +33,9 @@ def _finish_promotion(database: Any) -> None:
 
 def patch_rds_promote_read_replica() -> None:
     from moto.rds.exceptions import DBInstanceNotFoundError, RDSClientError
-    from moto.rds.models import RDSBackend
+    from moto.rds.models import RDSBackend as _RDSBackend
 
+    RDSBackend: Any = _RDSBackend  # patched in place: typed Any, as moto internals are
     if getattr(RDSBackend, "_selfheal_promote_patched", False):
         return
 
@@ -167,8 +168,12 @@ def start_global_switch(account: str, identifier: str, target_identifier: str, a
 
 def patch_rds_global_clusters() -> None:
     from moto.core.responses import ActionResult
-    from moto.rds.models import GlobalCluster, RDSBackend
-    from moto.rds.responses import RDSResponse
+    from moto.rds import models as rds_models
+    from moto.rds import responses as rds_responses
+
+    GlobalCluster: Any = rds_models.GlobalCluster
+    RDSBackend: Any = rds_models.RDSBackend
+    RDSResponse: Any = rds_responses.RDSResponse
 
     if getattr(RDSResponse, "_selfheal_global_patched", False):
         return

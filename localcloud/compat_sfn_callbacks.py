@@ -13,7 +13,9 @@ from typing import Any
 
 def patch_send_task_failure_cause() -> None:
     from moto.core.responses import EmptyResult
-    from moto.stepfunctions.responses import StepFunctionResponse
+    from moto.stepfunctions import responses as sfn_responses
+
+    StepFunctionResponse: Any = sfn_responses.StepFunctionResponse
 
     if getattr(StepFunctionResponse, "_selfheal_failure_cause_patched", False):
         return

@@ -66,7 +66,9 @@ EXPECTED: dict[str, list[tuple[str, str, dict[str, str]]] | None] = {
     ],
     "health-ec2-retirement-old-schema": [("ec2-retirement-scheduled", "remap-eip", {"instanceId": WEB_1})],
     "health-public-no-entities": None,
-    "rds-instance-failure": [("rds-instance-failed", "promote-replica", {"dbInstanceIdentifier": "orders-db"})],
+    "rds-instance-failure": [
+        ("rds-instance-failed", "promote-replica", {"dbInstanceIdentifier": "orders-db"})
+    ],
     "rds-cluster-failover": [
         ("rds-cluster-failover-started", "promote-replica", {"dbClusterIdentifier": "orders-aurora"})
     ],
