@@ -15,7 +15,9 @@ from localcloud.harness import LOCAL_STACK_NAME, DeployedCloud, start_deployed_c
 
 ROOT = Path(__file__).parents[2]
 TEMPLATE = ROOT / "template.yaml"
-PARAMETERS = {"Mode": "enforce"}
+# One stack serves every e2e test of every runbook: the default budget (10 actions per runbook per
+# hour) would open the breaker part-way through the session and skip later tests.
+PARAMETERS = {"Mode": "enforce", "BudgetPerHour": "1000"}
 
 
 @pytest.fixture(scope="session")
