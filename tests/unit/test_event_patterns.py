@@ -76,6 +76,7 @@ EXPECTED: dict[str, set[str]] = {
     "rds-cluster-failover-failed": {"RdsEvent"},
     "alarm-db-primary-connections": {"AlarmStateChange"},
     "manual-promote-replica": {"ManualRequest"},
+    "health-rds-issue": {"HealthEvent"},
 }
 # Samples that reach a function without EventBridge (no pattern applies to them).
 NOT_EVENTBRIDGE = {"alarm-lambda-action", "alarm-sns"}

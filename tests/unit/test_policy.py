@@ -83,6 +83,7 @@ EXPECTED: dict[str, list[tuple[str, str, dict[str, str]]] | None] = {
         ("rds-primary-health-alarm", "promote-replica", {"dbInstanceIdentifier": "orders-db"})
     ],
     "manual-promote-replica": [("manual-request", "promote-replica", {"dbInstanceIdentifier": "orders-db"})],
+    "health-rds-issue": [("rds-health-issue", "promote-replica", {"dbInstanceIdentifier": "orders-db"})],
 }
 
 
@@ -308,6 +309,7 @@ def test_load_policy_default_is_cached(shipped: Policy) -> None:
         "rds-primary-health-alarm",
         "rds-cluster-failover-started",
         "rds-cluster-failover-failed",
+        "rds-health-issue",
         "manual-request",
     ]
 
