@@ -489,3 +489,26 @@ def test_promote_replica_aurora_global_unfenced_secondary_is_refused(cloud):
     assert result.status == "SUCCEEDED"
     assert global_writer(cloud, name) == primary
     assert rows_for(cloud, name)[-1]["phase"] == "skipped"
+
+
+def test_promote_replica_lease_taken_while_waiting_for_approval_changes_nothing(cloud, approvals):
+    # Given an execution waiting for approval whose lease expired and was taken by another execution
+    db = make_database(cloud, lag=None)
+    arn = _start(cloud, manual_input(db))
+    token, _ = approvals(arn)
+    cloud.client("dynamodb").put_item(
+        TableName=cloud.stack.outputs["LeaseTableName"],
+        Item={
+            "targetKey": {"S": db.primary},
+            "owner": {"S": "another-execution"},
+            "expiresAt": {"N": str(int(time.time()) + 900)},
+        },
+    )
+    # When the approval finally comes
+    assert _cli("approve", token, "--by", "alice", "--endpoint", cloud.endpoint) == 0
+    # Then nothing is promoted: the other execution owns the target now
+    result = ops.wait_for_execution(cloud.client("stepfunctions"), arn, timeout=60)
+    assert result.status == "SUCCEEDED"
+    assert db.replica_state(cloud) == ("available", db.primary)
+    rows = rows_for(cloud, db.primary)
+    assert rows[-1]["phase"] == "skipped" and not [r for r in rows if r["phase"] == "action"]
