@@ -205,6 +205,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return int(result or 0)
 
 
+def _approver(flag: str | None) -> str:
+    return flag or os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    """Answer a runbook waiting for approval (the task token is in its SNS notification)."""
+    sfn = client_factory(resolve_endpoint(args.endpoint))("stepfunctions")
+    output = {"approvedBy": _approver(args.by), **({"comment": args.comment} if args.comment else {})}
+    try:
+        sfn.send_task_success(taskToken=args.token, output=json.dumps(output))
+    except sfn.exceptions.ClientError as exc:
+        raise CliError(f"could not approve: {exc} (already answered, timed out, or a wrong token?)") from exc
+    _print_json({"approved": True, **output})
+    return 0
+
+
+def cmd_reject(args: argparse.Namespace) -> int:
+    sfn = client_factory(resolve_endpoint(args.endpoint))("stepfunctions")
+    cause = f"{_approver(args.by)}: {args.reason}"
+    try:
+        sfn.send_task_failure(taskToken=args.token, error="ApprovalRejected", cause=cause[:32768])
+    except sfn.exceptions.ClientError as exc:
+        raise CliError(f"could not reject: {exc} (already answered, timed out, or a wrong token?)") from exc
+    _print_json({"approved": False, "cause": cause})
+    return 0
+
+
 # --- parser ------------------------------------------------------------------------------------
 
 
@@ -257,6 +284,21 @@ def build_parser() -> argparse.ArgumentParser:
     validate = policy.add_parser("validate", help="validate a policy file")
     validate.add_argument("file", nargs="?", default=None, help="policy file (default: the packaged policy)")
     validate.set_defaults(handler=cmd_policy_validate)
+
+    approve = commands.add_parser(
+        "approve", help="approve a runbook waiting for a human (token from its SNS notification)"
+    )
+    approve.add_argument("token", help="the task token from the approval notification")
+    approve.add_argument("--by", help="who approves (default: $USER); recorded in the audit trail")
+    approve.add_argument("--comment", help="why; recorded in the audit trail")
+    approve.add_argument("--endpoint", help="local cloud URL (default: $AWS_ENDPOINT_URL; none = AWS)")
+    approve.set_defaults(handler=cmd_approve)
+    reject = commands.add_parser("reject", help="refuse a runbook waiting for a human: nothing is changed")
+    reject.add_argument("token", help="the task token from the approval notification")
+    reject.add_argument("--reason", required=True, help="why not; recorded in the audit trail")
+    reject.add_argument("--by", help="who refuses (default: $USER)")
+    reject.add_argument("--endpoint", help="local cloud URL (default: $AWS_ENDPOINT_URL; none = AWS)")
+    reject.set_defaults(handler=cmd_reject)
 
     demo = commands.add_parser("demo", help="the local-cloud demo")
     demo.add_argument("demo_args", nargs=argparse.REMAINDER)

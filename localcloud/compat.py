@@ -29,7 +29,7 @@ from typing import Any
 
 import botocore.session
 
-from localcloud import compat_cfn, compat_sqs
+from localcloud import compat_cfn, compat_rds, compat_sfn_callbacks, compat_sqs
 
 SUPPORTED_MOTO_VERSION = "5.2.5"
 _LOG = logging.getLogger(__name__)
@@ -758,3 +758,5 @@ def apply_all() -> None:
     compat_cfn.patch_sns_lambda_delivery()
     compat_sqs.patch_sqs_message_move_tasks()
     patch_lambda_configuration_cold_start()
+    compat_rds.apply_all()
+    compat_sfn_callbacks.apply_all()

@@ -363,6 +363,122 @@ def _batch_running_on_new_hardware(cloud: DeployedCloud, env: Environment) -> tu
     return healed, f"batch-1 {env.batch} is {state}, status checks {checks}"
 
 
+# --- promote-replica: the orders database, its read replica and the name the application uses ---
+# Kept out of Environment so each runbook's demo world stays its own block.
+_ORDERS_DB = {
+    "primary": "orders-db",
+    "replica": "orders-db-replica-1",
+    "zone_name": "shop.internal.",
+    "record": "orders-db.shop.internal.",
+}
+
+
+def _build_orders_database(cloud: DeployedCloud) -> None:
+    rds, r53, cw = cloud.client("rds"), cloud.client("route53"), cloud.client("cloudwatch")
+    db = _ORDERS_DB
+    zone = r53.create_hosted_zone(
+        Name=db["zone_name"],
+        CallerReference="selfheal-demo",
+        HostedZoneConfig={"PrivateZone": True, "Comment": "names the shop uses"},
+        VPC={"VPCRegion": "us-east-1", "VPCId": "vpc-0demo0000000000a"},
+    )["HostedZone"]["Id"].rsplit("/", 1)[-1]
+    r53.change_tags_for_resource(ResourceType="hostedzone", ResourceId=zone, AddTags=[FENCE])
+    db["zone"] = zone
+    primary = rds.create_db_instance(
+        DBInstanceIdentifier=db["primary"],
+        DBInstanceClass="db.r6g.large",
+        Engine="postgres",
+        AllocatedStorage=100,
+        MasterUsername="shop",
+        MasterUserPassword="demo-only-password",
+        Tags=[
+            FENCE,
+            {"Key": "selfheal:param:hostedZoneId", "Value": zone},
+            {"Key": "selfheal:param:recordName", "Value": db["record"]},
+            {"Key": "selfheal:param:verifyIntervalSeconds", "Value": "1"},
+        ],
+    )["DBInstance"]
+    replica = rds.create_db_instance_read_replica(
+        DBInstanceIdentifier=db["replica"], SourceDBInstanceIdentifier=db["primary"], Tags=[FENCE]
+    )["DBInstance"]
+    db["primary_endpoint"] = primary["Endpoint"]["Address"]
+    db["replica_endpoint"] = replica["Endpoint"]["Address"]
+    r53.change_resource_record_sets(
+        HostedZoneId=zone,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "CREATE",
+                    "ResourceRecordSet": {
+                        "Name": db["record"],
+                        "Type": "CNAME",
+                        "TTL": 30,
+                        "ResourceRecords": [{"Value": db["primary_endpoint"]}],
+                    },
+                }
+            ]
+        },
+    )
+    cw.put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[
+            {
+                "MetricName": "ReplicaLag",
+                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": db["replica"]}],
+                "Value": 1.0,
+                "Unit": "Seconds",
+            }
+        ],
+    )
+    db["alarm"] = f"selfheal-db-primary-{db['primary']}-connections"
+    cw.put_metric_alarm(
+        AlarmName=db["alarm"],
+        AlarmDescription="orders-db accepts no connections",
+        Namespace="AWS/RDS",
+        MetricName="DatabaseConnections",
+        Dimensions=[{"Name": "DBInstanceIdentifier", "Value": db["primary"]}],
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=3,
+        Threshold=0,
+        ComparisonOperator="LessThanOrEqualToThreshold",
+        TreatMissingData="breaching",
+    )
+
+
+def _orders_db_fails(cloud: DeployedCloud, env: Environment) -> None:
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    from localcloud import compat_rds
+
+    _build_orders_database(cloud)
+    # The primary's storage fails (only AWS can do that: injected), so its connections alarm fires.
+    compat_rds.inject_instance_status(DEFAULT_ACCOUNT_ID, cloud.cloud.region, _ORDERS_DB["primary"], "failed")
+    cloud.client("cloudwatch").set_alarm_state(
+        AlarmName=_ORDERS_DB["alarm"],
+        StateValue="ALARM",
+        StateReason="Threshold Crossed: 3 out of the last 3 datapoints [0.0, 0.0, 0.0]"
+        " <= the threshold (0.0)",
+    )
+
+
+def _orders_db_name_on_new_writer(cloud: DeployedCloud, env: Environment) -> tuple[bool, str]:
+    db = _ORDERS_DB
+    record = cloud.client("route53").list_resource_record_sets(
+        HostedZoneId=db["zone"], StartRecordName=db["record"], MaxItems="1"
+    )["ResourceRecordSets"][0]
+    value = record["ResourceRecords"][0]["Value"]
+    writer = cloud.client("rds").describe_db_instances(DBInstanceIdentifier=db["replica"])["DBInstances"][0]
+    standalone = writer["DBInstanceStatus"] == "available" and not writer.get(
+        "ReadReplicaSourceDBInstanceIdentifier"
+    )
+    return (
+        value == db["replica_endpoint"] and standalone,
+        f"{db['record']} -> {value}"
+        f" ({db['replica']} is {'a standalone writer' if standalone else 'still a replica'})",
+    )
+
+
 FAULTS = [
     Fault(
         title="api-1 (the instance behind the API's Elastic IP) fails its status check",
@@ -388,6 +504,12 @@ FAULTS = [
         target_key=lambda env: env.batch,
         healed=_batch_running_on_new_hardware,
         injected="AWS Health puts a scheduled retirement for batch-1 on the bus",
+    ),
+    Fault(
+        title="orders-db (the shop's primary database) fails; its read replica must take over",
+        inject=_orders_db_fails,
+        target_key=lambda env: _ORDERS_DB["primary"],
+        healed=_orders_db_name_on_new_writer,
     ),
 ]
 

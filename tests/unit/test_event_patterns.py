@@ -81,6 +81,11 @@ EXPECTED: dict[str, set[str]] = {
     "health-ec2-instance-store-degraded": {"HealthEvent"},
     "health-ec2-system-maintenance": {"HealthEvent"},
     "manual-replace-instance": {"ManualRequest"},
+    "rds-instance-multi-az-failover-started": {"RdsEvent"},
+    "rds-cluster-failover-failed": {"RdsEvent"},
+    "alarm-db-primary-connections": {"AlarmStateChange"},
+    "manual-promote-replica": {"ManualRequest"},
+    "health-rds-issue": {"HealthEvent"},
 }
 # Samples that reach a function without EventBridge (no pattern applies to them).
 NOT_EVENTBRIDGE = {"alarm-lambda-action", "alarm-sns"}

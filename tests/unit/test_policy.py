@@ -67,8 +67,12 @@ EXPECTED: dict[str, list[tuple[str, str, dict[str, str]]] | None] = {
     ],
     "health-ec2-retirement-old-schema": [("ec2-retirement-scheduled", "remap-eip", {"instanceId": WEB_1})],
     "health-public-no-entities": None,
-    "rds-instance-failure": None,
-    "rds-cluster-failover": None,
+    "rds-instance-failure": [
+        ("rds-instance-failed", "promote-replica", {"dbInstanceIdentifier": "orders-db"})
+    ],
+    "rds-cluster-failover": [
+        ("rds-cluster-failover-started", "promote-replica", {"dbClusterIdentifier": "orders-aurora"})
+    ],
     "manual-remap-eip": [("manual-request", "remap-eip", {"instanceId": WEB_1})],
     "alarm-sqs-dlq-messages": [("sqs-dlq-has-messages", "redrive-dlq", {"queueName": "orders-dlq"})],
     "manual-redrive-dlq": [("manual-request", "redrive-dlq", {"queueName": "orders-dlq"})],
@@ -100,6 +104,17 @@ EXPECTED: dict[str, list[tuple[str, str, dict[str, str]]] | None] = {
         ("replace-instance-system-maintenance", "replace-instance", {"instanceId": WEB_5}),
     ],
     "manual-replace-instance": [("manual-request", "replace-instance", {"instanceId": WEB_3})],
+    "rds-instance-multi-az-failover-started": [
+        ("rds-instance-multi-az-failover-started", "promote-replica", {"dbInstanceIdentifier": "orders-db"})
+    ],
+    "rds-cluster-failover-failed": [
+        ("rds-cluster-failover-failed", "promote-replica", {"dbClusterIdentifier": "orders-aurora"})
+    ],
+    "alarm-db-primary-connections": [
+        ("rds-primary-health-alarm", "promote-replica", {"dbInstanceIdentifier": "orders-db"})
+    ],
+    "manual-promote-replica": [("manual-request", "promote-replica", {"dbInstanceIdentifier": "orders-db"})],
+    "health-rds-issue": [("rds-health-issue", "promote-replica", {"dbInstanceIdentifier": "orders-db"})],
 }
 
 
@@ -326,6 +341,12 @@ def test_load_policy_default_is_cached(shipped: Policy) -> None:
         "sqs-dlq-has-messages",
         "route53-health-check-failed",
         "route53-health-check-recovered",
+        "rds-instance-multi-az-failover-started",
+        "rds-instance-failed",
+        "rds-primary-health-alarm",
+        "rds-cluster-failover-started",
+        "rds-cluster-failover-failed",
+        "rds-health-issue",
         "manual-request",
     ]
 

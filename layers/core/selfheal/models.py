@@ -27,6 +27,9 @@ class Phase(StrEnum):
     COMPENSATED = "compensated"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    # A runbook that must ask a human first (waitForTaskToken): the request went out / the answer came.
+    AWAITING_APPROVAL = "awaiting-approval"
+    APPROVED = "approved"
 
 
 class Mode(StrEnum):

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from selfheal.clients import Clients
 from selfheal.config import Settings
 from selfheal.errors import GroupBudgetExceeded, LeaseHeld, SelfhealError
-from selfheal.runbooks import flip_dns, redrive_dlq, remap_eip, replace_instance
+from selfheal.runbooks import flip_dns, promote_replica, redrive_dlq, remap_eip, replace_instance
 
 
 @dataclass(frozen=True)
@@ -97,5 +97,15 @@ RUNBOOKS: dict[str, RunbookSpec] = {
         out_of_scope=lambda s, plan: flip_dns.out_of_scope(
             plan, s.flip_dns_hosted_zone_ids, s.flip_dns_record_names, s.flip_dns_health_check_ids
         ),
+    ),
+    "promote-replica": RunbookSpec(
+        name="promote-replica",
+        target_model=promote_replica.PromoteReplicaTarget,
+        params_model=promote_replica.PromoteReplicaParams,
+        plan_model=promote_replica.PromotionPlan,
+        resolve=promote_replica.resolve,
+        precheck=promote_replica.precheck,
+        actions=promote_replica.actions,
+        iam_actions=promote_replica.IAM_ACTIONS,
     ),
 }

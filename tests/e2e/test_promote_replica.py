@@ -1,0 +1,514 @@
+"""promote-replica end to end on the local cloud: the real template, rules, functions and ASL.
+
+Each test builds its own primary / replica / DNS record, so tests never share a target.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+from localcloud import compat_rds, ops
+from localcloud.cli import main
+from localcloud.harness import DeployedCloud
+from tests.events import load_event
+
+FENCE = {"Key": "selfheal:managed", "Value": "true"}
+RUNBOOK = "promote-replica"
+ACCOUNT, REGION = "123456789012", "us-east-1"
+
+
+@dataclass
+class Database:
+    primary: str
+    replica: str
+    zone: str
+    record: str
+    primary_endpoint: str
+    replica_endpoint: str
+
+    def record_value(self, cloud: DeployedCloud) -> str:
+        found = cloud.client("route53").list_resource_record_sets(
+            HostedZoneId=self.zone, StartRecordName=self.record, MaxItems="1"
+        )["ResourceRecordSets"]
+        return str(found[0]["ResourceRecords"][0]["Value"])
+
+    def replica_state(self, cloud: DeployedCloud) -> tuple[str, str | None]:
+        db = cloud.client("rds").describe_db_instances(DBInstanceIdentifier=self.replica)["DBInstances"][0]
+        return db["DBInstanceStatus"], db.get("ReadReplicaSourceDBInstanceIdentifier")
+
+
+def make_database(
+    cloud: DeployedCloud, lag: float | None = 2.0, fence_replica: bool = True, tag_primary: bool = True
+) -> Database:
+    rds, r53, cw = cloud.client("rds"), cloud.client("route53"), cloud.client("cloudwatch")
+    suffix = uuid.uuid4().hex[:8]
+    primary, replica = f"orders-{suffix}", f"orders-{suffix}-replica"
+    zone = r53.create_hosted_zone(
+        Name=f"{suffix}.internal.",
+        CallerReference=suffix,
+        HostedZoneConfig={"PrivateZone": True, "Comment": "application database names"},
+        VPC={"VPCRegion": "us-east-1", "VPCId": "vpc-0a1b2c3d"},
+    )["HostedZone"]["Id"].rsplit("/", 1)[-1]
+    r53.change_tags_for_resource(ResourceType="hostedzone", ResourceId=zone, AddTags=[FENCE])
+    record = f"db.{suffix}.internal."
+    tags = [FENCE]
+    if tag_primary:
+        tags += [
+            {"Key": "selfheal:param:hostedZoneId", "Value": zone},
+            {"Key": "selfheal:param:recordName", "Value": record},
+        ]
+    p = rds.create_db_instance(
+        DBInstanceIdentifier=primary,
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        AllocatedStorage=20,
+        MasterUsername="app",
+        MasterUserPassword="not-a-secret-1",
+        Tags=tags,
+    )["DBInstance"]
+    r = rds.create_db_instance_read_replica(
+        DBInstanceIdentifier=replica,
+        SourceDBInstanceIdentifier=primary,
+        Tags=[FENCE] if fence_replica else [{"Key": "team", "Value": "orders"}],
+    )["DBInstance"]
+    primary_endpoint = p["Endpoint"]["Address"]
+    replica_endpoint = r["Endpoint"]["Address"]
+    r53.change_resource_record_sets(
+        HostedZoneId=zone,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "CREATE",
+                    "ResourceRecordSet": {
+                        "Name": record,
+                        "Type": "CNAME",
+                        "TTL": 30,
+                        "ResourceRecords": [{"Value": primary_endpoint}],
+                    },
+                }
+            ]
+        },
+    )
+    if lag is not None:
+        cw.put_metric_data(
+            Namespace="AWS/RDS",
+            MetricData=[
+                {
+                    "MetricName": "ReplicaLag",
+                    "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": replica}],
+                    "Value": lag,
+                    "Unit": "Seconds",
+                }
+            ],
+        )
+    return Database(primary, replica, zone, record, primary_endpoint, replica_endpoint)
+
+
+def rows_for(cloud: DeployedCloud, target: str) -> list[dict[str, Any]]:
+    return ops.audit_for_target(cloud.client("dynamodb"), cloud.stack.outputs["AuditTableName"], target)
+
+
+def manual_input(db: Database, **params: Any) -> dict[str, Any]:
+    return {
+        "target": {"dbInstanceIdentifier": db.primary},
+        "params": {"verifyIntervalSeconds": 1, "verifyAttempts": 15, **params},
+        "dryRun": False,
+        "reason": "e2e test",
+    }
+
+
+def rds_event(db: Database, sample: str = "rds-instance-failure") -> dict[str, Any]:
+    event = copy.deepcopy(load_event(sample))
+    event["id"] = str(uuid.uuid4())
+    arn = f"arn:aws:rds:us-east-1:123456789012:db:{db.primary}"
+    event["resources"] = [arn]
+    event["detail"]["SourceArn"] = arn
+    event["detail"]["SourceIdentifier"] = db.primary
+    return event
+
+
+def test_promote_replica_rds_failure_event_promotes_the_replica_and_moves_the_dns_name(cloud):
+    # Given a fenced primary with a healthy fenced replica and the application's CNAME on the primary
+    db = make_database(cloud, lag=2.0)
+    # When RDS reports the primary failed
+    summary = cloud.send_event_and_wait(rds_event(db), timeout=90)
+    # Then the replica is a standalone writer and the name points at it; the primary is untouched
+    (execution,) = summary.executions
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert db.replica_state(cloud) == ("available", None)
+    assert db.record_value(cloud) == db.replica_endpoint
+    primary = cloud.client("rds").describe_db_instances(DBInstanceIdentifier=db.primary)["DBInstances"][0]
+    assert primary["DBInstanceStatus"] == "available"
+    rows = rows_for(cloud, db.primary)
+    phases = [r["phase"] for r in rows]
+    assert phases == [
+        "received",
+        "started",
+        "action",
+        "action",
+        "verified",
+        "action",
+        "action",
+        "verified",
+        "succeeded",
+    ]
+    succeeded = rows[-1]
+    assert (
+        succeeded["before"]["trafficMove"]
+        == f"{db.record} CNAME {db.primary_endpoint} -> {db.replica_endpoint}"
+    )
+    assert "To go back" in succeeded["before"]["howToGoBack"]
+    assert succeeded["before"]["replicaLagSeconds"] == 2.0
+
+
+def test_promote_replica_every_mutating_call_has_audit_rows_before_and_after(cloud):
+    db = make_database(cloud)
+    cloud.reset_recording()
+    result = cloud.start_and_wait(RUNBOOK, manual_input(db), timeout=90)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    mutating = [
+        r
+        for r in cloud.recorded_requests()
+        if r.service in ("rds", "route53") and not r.operation.startswith(("Describe", "Get", "List"))
+    ]
+    assert [m.operation for m in mutating] == ["PromoteReadReplica", "ChangeResourceRecordSets"]
+    rows = rows_for(cloud, db.primary)
+    for call in mutating:
+        matching = [
+            r
+            for r in rows
+            if r.get("action") == f"{call.service}:{call.operation}" and r["phase"] == "action"
+        ]
+        assert [r["outcome"] for r in matching] == ["pending", "ok"], json.dumps(rows, default=str)
+
+
+def test_promote_replica_dry_run_records_would_do_and_changes_nothing(cloud):
+    db = make_database(cloud)
+    result = cloud.start_and_wait(RUNBOOK, {**manual_input(db), "dryRun": True})
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert db.replica_state(cloud) == ("available", db.primary)
+    assert db.record_value(cloud) == db.primary_endpoint
+    rows = rows_for(cloud, db.primary)
+    assert [r["phase"] for r in rows] == ["started", "would-do", "would-do", "succeeded"]
+    promote, dns = rows[1], rows[2]
+    assert promote["action"] == "rds:PromoteReadReplica"
+    assert promote["parameters"] == {"DbInstanceIdentifier": db.replica}
+    assert dns["action"] == "route53:ChangeResourceRecordSets"
+    change = dns["parameters"]["ChangeBatch"]["Changes"][0]
+    assert change["ResourceRecordSet"]["ResourceRecords"] == [{"Value": db.replica_endpoint}]
+
+
+def test_promote_replica_unfenced_replica_is_refused(cloud):
+    db = make_database(cloud, fence_replica=False)
+    result = cloud.start_and_wait(RUNBOOK, manual_input(db))
+    assert result.status == "SUCCEEDED"  # skipped, by design: a guard said no
+    assert db.replica_state(cloud) == ("available", db.primary)
+    assert db.record_value(cloud) == db.primary_endpoint
+    skipped = rows_for(cloud, db.primary)[-1]
+    assert skipped["phase"] == "skipped"
+    assert db.replica in skipped["reason"] and "fence" in skipped["reason"]
+
+
+def test_promote_replica_replica_not_available_fails_with_a_named_error_and_escalates(cloud):
+    db = make_database(cloud)
+    # A replica whose storage filled up cannot take over (only AWS can cause this: injected).
+    compat_rds.inject_instance_status(ACCOUNT, REGION, db.replica, "storage-full")
+    result = cloud.start_and_wait(RUNBOOK, manual_input(db))
+    assert result.status == "FAILED"
+    assert result.error == "PreconditionFailed"
+    assert "not available" in (result.cause or "")
+    assert db.record_value(cloud) == db.primary_endpoint
+    failed = rows_for(cloud, db.primary)[-1]
+    assert failed["phase"] == "failed" and failed["error"]["error"] == "PreconditionFailed"
+
+
+def test_promote_replica_promotion_that_never_completes_times_out_with_a_named_error(cloud):
+    db = make_database(cloud)
+    # One check, no wait: the emulated promotion is still "modifying" (as a real one would be).
+    result = cloud.start_and_wait(RUNBOOK, manual_input(db, verifyAttempts=1, verifyIntervalSeconds=0))
+    assert result.status == "FAILED"
+    assert result.error == "PromotionTimedOut"
+    assert "was NOT moved" in (result.cause or "")
+    assert db.record_value(cloud) == db.primary_endpoint
+    rows = rows_for(cloud, db.primary)
+    assert rows[-1]["phase"] == "failed" and rows[-1]["error"]["error"] == "PromotionTimedOut"
+    assert [r["outcome"] for r in rows if r["phase"] == "action"] == ["pending", "ok"]
+
+
+def test_promote_replica_multi_az_failover_started_is_recorded_and_skipped(cloud):
+    db = make_database(cloud)
+    summary = cloud.send_event_and_wait(rds_event(db, "rds-instance-multi-az-failover-started"))
+    (execution,) = summary.executions
+    assert execution.status == "SUCCEEDED"
+    assert db.replica_state(cloud) == ("available", db.primary)
+    skipped = rows_for(cloud, db.primary)[-1]
+    assert skipped["phase"] == "skipped" and "not fighting AWS" in skipped["reason"]
+
+
+# ------------------------------------------------------------------------------------- approval
+
+
+def _start(cloud: DeployedCloud, body: dict[str, Any]) -> str:
+    arn = cloud.state_machine_arn(RUNBOOK)
+    return str(
+        cloud.client("stepfunctions").start_execution(stateMachineArn=arn, input=json.dumps(body))[
+            "executionArn"
+        ]
+    )
+
+
+@pytest.fixture
+def approvals(cloud: DeployedCloud) -> Any:
+    """What an approver subscribed to the notification topic receives: token for an execution."""
+    sqs, sns = cloud.client("sqs"), cloud.client("sns")
+    url = sqs.create_queue(QueueName=f"approver-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=cloud.stack.outputs["NotificationTopicArn"], Protocol="sqs", Endpoint=arn)
+    seen: list[dict[str, Any]] = []
+
+    def token_for(execution_arn: str, timeout: float = 30) -> tuple[str, str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+                seen.append(json.loads(m["Body"]))
+            for note in seen:
+                if execution_arn in note["Message"] and "needs approval" in note["Message"]:
+                    token = note["MessageAttributes"]["taskToken"]["Value"]
+                    return token, note["Message"]
+            time.sleep(0.2)
+        raise AssertionError(f"no approval request for {execution_arn}: {seen}")
+
+    return token_for
+
+
+def _cli(*argv: str) -> int:
+    return main(list(argv))
+
+
+def test_promote_replica_lag_over_the_limit_waits_for_approval_and_approved_promotes(cloud, approvals):
+    # Given a replica 120 s behind, over a 30 s limit
+    db = make_database(cloud, lag=120.0)
+    arn = _start(cloud, manual_input(db, maxLagSeconds=30))
+    # When the approver reads the notification and runs the command it names
+    token, message = approvals(arn)
+    assert f"selfheal approve {token}" in message and "over the limit" in message
+    assert db.replica_state(cloud) == ("available", db.primary)  # nothing yet
+    assert _cli("approve", token, "--by", "alice", "--endpoint", cloud.endpoint) == 0
+    # Then the replica is promoted and the name moved; the audit says who approved
+    result = ops.wait_for_execution(cloud.client("stepfunctions"), arn, timeout=90)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert db.replica_state(cloud) == ("available", None)
+    assert db.record_value(cloud) == db.replica_endpoint
+    rows = rows_for(cloud, db.primary)
+    waiting = next(r for r in rows if r["phase"] == "awaiting-approval")
+    assert "over the limit" in waiting["reason"]
+    assert next(r for r in rows if r["phase"] == "approved")["after"] == {"approvedBy": "alice"}
+    assert rows[-1]["phase"] == "succeeded"
+
+
+def test_promote_replica_unknown_lag_rejected_changes_nothing(cloud, approvals):
+    db = make_database(cloud, lag=None)
+    arn = _start(cloud, manual_input(db))
+    token, _ = approvals(arn)
+    reject = ["reject", token, "--by", "bob", "--reason", "replica is hours behind"]
+    assert _cli(*reject, "--endpoint", cloud.endpoint) == 0
+    result = ops.wait_for_execution(cloud.client("stepfunctions"), arn, timeout=60)
+    assert result.status == "SUCCEEDED"
+    assert db.replica_state(cloud) == ("available", db.primary)
+    assert db.record_value(cloud) == db.primary_endpoint
+    rows = rows_for(cloud, db.primary)
+    assert "unknown" in next(r for r in rows if r["phase"] == "awaiting-approval")["reason"]
+    assert rows[-1]["phase"] == "skipped" and "rejected" in rows[-1]["reason"]
+    assert "bob: replica is hours behind" in rows[-1]["reason"]
+    assert not [r for r in rows if r["phase"] == "action"]
+
+
+def test_promote_replica_approval_timeout_changes_nothing(cloud):
+    db = make_database(cloud, lag=600.0)
+    result = cloud.start_and_wait(RUNBOOK, manual_input(db, approvalTimeoutSeconds=1), timeout=60)
+    assert result.status == "SUCCEEDED"
+    assert db.replica_state(cloud) == ("available", db.primary)
+    assert db.record_value(cloud) == db.primary_endpoint
+    rows = rows_for(cloud, db.primary)
+    assert rows[-1]["phase"] == "skipped" and "nobody approved" in rows[-1]["reason"]
+    assert not [r for r in rows if r["phase"] == "action"]
+
+
+# --------------------------------------------------------------------------------- aurora cluster
+
+
+def make_cluster(cloud: DeployedCloud, members: list[tuple[str, int, str]]) -> tuple[str, dict[str, str]]:
+    """A fenced Aurora cluster; members (suffix, promotion tier, class), the first is the writer."""
+    rds = cloud.client("rds")
+    cluster = f"aurora-{uuid.uuid4().hex[:8]}"
+    rds.create_db_cluster(
+        DBClusterIdentifier=cluster,
+        Engine="aurora-postgresql",
+        MasterUsername="app",
+        MasterUserPassword="not-a-secret-1",
+        Tags=[FENCE],
+    )
+    names = {}
+    for suffix, tier, klass in members:
+        name = f"{cluster}-{suffix}"
+        rds.create_db_instance(
+            DBInstanceIdentifier=name,
+            DBClusterIdentifier=cluster,
+            Engine="aurora-postgresql",
+            DBInstanceClass=klass,
+            PromotionTier=tier,
+            Tags=[FENCE],
+        )
+        names[suffix] = name
+    return cluster, names
+
+
+def writer_of(cloud: DeployedCloud, cluster: str) -> str:
+    members = cloud.client("rds").describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0][
+        "DBClusterMembers"
+    ]
+    return next(m["DBInstanceIdentifier"] for m in members if m["IsClusterWriter"])
+
+
+def test_promote_replica_aurora_failover_failed_event_fails_over_to_the_best_reader(cloud):
+    # Given a cluster whose readers differ by tier and size: tier 0 wins, then the larger class
+    cluster, names = make_cluster(
+        cloud,
+        [
+            ("a", 1, "db.r6g.large"),
+            ("b", 1, "db.r6g.2xlarge"),
+            ("c", 0, "db.r6g.large"),
+            ("d", 0, "db.r6g.xlarge"),
+        ],
+    )
+    event = copy.deepcopy(load_event("rds-cluster-failover-failed"))
+    event["id"] = str(uuid.uuid4())
+    event["detail"]["SourceIdentifier"] = cluster
+    event["detail"]["SourceArn"] = f"arn:aws:rds:us-east-1:123456789012:cluster:{cluster}"
+    # When Aurora reports that its own failover failed
+    summary = cloud.send_event_and_wait(event, timeout=90)
+    # Then the tier-0, larger reader is the writer, and the audit says how to go back
+    (execution,) = summary.executions
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert writer_of(cloud, cluster) == names["d"]
+    rows = rows_for(cloud, cluster)
+    assert [r["phase"] for r in rows] == ["received", "started", "action", "action", "verified", "succeeded"]
+    assert rows[2]["parameters"] == {"DbClusterIdentifier": cluster, "TargetDbInstanceIdentifier": names["d"]}
+    assert names["a"] in rows[-1]["before"]["howToGoBack"]
+
+
+def test_promote_replica_aurora_named_reader_and_dry_run(cloud):
+    cluster, names = make_cluster(cloud, [("a", 1, "db.r6g.large"), ("b", 2, "db.r6g.large")])
+    body = {
+        "target": {"dbClusterIdentifier": cluster},
+        "params": {"targetInstanceIdentifier": names["b"], "verifyIntervalSeconds": 0},
+        "dryRun": True,
+        "reason": "e2e",
+    }
+    result = cloud.start_and_wait(RUNBOOK, body)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert writer_of(cloud, cluster) == names["a"]
+    assert [r["phase"] for r in rows_for(cloud, cluster)] == ["started", "would-do", "succeeded"]
+    result = cloud.start_and_wait(RUNBOOK, {**body, "dryRun": False})
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert writer_of(cloud, cluster) == names["b"]
+
+
+# ------------------------------------------------------------------------------- aurora global
+
+
+def make_global(cloud: DeployedCloud, fence_secondary: bool = True) -> tuple[str, str, str]:
+    """A fenced global database: writer cluster in us-east-1, secondary in us-west-2."""
+    rds = cloud.client("rds")
+    west = boto3.client(
+        "rds",
+        region_name="us-west-2",
+        endpoint_url=cloud.endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    name = f"orders-global-{uuid.uuid4().hex[:8]}"
+    primary = rds.create_db_cluster(
+        DBClusterIdentifier=f"{name}-east",
+        Engine="aurora-postgresql",
+        MasterUsername="app",
+        MasterUserPassword="not-a-secret-1",
+        Tags=[FENCE],
+    )["DBCluster"]["DBClusterArn"]
+    rds.create_global_cluster(GlobalClusterIdentifier=name, SourceDBClusterIdentifier=primary, Tags=[FENCE])
+    secondary = west.create_db_cluster(
+        DBClusterIdentifier=f"{name}-west",
+        Engine="aurora-postgresql",
+        GlobalClusterIdentifier=name,
+        Tags=[FENCE] if fence_secondary else [],
+    )["DBCluster"]["DBClusterArn"]
+    return name, primary, secondary
+
+
+def global_writer(cloud: DeployedCloud, name: str) -> str:
+    found = cloud.client("rds").describe_global_clusters(GlobalClusterIdentifier=name)["GlobalClusters"][0]
+    return next(m["DBClusterArn"] for m in found["GlobalClusterMembers"] if m["IsWriter"])
+
+
+@pytest.mark.parametrize("action", ["switchover", "failover"])
+def test_promote_replica_aurora_global_moves_the_writer_to_the_named_secondary(cloud, action):
+    name, primary, secondary = make_global(cloud)
+    body = {
+        "target": {"globalClusterIdentifier": name},
+        "params": {"targetClusterIdentifier": secondary, "globalAction": action, "verifyIntervalSeconds": 1},
+        "dryRun": False,
+        "reason": "e2e: us-east-1 impaired",
+    }
+    result = cloud.start_and_wait(RUNBOOK, body, timeout=90)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert global_writer(cloud, name) == secondary
+    rows = rows_for(cloud, name)
+    assert [r["phase"] for r in rows] == ["started", "action", "action", "verified", "succeeded"]
+    expected = "rds:SwitchoverGlobalCluster" if action == "switchover" else "rds:FailoverGlobalCluster"
+    assert rows[1]["action"] == expected and rows[1]["outcome"] == "pending"
+    assert primary in rows[-1]["before"]["howToGoBack"]
+
+
+def test_promote_replica_aurora_global_unfenced_secondary_is_refused(cloud):
+    name, primary, secondary = make_global(cloud, fence_secondary=False)
+    body = {
+        "target": {"globalClusterIdentifier": name},
+        "params": {"targetClusterIdentifier": secondary},
+        "dryRun": False,
+        "reason": "e2e",
+    }
+    result = cloud.start_and_wait(RUNBOOK, body)
+    assert result.status == "SUCCEEDED"
+    assert global_writer(cloud, name) == primary
+    assert rows_for(cloud, name)[-1]["phase"] == "skipped"
+
+
+def test_promote_replica_lease_taken_while_waiting_for_approval_changes_nothing(cloud, approvals):
+    # Given an execution waiting for approval whose lease expired and was taken by another execution
+    db = make_database(cloud, lag=None)
+    arn = _start(cloud, manual_input(db))
+    token, _ = approvals(arn)
+    cloud.client("dynamodb").put_item(
+        TableName=cloud.stack.outputs["LeaseTableName"],
+        Item={
+            "targetKey": {"S": db.primary},
+            "owner": {"S": "another-execution"},
+            "expiresAt": {"N": str(int(time.time()) + 900)},
+        },
+    )
+    # When the approval finally comes
+    assert _cli("approve", token, "--by", "alice", "--endpoint", cloud.endpoint) == 0
+    # Then nothing is promoted: the other execution owns the target now
+    result = ops.wait_for_execution(cloud.client("stepfunctions"), arn, timeout=60)
+    assert result.status == "SUCCEEDED"
+    assert db.replica_state(cloud) == ("available", db.primary)
+    rows = rows_for(cloud, db.primary)
+    assert rows[-1]["phase"] == "skipped" and not [r for r in rows if r["phase"] == "action"]

@@ -1,0 +1,194 @@
+"""promote-replica resolve and precheck against moto RDS, Route 53 and CloudWatch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from selfheal.errors import NotApplicable, PreconditionFailed, UnknownResource
+from selfheal.runbooks.promote_replica import (
+    PromoteReplicaParams,
+    PromoteReplicaTarget,
+    actions,
+    precheck,
+    resolve,
+)
+
+KEY, VALUE = "selfheal:managed", "true"
+FENCE = {"Key": KEY, "Value": VALUE}
+
+
+class DbWorld:
+    def __init__(self, clients: Any) -> None:
+        self.clients = clients
+        r53 = clients.route53
+        self.zone = r53.create_hosted_zone(
+            Name="shop.internal.",
+            CallerReference="t",
+            HostedZoneConfig={"PrivateZone": True, "Comment": "c"},
+            VPC={"VPCRegion": "us-east-1", "VPCId": "vpc-0a1b2c3d"},
+        )["HostedZone"]["Id"].rsplit("/", 1)[-1]
+        r53.change_tags_for_resource(ResourceType="hostedzone", ResourceId=self.zone, AddTags=[FENCE])
+
+    def database(
+        self, name: str = "orders", tags: list[dict[str, str]] | None = None, replicas: int = 1
+    ) -> str:
+        rds = self.clients.rds
+        rds.create_db_instance(
+            DBInstanceIdentifier=name,
+            DBInstanceClass="db.t3.micro",
+            Engine="postgres",
+            AllocatedStorage=20,
+            MasterUsername="app",
+            MasterUserPassword="not-a-secret-1",
+            Tags=[FENCE, *(tags or [])],
+        )
+        for i in range(replicas):
+            rds.create_db_instance_read_replica(
+                DBInstanceIdentifier=f"{name}-r{i}", SourceDBInstanceIdentifier=name, Tags=[FENCE]
+            )
+        return name
+
+    def lag(self, replica: str, seconds: float) -> None:
+        self.clients.cloudwatch.put_metric_data(
+            Namespace="AWS/RDS",
+            MetricData=[
+                {
+                    "MetricName": "ReplicaLag",
+                    "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": replica}],
+                    "Value": seconds,
+                }
+            ],
+        )
+
+
+@pytest.fixture
+def db(clients: Any) -> DbWorld:
+    return DbWorld(clients)
+
+
+def target(**kw: Any) -> PromoteReplicaTarget:
+    return PromoteReplicaTarget.model_validate(kw)
+
+
+def params(db: DbWorld, **kw: Any) -> PromoteReplicaParams:
+    return PromoteReplicaParams.model_validate(
+        {"hostedZoneId": db.zone, "recordName": "orders.shop.internal", **kw}
+    )
+
+
+def test_resolve_finds_the_only_replica_and_fences_replica_and_zone(clients, db):
+    db.database()
+    plan = resolve(clients, target(dbInstanceIdentifier="orders"), params(db), KEY, VALUE)
+    assert (plan.kind, plan.replica_identifier, plan.record_name) == (
+        "rds-replica",
+        "orders-r0",
+        "orders.shop.internal.",
+    )
+    assert set(plan.resource_tags) == {"orders-r0", db.zone}
+    assert all(tags.get(KEY) == VALUE for tags in plan.resource_tags.values())
+    promote, dns = actions(plan)
+    assert promote == {
+        "action": "rds:PromoteReadReplica",
+        "parameters": {"DbInstanceIdentifier": "orders-r0"},
+    }
+    assert dns["parameters"]["ChangeBatch"]["Changes"][0]["ResourceRecordSet"]["ResourceRecords"] == [
+        {"Value": plan.replica_endpoint}
+    ]
+
+
+def test_resolve_takes_missing_params_from_the_primary_tags_and_explicit_params_win(clients, db):
+    tags = [
+        {"Key": "selfheal:param:hostedZoneId", "Value": db.zone},
+        {"Key": "selfheal:param:recordName", "Value": "orders.shop.internal."},
+        {"Key": "selfheal:param:verifyIntervalSeconds", "Value": "1"},
+        {"Key": "selfheal:param:replicaIdentifier", "Value": "orders-r1"},
+    ]
+    db.database(tags=tags, replicas=2)
+    plan = resolve(clients, target(dbInstanceIdentifier="orders"), PromoteReplicaParams(), KEY, VALUE)
+    assert (plan.replica_identifier, plan.verify_interval_seconds, plan.hosted_zone_id) == (
+        "orders-r1",
+        1,
+        db.zone,
+    )
+    explicit = PromoteReplicaParams.model_validate(
+        {"replicaIdentifier": "orders-r0", "verifyIntervalSeconds": 5}
+    )
+    plan = resolve(clients, target(dbInstanceIdentifier="orders"), explicit, KEY, VALUE)
+    assert (plan.replica_identifier, plan.verify_interval_seconds) == ("orders-r0", 5)
+
+
+def test_resolve_several_replicas_without_a_choice_is_refused(clients, db):
+    db.database(replicas=2)
+    with pytest.raises(PreconditionFailed, match="2 read replicas"):
+        resolve(clients, target(dbInstanceIdentifier="orders"), params(db), KEY, VALUE)
+
+
+def test_resolve_without_a_dns_name_is_refused(clients, db):
+    db.database()
+    with pytest.raises(PreconditionFailed, match="no DNS name"):
+        resolve(clients, target(dbInstanceIdentifier="orders"), PromoteReplicaParams(), KEY, VALUE)
+
+
+def test_resolve_recovering_event_means_do_not_fight_aws(clients, db):
+    db.database()
+    with pytest.raises(NotApplicable, match="not fighting AWS"):
+        resolve(
+            clients,
+            target(dbInstanceIdentifier="orders"),
+            params(db, recoveringEvent="RDS-EVENT-0013"),
+            KEY,
+            VALUE,
+        )
+
+
+def test_resolve_unknown_replica_is_unknown_resource(clients, db):
+    db.database()
+    with pytest.raises(UnknownResource):
+        resolve(
+            clients, target(dbInstanceIdentifier="orders"), params(db, replicaIdentifier="nope"), KEY, VALUE
+        )
+
+
+def test_precheck_lag_within_limit_needs_no_approval_and_records_how_to_go_back(clients, db):
+    db.database()
+    db.lag("orders-r0", 3)
+    plan = resolve(clients, target(dbInstanceIdentifier="orders"), params(db, maxLagSeconds=10), KEY, VALUE)
+    before = precheck(clients, plan)
+    assert before["needsApproval"] is False and before["replicaLagSeconds"] == 3
+    assert "To go back" in before["howToGoBack"] and "orders-r0" in before["trafficMove"]
+
+
+@pytest.mark.parametrize("lag, verdict", [(None, "unknown"), (60.0, "over the limit"), (-1.0, "unknown")])
+def test_precheck_lag_over_the_limit_or_unknown_needs_approval(clients, db, lag, verdict):
+    db.database()
+    if lag is not None:
+        db.lag("orders-r0", lag)
+    plan = resolve(clients, target(dbInstanceIdentifier="orders"), params(db, maxLagSeconds=10), KEY, VALUE)
+    before = precheck(clients, plan)
+    assert before["needsApproval"] is True and verdict in before["lag"]
+
+
+def test_resolve_cluster_picks_the_best_available_reader(clients):
+    rds = clients.rds
+    rds.create_db_cluster(
+        DBClusterIdentifier="c1",
+        Engine="aurora-postgresql",
+        MasterUsername="a",
+        MasterUserPassword="password1",
+        Tags=[FENCE],
+    )
+    for name, tier, klass in [("w", 0, "db.r6g.large"), ("a", 1, "db.r6g.4xlarge"), ("b", 0, "db.r6g.large")]:
+        rds.create_db_instance(
+            DBInstanceIdentifier=f"c1-{name}",
+            DBClusterIdentifier="c1",
+            Engine="aurora-postgresql",
+            DBInstanceClass=klass,
+            PromotionTier=tier,
+            Tags=[FENCE],
+        )
+    plan = resolve(clients, target(dbClusterIdentifier="c1"), PromoteReplicaParams(), KEY, VALUE)
+    assert (plan.current_writer, plan.target_instance_identifier) == ("c1-w", "c1-b")
+    assert set(plan.resource_tags) == {"c1", "c1-b"}
+    assert precheck(clients, plan)["newWriter"] == "c1-b"
