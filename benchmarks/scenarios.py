@@ -547,4 +547,160 @@ FLIP_DNS = Scenario(
     ),
 )
 
-SCENARIOS: dict[str, Scenario] = {s.runbook: s for s in (REMAP_EIP, REPLACE_INSTANCE, REDRIVE_DLQ, FLIP_DNS)}
+
+# ------------------------------------------------------------------------------------- promote-replica
+
+# Set per primary with selfheal:param:* tags (README, "promote-replica": any param can be a tag): the
+# DNS name to move, and 1 s between checks of the promotion instead of 10 s. The local cloud's
+# promotion takes 2 s (LOCALCLOUD_RDS_PROMOTION_SECONDS, the emulated reboot), so it is polled.
+_PROMOTE_PACE = {"verifyIntervalSeconds": "1"}
+_REPLICA_LAG_SECONDS = 2.0  # under the 60 s default maxLagSeconds: no approval
+
+
+def _promote_replica_setup(cloud: Any) -> dict[str, Any]:
+    """A primary tagged with its DNS name, a fenced read replica 2 s behind (ReplicaLag), a fenced
+    private zone with the application's CNAME on the primary (as tests/e2e/test_promote_replica.py)."""
+    rds, route53, cloudwatch = cloud.client("rds"), cloud.client("route53"), cloud.client("cloudwatch")
+    suffix = uuid.uuid4().hex[:8]
+    primary, replica = f"orders-{suffix}", f"orders-{suffix}-replica"
+    zone = route53.create_hosted_zone(
+        Name=f"{suffix}.internal.",
+        CallerReference=suffix,
+        HostedZoneConfig={"PrivateZone": True, "Comment": "application database names"},
+        VPC={"VPCRegion": "us-east-1", "VPCId": "vpc-0a1b2c3d"},
+    )["HostedZone"]["Id"].rsplit("/", 1)[-1]
+    route53.change_tags_for_resource(ResourceType="hostedzone", ResourceId=zone, AddTags=[FENCE])
+    record = f"db.{suffix}.internal."
+    params = {"hostedZoneId": zone, "recordName": record, **_PROMOTE_PACE}
+    tags = [FENCE, *({"Key": f"selfheal:param:{k}", "Value": v} for k, v in params.items())]
+    primary_endpoint = rds.create_db_instance(
+        DBInstanceIdentifier=primary,
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        AllocatedStorage=20,
+        MasterUsername="app",
+        MasterUserPassword="not-a-secret-1",
+        Tags=tags,
+    )["DBInstance"]["Endpoint"]["Address"]
+    replica_endpoint = rds.create_db_instance_read_replica(
+        DBInstanceIdentifier=replica, SourceDBInstanceIdentifier=primary, Tags=[FENCE]
+    )["DBInstance"]["Endpoint"]["Address"]
+    route53.change_resource_record_sets(
+        HostedZoneId=zone,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "CREATE",
+                    "ResourceRecordSet": {
+                        "Name": record,
+                        "Type": "CNAME",
+                        "TTL": 30,
+                        "ResourceRecords": [{"Value": primary_endpoint}],
+                    },
+                }
+            ]
+        },
+    )
+    cloudwatch.put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[
+            {
+                "MetricName": "ReplicaLag",
+                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": replica}],
+                "Value": _REPLICA_LAG_SECONDS,
+                "Unit": "Seconds",
+            }
+        ],
+    )
+    return {
+        "primary": primary,
+        "replica": replica,
+        "zone": zone,
+        "record": record,
+        "replicaEndpoint": replica_endpoint,
+    }
+
+
+def _promote_replica_event(ctx: dict[str, Any]) -> dict[str, Any]:
+    """RDS says the primary failed (events/rds-instance-failure.json, RDS-EVENT-0031)."""
+    event = copy.deepcopy(load_event("rds-instance-failure"))
+    arn = f"arn:aws:rds:us-east-1:123456789012:db:{ctx['primary']}"
+    event["id"] = str(uuid.uuid4())
+    event["resources"] = [arn]
+    event["detail"]["SourceArn"] = arn
+    event["detail"]["SourceIdentifier"] = ctx["primary"]
+    return event
+
+
+def _promote_replica_healed(cloud: Any, ctx: dict[str, Any]) -> bool:
+    db = cloud.client("rds").describe_db_instances(DBInstanceIdentifier=ctx["replica"])["DBInstances"][0]
+    found = cloud.client("route53").list_resource_record_sets(
+        HostedZoneId=ctx["zone"], StartRecordName=ctx["record"], MaxItems="1"
+    )["ResourceRecordSets"]
+    return (
+        db["DBInstanceStatus"] == "available"
+        and not db.get("ReadReplicaSourceDBInstanceIdentifier")
+        and found[0]["ResourceRecords"][0]["Value"] == ctx["replicaEndpoint"]
+    )
+
+
+PROMOTE_REPLICA = Scenario(
+    runbook="promote-replica",
+    fault="RDS reports the primary failed (RDS-EVENT-0031); its fenced read replica is 2 s behind",
+    setup=_promote_replica_setup,
+    event=_promote_replica_event,
+    healed=_promote_replica_healed,
+    mutating=frozenset({"rds:PromoteReadReplica"}),
+    verify_state="Describe the promoted instance",
+    verify_call="rds:DescribeDBInstances",
+    minimum={
+        "dynamodb:PutItem": Need(
+            10,
+            "9 write-once audit rows (received, started, intent + outcome of PromoteReadReplica, verified"
+            " standalone writer, intent + outcome of ChangeResourceRecordSets, verified DNS name,"
+            " succeeded) + the lease",
+        ),
+        "dynamodb:DeleteItem": Need(1, "release the lease"),
+        "dynamodb:Query": Need(2, "guard history: this target (cooldown, loop) and this runbook (budget)"),
+        "ssm:GetParameter": Need(1, "the kill switch, read on every run"),
+        "rds:DescribeDBInstances": Need(
+            3,
+            "resolve: the primary (its tags carry the params and DNS name, its status says whether AWS is"
+            " already recovering it, its replicas); the replica (tags for the fence, status, still"
+            " replicating the primary, endpoint); verify once after the promotion",
+        ),
+        "route53:ListTagsForResource": Need(1, "the hosted zone's fence"),
+        "cloudwatch:GetMetricStatistics": Need(1, "precheck: the replica's ReplicaLag (approval or not)"),
+        "route53:ListResourceRecordSets": Need(
+            2,
+            "precheck: where the name points now (before, trafficMove, howToGoBack: the change is an"
+            " UPSERT); verify: read it back after the change",
+        ),
+        "rds:PromoteReadReplica": Need(1, "the repair: the replica becomes a standalone writer"),
+        "route53:ChangeResourceRecordSets": Need(1, "the repair: move the application's name to it"),
+        "sns:Publish": Need(1, "tell a human"),
+        "events:PutEvents": Need(1, "the outcome event on the bus"),
+        "stepfunctions:StartExecution": Need(1, "triage starts the runbook"),
+    },
+    waits=(
+        Wait(
+            "verify interval (verifyIntervalSeconds tag on the primary, between DescribeDBInstances"
+            " checks of the promotion and between DNS read-backs)",
+            configured_s=10,
+            benchmark_s=1,
+            when="once per check that still sees the replica modifying: twice here (the local cloud's"
+            " promotion takes 2 s, LOCALCLOUD_RDS_PROMOTION_SECONDS; on AWS it takes minutes: a reboot);"
+            " the DNS read-back sees the new value at once",
+        ),
+        Wait(
+            "approval (approvalTimeoutSeconds)",
+            configured_s=1800,
+            benchmark_s=1800,
+            when="only when ReplicaLag is over maxLagSeconds (60) or unknown: not here (2 s)",
+        ),
+    ),
+)
+
+SCENARIOS: dict[str, Scenario] = {
+    s.runbook: s for s in (REMAP_EIP, REPLACE_INSTANCE, REDRIVE_DLQ, FLIP_DNS, PROMOTE_REPLICA)
+}
