@@ -153,6 +153,10 @@ class PromotionPlan(StrictModel):
     primary_endpoint: str | None = Field(default=None, alias="primaryEndpoint")
     replica_identifier: str | None = Field(default=None, alias="replicaIdentifier")
     replica_endpoint: str | None = Field(default=None, alias="replicaEndpoint")
+    # What resolve read (one DescribeDBInstances serves the fence and the precheck; PromoteReadReplica
+    # itself refuses an instance that stopped being an available read replica since).
+    replica_status: str | None = Field(default=None, alias="replicaStatus")
+    replica_source: str | None = Field(default=None, alias="replicaSource")
     hosted_zone_id: str | None = Field(default=None, alias="hostedZoneId")
     record_name: str | None = Field(default=None, alias="recordName")
     record_ttl: int | None = Field(default=None, alias="recordTtl")
@@ -332,6 +336,8 @@ def _resolve_replica(
         primary_endpoint=((primary or {}).get("Endpoint") or {}).get("Address"),
         replica_identifier=replica_id,
         replica_endpoint=(replica.get("Endpoint") or {}).get("Address"),
+        replica_status=replica.get("DBInstanceStatus"),
+        replica_source=source,
         hosted_zone_id=zone,
         record_name=fqdn(record),
         record_ttl=params.value("record_ttl"),
@@ -497,16 +503,11 @@ def resolve(
 
 def _precheck_replica(clients: Any, plan: PromotionPlan) -> dict[str, Any]:
     replica_id = plan.replica_identifier or ""
-    replica = describe_instance(clients.rds, replica_id)
-    if replica is None:
-        raise UnknownResource(f"replica {replica_id} no longer exists", replica=replica_id)
-    status = replica.get("DBInstanceStatus")
+    status = plan.replica_status
     if status != "available":
         raise PreconditionFailed(
             f"replica {replica_id} is {status}, not available: it cannot take over", replica=replica_id
         )
-    if not replica.get("ReadReplicaSourceDBInstanceIdentifier"):
-        raise PreconditionFailed(f"{replica_id} is no longer a read replica", replica=replica_id)
     lag = replica_lag(clients.cloudwatch, replica_id)
     limit = plan.max_lag_seconds if plan.max_lag_seconds is not None else 0
     if lag is None:
@@ -524,7 +525,7 @@ def _precheck_replica(clients: Any, plan: PromotionPlan) -> dict[str, Any]:
             "identifier": replica_id,
             "status": status,
             "endpoint": plan.replica_endpoint,
-            "replicates": replica.get("ReadReplicaSourceDBInstanceIdentifier"),
+            "replicates": plan.replica_source,
         },
         "replicaLagSeconds": lag,
         "maxLagSeconds": limit,
