@@ -224,6 +224,9 @@ def run(quick: bool = False, log: Callable[[str], None] = print) -> dict[str, An
     cloud = start_deployed_cloud(TEMPLATE, PARAMETERS, stack_name="selfheal-bench")
     log(f"  local cloud up, stack deployed in {time.monotonic() - started:.1f}s")
     results: dict[str, Any] = {"missingScenarios": sorted(set(RUNBOOKS) - set(SCENARIOS)), "runbooks": {}}
+    # The handlers' own logs (one JSON line per audit row) would drown the table: they go nowhere.
+    # One sink for the whole run: a logger set up during one scenario keeps writing to it later.
+    sink = open(os.devnull, "w")  # noqa: SIM115 (closed in finally, after the cloud has stopped)
     try:
         index_keys = _index_keys(cloud)
         for name in sorted(RUNBOOKS):
@@ -231,8 +234,7 @@ def run(quick: bool = False, log: Callable[[str], None] = print) -> dict[str, An
             if scenario is None:
                 log(f"  {name}: no scenario in benchmarks/scenarios.py")
                 continue
-            # The handlers' own logs (one JSON line per audit row) would drown the table: they go nowhere.
-            with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            with contextlib.redirect_stdout(sink):
                 runs = [run_once(cloud, scenario, invocations, index_keys) for _ in range(repeats + 1)][1:]
             first = runs[0]
             results["runbooks"][name] = {
@@ -251,4 +253,5 @@ def run(quick: bool = False, log: Callable[[str], None] = print) -> dict[str, An
     finally:
         cloud.cloud.stop()
         invocations.uninstall()
+        sink.close()
     return results

@@ -10,7 +10,7 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from selfheal.clients import Clients
@@ -33,8 +33,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(runbook=step.runbook, execution=step.execution.name, step=step.step)
     result = _steps().run(step)
     if step.step == "finish":
-        metrics.add_dimension(name="runbook", value=step.runbook)
-        metrics.add_metric(
-            name=f"Remediation{result['outcome'].capitalize()}", unit=MetricUnit.Count, value=1
-        )
+        # A metric of its own with the runbook dimension: the shared `metrics` object's dimensions
+        # would otherwise carry over into other metrics of the same flush.
+        with single_metric(
+            name=f"Remediation{str(result['outcome']).capitalize()}", unit=MetricUnit.Count, value=1
+        ) as metric:
+            metric.add_dimension(name="runbook", value=step.runbook)
     return result
