@@ -247,9 +247,11 @@ REPLACE_INSTANCE = Scenario(
         "ec2:DescribeInstances": Need(
             3,
             "the same whenApplicable check confirms the instance exists (twice, as above); resolve:"
-            " state, tags (fence), root device",
+            " state, tags (fence), root device, type (carried in the plan to precheck)",
         ),
-        "ec2:DescribeInstanceStatus": Need(1, "precheck: state and status checks just before acting"),
+        "ec2:DescribeInstanceStatus": Need(
+            1, "precheck: state, AZ and status checks just before acting (IncludeAllInstances)"
+        ),
         "autoscaling:DescribeAutoScalingInstances": Need(1, "resolve: is it a group member, in service?"),
         "autoscaling:DescribeAutoScalingGroups": Need(
             3,
@@ -353,7 +355,8 @@ REDRIVE_DLQ = Scenario(
             6,
             "resolve: the DLQ's ARN and FIFO-ness, the source queue's ARN; precheck: the depth;"
             " the depth after the canary's poll (refilling?), after watching the canary, after the"
-            " rest's poll (dropped by what moved?)",
+            " rest's poll (refilling? and, once that poll says COMPLETED, the end depth: dropped by"
+            " what moved?)",
         ),
         "sqs:ListDeadLetterSourceQueues": Need(
             1, "which queues dead-letter into it (where messages go back)"
@@ -514,7 +517,9 @@ FLIP_DNS = Scenario(
         ),
         "ssm:GetParameter": Need(1, "the kill switch, read on every run"),
         "route53:ListTagsForResource": Need(
-            2, "the health check's tags (fence, selfheal:param: zone, record, tunables); the zone's fence"
+            2,
+            "the health check's tags (fence, selfheal:param: zone, record, tunables; also its existence"
+            " check: NoSuchHealthCheck -> UnknownResource); the zone's fence",
         ),
         "route53:ListResourceRecordSets": Need(
             3,

@@ -2,7 +2,9 @@
 
 What moto does: ``GetHealthCheckStatus`` always answers one "Success" observation;
 ``ChangeResourceRecordSets`` and ``GetChange`` always answer ``INSYNC``; nothing publishes the
-``AWS/Route53 HealthCheckStatus`` metric. What AWS does (Route 53 developer guide, API reference):
+``AWS/Route53 HealthCheckStatus`` metric; ``ListTagsForResource`` answers an empty tag set for a
+health check or hosted zone that does not exist. What AWS does (Route 53 developer guide, API
+reference):
 
 - Health checkers in several regions probe the endpoint; ``GetHealthCheckStatus`` returns one
   observation per checker ("Success: HTTP Status Code 200..." / "Failure: ..."). Route 53 considers
@@ -12,6 +14,8 @@ What moto does: ``GetHealthCheckStatus`` always answers one "Success" observatio
   us-east-1 only; CloudWatch alarms on it change state, and the alarm emits its state change event.
 - A change batch is ``PENDING`` until it has propagated to every authoritative server, then
   ``GetChange`` says ``INSYNC``.
+- ``ListTagsForResource`` of an unknown resource fails: ``NoSuchHealthCheck`` ("No health check
+  exists with the specified ID") or ``NoSuchHostedZone`` (API reference, ListTagsForResource, Errors).
 
 Here: `set_endpoint_health` is what an outage (or a recovery) looks like to the checkers. Every
 checker reports accordingly, the metric datapoint is published and alarms on it move to ALARM/OK at
@@ -135,6 +139,7 @@ def _patch() -> None:
     response_cls: Any = r53_responses.Route53
     original_change = response_cls.change_resource_record_sets
     original_update = Route53Backend.update_health_check
+    original_list_tags = response_cls.list_tags_for_resource
 
     def get_health_check_status(self: Any) -> ActionResult:
         health_check = self.backend.get_health_check(self._get_param("HealthCheckId"))
@@ -157,6 +162,16 @@ def _patch() -> None:
         status = "PENDING" if left > 0 else "INSYNC"
         return ActionResult({"ChangeInfo": {"Id": change_id, "Status": status, "SubmittedAt": utcnow()}})
 
+    def list_tags_for_resource(self: Any) -> ActionResult:
+        resource_type = self._get_param("ResourceType")
+        resource_id = self._get_param("ResourceId")
+        if resource_type == "healthcheck":
+            self.backend.get_health_check(resource_id)  # NoSuchHealthCheck
+        elif resource_type == "hostedzone" and len(resource_id) <= 32:  # longer: moto's InvalidInput
+            self.backend.get_hosted_zone(resource_id)  # NoSuchHostedZone
+        result: ActionResult = original_list_tags(self)
+        return result
+
     def update_health_check(self: Any, health_check_id: str, health_check_args: dict[str, Any]) -> Any:
         # Disabling or inverting changes what Route 53 considers: the metric (and alarms) follow.
         before = considered_healthy(self.get_health_check(health_check_id))
@@ -169,6 +184,7 @@ def _patch() -> None:
     response_cls.get_health_check_status = get_health_check_status
     response_cls.change_resource_record_sets = change_resource_record_sets
     response_cls.get_change = get_change
+    response_cls.list_tags_for_resource = list_tags_for_resource
     Route53Backend.update_health_check = update_health_check  # type: ignore[method-assign]
 
 

@@ -155,6 +155,15 @@ def test_resolve_unknown_record_and_missing_tags_are_named(dns):
         plan_for(dns, hc, hostedZoneId=dns.zone, recordName=dns.name("nothing"))
 
 
+def test_resolve_unknown_health_check_is_named(dns):
+    """ListTagsForResource is the existence check (NoSuchHealthCheck on AWS and in localcloud)."""
+    unknown = "00000000-0000-0000-0000-000000000000"
+    with pytest.raises(UnknownResource, match=f"no health check {unknown}"):
+        plan_for(dns, unknown)
+    with pytest.raises(UnknownResource, match=f"no health check {unknown}"):
+        plan_for(dns, unknown, hostedZoneId=dns.zone, recordName=dns.name("app"))
+
+
 def test_out_of_scope_names_zone_record_and_health_check(dns):
     primary, _ = dns.failover()
     plan = plan_for(dns, primary)

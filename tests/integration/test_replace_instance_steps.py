@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from selfheal.errors import AlreadyRecovering, GroupBudgetExceeded, GroupCannotReplace, NotApplicable
+from selfheal.errors import (
+    AlreadyRecovering,
+    GroupBudgetExceeded,
+    GroupCannotReplace,
+    NotApplicable,
+    UnknownResource,
+)
 from selfheal.policy import load_policy
 from selfheal.runbooks import remap_eip
 from selfheal.runbooks import replace_instance as ri
@@ -96,6 +102,36 @@ def test_precheck_allows_two_in_flight_when_the_policy_says_so(clients, world):
     clients.autoscaling.set_instance_health(InstanceId=members[0], HealthStatus="Unhealthy")
     before = ri.precheck(clients.ec2, clients.autoscaling, plan)
     assert before["group"]["inFlight"] == 1 and before["group"]["withinBudget"]
+
+
+def test_precheck_records_state_type_and_az_without_describing_the_instance_again(clients, world):
+    _, members = _group(clients, world)
+    plan = _resolve(clients, members[0])
+    assert plan.instance_type == "t3.micro"
+    calls: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    clients.ec2.meta.events.register("before-call.ec2.*", record)
+    try:
+        before = ri.precheck(clients.ec2, clients.autoscaling, plan)
+    finally:
+        clients.ec2.meta.events.unregister("before-call.ec2.*", record)
+    assert calls == ["DescribeInstanceStatus"]  # resolve already read the type; state and AZ come here
+    assert (before["state"], before["instanceType"], before["availabilityZone"]) == (
+        "running",
+        "t3.micro",
+        "us-east-1a",
+    )
+    assert before["statusChecks"] == {"state": "running", "system": "ok", "instance": "ok"}
+
+
+def test_precheck_of_an_instance_gone_since_resolve_is_unknown(clients, world):
+    plan = _resolve(clients, world.instance())
+    gone = plan.model_copy(update={"instance_id": "i-0123456789abcdef0"})
+    with pytest.raises(UnknownResource, match="no instance i-0123456789abcdef0"):
+        ri.precheck(clients.ec2, clients.autoscaling, gone)
 
 
 def test_precheck_refuses_a_group_that_cannot_replace(clients, world):

@@ -141,3 +141,24 @@ def test_route53_change_is_pending_then_insync(aws, monkeypatch):
     seen = [r53.get_change(Id=info["Id"])["ChangeInfo"]["Status"] for _ in range(3)]
     assert seen == ["PENDING", "PENDING", "INSYNC"]
     assert r53.get_change(Id=info["Id"].removeprefix("/change/"))["ChangeInfo"]["Status"] == "INSYNC"
+
+
+def test_route53_list_tags_of_an_unknown_resource_fails_as_on_aws(aws):
+    """API reference, ListTagsForResource, Errors: NoSuchHealthCheck / NoSuchHostedZone (moto: empty tags)."""
+    r53 = aws["route53"]
+    hc = health_check(r53)
+    r53.change_tags_for_resource(
+        ResourceType="healthcheck", ResourceId=hc, AddTags=[{"Key": "k", "Value": "v"}]
+    )
+    assert r53.list_tags_for_resource(ResourceType="healthcheck", ResourceId=hc)["ResourceTagSet"][
+        "Tags"
+    ] == [{"Key": "k", "Value": "v"}]
+    with pytest.raises(r53.exceptions.NoSuchHealthCheck):
+        r53.list_tags_for_resource(
+            ResourceType="healthcheck", ResourceId="00000000-0000-0000-0000-000000000000"
+        )
+    zone = r53.create_hosted_zone(Name="example.com", CallerReference="tags")["HostedZone"]["Id"]
+    tags = r53.list_tags_for_resource(ResourceType="hostedzone", ResourceId=zone.split("/")[-1])
+    assert tags["ResourceTagSet"]["Tags"] == []
+    with pytest.raises(r53.exceptions.NoSuchHostedZone):
+        r53.list_tags_for_resource(ResourceType="hostedzone", ResourceId="Z0000000000000NOSUCH")

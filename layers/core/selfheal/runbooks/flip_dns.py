@@ -174,7 +174,13 @@ class FlipPlan(StrictModel):
 
 
 def _tags(route53: Any, kind: str, resource_id: str) -> dict[str, str]:
-    tag_set = route53.list_tags_for_resource(ResourceType=kind, ResourceId=resource_id)["ResourceTagSet"]
+    """The resource's tags; UnknownResource when it does not exist (Route 53 answers NoSuch*)."""
+    try:
+        tag_set = route53.list_tags_for_resource(ResourceType=kind, ResourceId=resource_id)["ResourceTagSet"]
+    except route53.exceptions.NoSuchHealthCheck as exc:
+        raise UnknownResource(f"no health check {resource_id}", healthCheck=resource_id) from exc
+    except route53.exceptions.NoSuchHostedZone as exc:
+        raise UnknownResource(f"no hosted zone {resource_id}", hostedZone=resource_id) from exc
     return {t["Key"]: t["Value"] for t in tag_set.get("Tags", [])}
 
 
@@ -264,10 +270,12 @@ def _upsert(zone: str, comment: str, records: list[dict[str, Any]]) -> dict[str,
 def _merged_params(
     route53: Any, target: FlipDnsTarget, params: FlipDnsParams
 ) -> tuple[FlipDnsParams, dict[str, str]]:
-    """Explicit params win; tags ``selfheal:param:*`` on the target health check fill the rest."""
+    """Explicit params win; tags ``selfheal:param:*`` on the target health check fill the rest.
+
+    Reading the tags is also the existence check: UnknownResource for a health check that is gone.
+    """
     if not target.health_check_id:
         return params, {}
-    _health_check(route53, target.health_check_id)
     tags = _tags(route53, "healthcheck", target.health_check_id)
     from_tags = {
         k.removeprefix("selfheal:param:"): v for k, v in tags.items() if k.startswith("selfheal:param:")

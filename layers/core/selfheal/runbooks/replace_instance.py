@@ -81,6 +81,8 @@ class ReplacePlan(StrictModel):
     instance_id: str = Field(alias="instanceId")
     path: Path
     root_device_type: str = Field(alias="rootDeviceType")
+    # Read by resolve's DescribeInstances and carried here, so precheck need not describe it again.
+    instance_type: str | None = Field(default=None, alias="instanceType")
     auto_scaling_group_name: str | None = Field(default=None, alias="autoScalingGroupName")
     max_in_flight: int = Field(alias="maxInFlight")
     force_stop: bool = Field(alias="forceStop")
@@ -176,6 +178,7 @@ def resolve(
         instance_id=target.instance_id,
         path=path,
         root_device_type=root,
+        instance_type=instance.get("InstanceType"),
         auto_scaling_group_name=group_name,
         max_in_flight=params.max_in_flight,
         force_stop=params.force_stop,
@@ -216,31 +219,38 @@ def group_budget(group: dict[str, Any], instance_id: str, max_in_flight: int) ->
     }
 
 
-def _instance_status(ec2: EC2Client, instance_id: str) -> dict[str, str]:
-    statuses = ec2.describe_instance_status(InstanceIds=[instance_id], IncludeAllInstances=True)[
-        "InstanceStatuses"
-    ]
+def _instance_status(ec2: EC2Client, instance_id: str) -> dict[str, Any]:
+    """State, AZ and status checks in one call (``IncludeAllInstances``: not only running instances).
+    UnknownResource when the instance is gone, as ``describe_instance``."""
+    try:
+        statuses = ec2.describe_instance_status(InstanceIds=[instance_id], IncludeAllInstances=True)[
+            "InstanceStatuses"
+        ]
+    except ec2.exceptions.ClientError as exc:
+        if "NotFound" in exc.response["Error"]["Code"]:
+            raise UnknownResource(f"no instance {instance_id}", instance=instance_id) from exc
+        raise
     if not statuses:
-        return {"state": "unknown", "system": "unknown", "instance": "unknown"}
-    s = statuses[0]
-    return {
-        "state": s["InstanceState"]["Name"],
-        "system": s.get("SystemStatus", {}).get("Status", "unknown"),
-        "instance": s.get("InstanceStatus", {}).get("Status", "unknown"),
-    }
+        raise UnknownResource(f"no instance {instance_id}", instance=instance_id)
+    return dict(statuses[0])
 
 
 def precheck(ec2: EC2Client, autoscaling: Any, plan: ReplacePlan) -> dict[str, Any]:
     """Refuse what the group or the instance cannot take right now. Returns `before`."""
-    instance = describe_instance(ec2, plan.instance_id)
+    status = _instance_status(ec2, plan.instance_id)
+    state = status["InstanceState"]["Name"]
     before: dict[str, Any] = {
         "instanceId": plan.instance_id,
         "path": plan.path,
-        "state": instance["State"]["Name"],
-        "instanceType": instance.get("InstanceType"),
-        "availabilityZone": instance.get("Placement", {}).get("AvailabilityZone"),
+        "state": state,
+        "instanceType": plan.instance_type,
+        "availabilityZone": status.get("AvailabilityZone"),
         "rootDeviceType": plan.root_device_type,
-        "statusChecks": _instance_status(ec2, plan.instance_id),
+        "statusChecks": {
+            "state": state,
+            "system": status.get("SystemStatus", {}).get("Status", "unknown"),
+            "instance": status.get("InstanceStatus", {}).get("Status", "unknown"),
+        },
     }
     if plan.path == "asg":
         assert plan.auto_scaling_group_name is not None
