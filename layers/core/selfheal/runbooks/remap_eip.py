@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import Field, model_validator
 
+from selfheal.ec2 import describe_instance
 from selfheal.errors import NotApplicable, PreconditionFailed, UnknownResource
 from selfheal.models import StrictModel
 from selfheal.tags import TAG_PARAM_PREFIX, tag_dict, tag_params
@@ -102,19 +103,6 @@ def _find_addresses(ec2: EC2Client, target: RemapEipTarget, fence_key: str) -> l
         raise
 
 
-def _instance(ec2: EC2Client, instance_id: str) -> dict[str, Any]:
-    try:
-        reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-    except ec2.exceptions.ClientError as exc:
-        if "NotFound" in exc.response["Error"]["Code"]:
-            raise UnknownResource(f"no instance {instance_id}", instance=instance_id) from exc
-        raise
-    instances = [i for r in reservations for i in r["Instances"]]
-    if not instances:
-        raise UnknownResource(f"no instance {instance_id}", instance=instance_id)
-    return dict(instances[0])
-
-
 def resolve(
     ec2: EC2Client, target: RemapEipTarget, params: RemapEipParams, fence_key: str, fence_value: str
 ) -> EipMove:
@@ -145,7 +133,7 @@ def resolve(
         )
     if address.get("InstanceId") == standby:
         raise NotApplicable(f"{address['PublicIp']} is already on the standby {standby}")
-    standby_instance = _instance(ec2, standby)
+    standby_instance = describe_instance(ec2, standby)
     return EipMove(
         allocation_id=address["AllocationId"],
         public_ip=address["PublicIp"],
@@ -224,7 +212,7 @@ def applies(
     ]
     if not addresses:
         try:
-            _instance(ec2, target.instance_id)
+            describe_instance(ec2, target.instance_id)
         except UnknownResource:
             return None  # no such instance: nothing for any runbook to heal; remap-eip records that
         return f"remap-eip does not apply to {target.key}: it holds no managed Elastic IP"
