@@ -284,6 +284,61 @@ def test_remap_eip_verification_failure_moves_the_eip_back_and_escalates(cloud, 
     assert phases == ["started", "action", "action", "action", "compensated", "failed"]
 
 
+def _association_fails_for(monkeypatch: Any, refused: set[str], lost: frozenset[str] = frozenset()) -> None:
+    """EC2 refuses AssociateAddress onto these instances (and silently drops it onto `lost`)."""
+    from moto.ec2.exceptions import InvalidInstanceIdError
+    from moto.ec2.models.elastic_ip_addresses import ElasticAddressBackend
+
+    original = ElasticAddressBackend.associate_address
+
+    def associate(
+        self: Any,
+        instance: Any = None,
+        eni: Any = None,
+        address: Any = None,
+        allocation_id: Any = None,
+        reassociate: bool = False,
+    ) -> Any:
+        if instance is not None and instance.id in refused:
+            raise InvalidInstanceIdError(instance.id)
+        if instance is not None and instance.id in lost:
+            return self.address_by_allocation([allocation_id])[0]
+        return original(self, instance, eni, address, allocation_id, reassociate)
+
+    monkeypatch.setattr(ElasticAddressBackend, "associate_address", associate)
+
+
+def test_remap_eip_refused_association_is_audited_and_fails_with_the_ec2_error(cloud, monkeypatch):
+    pair = make_pair(cloud)
+    _association_fails_for(monkeypatch, {pair.standby})
+    result = cloud.start_and_wait("remap-eip", manual_input(pair))
+    assert result.status == "FAILED" and result.error == "Ec2.Ec2Exception"
+    assert pair.holder(cloud) == pair.primary
+    rows = rows_for(cloud, pair.primary)
+    assert [r["phase"] for r in rows] == ["started", "action", "action", "failed"]
+    assert [r.get("outcome") for r in rows if r["phase"] == "action"] == ["pending", "error"]
+    assert rows[-1]["error"]["error"] == "Ec2.Ec2Exception"
+
+
+def test_remap_eip_failed_compensation_is_audited_and_escalated(cloud, monkeypatch):
+    """The move never shows up and moving it back fails too: both are in the trail, a human is told."""
+    pair = make_pair(cloud)
+    _association_fails_for(monkeypatch, {pair.primary}, lost=frozenset({pair.standby}))
+    result = cloud.start_and_wait(
+        "remap-eip", manual_input(pair, params={"verifyIntervalSeconds": 0, "verifyAttempts": 1})
+    )
+    assert result.status == "FAILED" and result.error == "Ec2.Ec2Exception"
+    rows = rows_for(cloud, pair.primary)
+    assert [(r["phase"], r.get("outcome")) for r in rows] == [
+        ("started", None),
+        ("action", "pending"),
+        ("action", "ok"),
+        ("action", "pending"),
+        ("compensated", "error"),
+        ("failed", None),
+    ]
+
+
 def test_every_mutating_call_has_audit_rows_before_and_after(cloud):
     """Record every AWS request of a heal; each mutating one is bracketed by audit rows."""
     pair = make_pair(cloud)
