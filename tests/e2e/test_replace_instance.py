@@ -592,3 +592,53 @@ def test_replace_instance_unfenced_target_group_is_left_untouched(cloud):
     assert result.status == "SUCCEEDED"
     assert [r["phase"] for r in replace_rows(cloud, served.instance)] == ["skipped"]
     assert not [r for r in cloud.recorded_requests() if r.operation == "RunInstances"]
+
+
+def _standalone_in_default_group(cloud: DeployedCloud, **kwargs: Any) -> str:
+    ec2 = cloud.client("ec2")
+    group = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+    return str(
+        ec2.run_instances(
+            ImageId=_image(cloud),
+            MinCount=1,
+            MaxCount=1,
+            SecurityGroupIds=[group],
+            TagSpecifications=[
+                {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "cache"}, FENCE]}
+            ],
+            **kwargs,
+        )["Instances"][0]["InstanceId"]
+    )
+
+
+def test_replace_instance_instance_store_root_is_replaced_from_its_image(cloud):
+    """No strategy given: an instance-store root cannot stop/start, so a replacement is launched."""
+    instance = _standalone_in_default_group(cloud)
+    _moto_instance(instance).root_device_type = "instance-store"
+    result = cloud.start_and_wait("replace-instance", manual_input(instance, retire="terminate"))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    rows = replace_rows(cloud, instance)
+    (launch,) = [r for r in rows if r.get("action") == "ec2:RunInstances" and r["outcome"] == "pending"]
+    assert launch["parameters"]["ImageId"] == _image(cloud) and "LaunchTemplate" not in launch["parameters"]
+    assert state_of(cloud, instance) == "terminated"
+    assert [r["action"] for r in rows if r["phase"] == "action" and r["outcome"] == "ok"] == [
+        "ec2:RunInstances",
+        "ec2:TerminateInstances",
+    ]
+
+
+def test_replace_instance_profile_outside_the_allowed_roles_is_refused_before_any_call(cloud):
+    """The stack allows no role (ReplaceInstancePassRoleArns: none): the scope guard refuses to launch
+    a replacement that would pass one, as IAM would."""
+    iam = cloud.client("iam")
+    name = f"cache-{uuid.uuid4().hex[:6]}"
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")
+    profile = iam.create_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+    instance = _standalone_in_default_group(cloud, IamInstanceProfile={"Arn": profile["Arn"]})
+    cloud.reset_recording()
+    result = cloud.start_and_wait("replace-instance", manual_input(instance, strategy="launch-template"))
+    assert result.status == "SUCCEEDED"
+    (skipped,) = replace_rows(cloud, instance)
+    assert skipped["phase"] == "skipped" and f"role/{name}" in skipped["reason"]
+    assert not [r for r in cloud.recorded_requests() if r.operation == "RunInstances"]

@@ -224,6 +224,13 @@ def resolve(
         path = "launch-template"
     if path == "asg" and not group_name:
         raise PreconditionFailed(f"strategy asg, but {target.instance_id} is in no Auto Scaling group")
+    if path == "launch-template" and group_name:
+        raise PreconditionFailed(
+            f"{target.instance_id} is a member of group {group_name}: the group replaces its members"
+            " (strategy asg), a standalone replacement would fight it",
+            instance=target.instance_id,
+            group=group_name,
+        )
     if path == "stop-start" and root != "ebs":
         raise PreconditionFailed(
             f"{target.instance_id} has an {root} root device: stop/start would lose its root volume"
