@@ -51,7 +51,20 @@ _SFN_SERVICE_ERROR_PREFIX = {
     "sfn": "Sfn",
     "cloudwatch": "CloudWatch",
     "eventbridge": "EventBridge",
+    "elasticloadbalancingv2": "ElasticLoadBalancingV2",
 }
+
+
+def patch_sfn_elbv2_service_name() -> None:
+    """Step Functions names ELBv2 ``elasticloadbalancingv2`` in aws-sdk integrations
+    (arn:aws:states:::aws-sdk:elasticloadbalancingv2:registerTargets); boto3 calls it ``elbv2``."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+        StateTaskService,
+    )
+
+    overrides = dict(StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES)
+    overrides["elasticloadbalancingv2"] = "elbv2"
+    StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES = overrides  # type: ignore[misc]
 
 
 class MotoVersionError(RuntimeError):
@@ -756,6 +769,8 @@ def apply_all() -> None:
     patch_sfn_start_execution_name()
     compat_cfn.register_cfn_models()
     compat_cfn.patch_sns_lambda_delivery()
+    compat_cfn.patch_list_parameter_defaults()
+    patch_sfn_elbv2_service_name()
     compat_sqs.patch_sqs_message_move_tasks()
     patch_lambda_configuration_cold_start()
     compat_rds.apply_all()

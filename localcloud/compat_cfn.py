@@ -229,3 +229,27 @@ def patch_sns_lambda_delivery() -> None:
 
     cls.publish = publish
     cls._selfheal_patched = True
+
+
+def patch_list_parameter_defaults() -> None:
+    """A CommaDelimitedList (or List<...>) parameter left at its Default is a list, as in AWS;
+    moto 5.2.5 splits only values passed in, so a default ``none`` stayed the string "none" (then
+    ``!Select [0, ...]`` gave "n" and conditions on it were wrong)."""
+    from moto.cloudformation.parsing import ResourceMap
+
+    if getattr(ResourceMap, "_selfheal_list_defaults", False):
+        return
+    original = ResourceMap.load_parameters
+
+    def load_parameters(self: Any) -> None:
+        original(self)
+        for name, slot in self._template.get("Parameters", {}).items():
+            kind = str(slot.get("Type", "String"))
+            value = self.resolved_parameters.get(name)
+            if isinstance(value, str) and (kind == "CommaDelimitedList" or kind.startswith("List<")):
+                split = value.split(",")
+                self.resolved_parameters[name] = split
+                self._parsed_resources[name] = split
+
+    ResourceMap.load_parameters = load_parameters  # type: ignore[method-assign]
+    ResourceMap._selfheal_list_defaults = True  # type: ignore[attr-defined]

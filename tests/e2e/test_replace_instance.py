@@ -392,3 +392,253 @@ def test_replace_instance_health_event_naming_two_members_of_one_group_replaces_
     assert outcomes == [("FAILED", "GroupBudgetExceeded"), ("SUCCEEDED", None)], [e.cause for e in replace]
     members = [m["InstanceId"] for m in group.members(cloud)]
     assert len(members) == 3 and len({a, b} & set(members)) == 1  # exactly one replaced
+
+
+# ------------------------------------------------------------------ launch-template path
+
+
+@dataclass
+class Served:
+    """A standalone instance behind an Elastic IP and a target group, as a replacement needs it."""
+
+    instance: str
+    allocation: str
+    target_group: str
+    template: str
+
+
+def make_served(cloud: DeployedCloud, fenced: bool = True) -> Served:
+    ec2, elb = cloud.client("ec2"), cloud.client("elbv2")
+    name = f"api-{uuid.uuid4().hex[:8]}"
+    fence = [FENCE] if fenced else []
+    template = ec2.create_launch_template(
+        LaunchTemplateName=name, LaunchTemplateData={"ImageId": _image(cloud), "InstanceType": "t3.small"}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    instance = ec2.run_instances(
+        LaunchTemplate={"LaunchTemplateId": template, "Version": "1"},
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}, *fence]}],
+    )["Instances"][0]["InstanceId"]
+    allocation = ec2.allocate_address(
+        Domain="vpc",
+        TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": fence or [{"Key": "a", "Value": "b"}]}],
+    )["AllocationId"]
+    ec2.associate_address(AllocationId=allocation, InstanceId=instance)
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    group = elb.create_target_group(Name=name, Protocol="HTTP", Port=8080, VpcId=vpc)["TargetGroups"][0]
+    if fenced:
+        elb.add_tags(ResourceArns=[group["TargetGroupArn"]], Tags=[FENCE])
+    elb.register_targets(TargetGroupArn=group["TargetGroupArn"], Targets=[{"Id": instance}])
+    return Served(instance, allocation, group["TargetGroupArn"], template)
+
+
+def address_owner(cloud: DeployedCloud, allocation: str) -> str | None:
+    (address,) = cloud.client("ec2").describe_addresses(AllocationIds=[allocation])["Addresses"]
+    return address.get("InstanceId")
+
+
+def registered(cloud: DeployedCloud, target_group: str) -> list[str]:
+    health = cloud.client("elbv2").describe_target_health(TargetGroupArn=target_group)
+    return [d["Target"]["Id"] for d in health["TargetHealthDescriptions"]]
+
+
+def test_replace_instance_launch_template_path_moves_the_eip_and_the_registration(cloud):
+    served = make_served(cloud)
+    cloud.reset_recording()
+    result = cloud.start_and_wait(
+        "replace-instance", manual_input(served.instance, strategy="launch-template")
+    )
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    new = address_owner(cloud, served.allocation)
+    assert new and new != served.instance
+    assert registered(cloud, served.target_group) == [new]
+    assert state_of(cloud, served.instance) == "stopped"  # retire: stop (the default), kept for a human
+    (launched,) = cloud.client("ec2").describe_instances(InstanceIds=[new])["Reservations"][0]["Instances"]
+    tags = {t["Key"]: t["Value"] for t in launched["Tags"]}
+    assert tags[FENCE["Key"]] == FENCE["Value"] and tags["aws:ec2launchtemplate:id"] == served.template
+    rows = replace_rows(cloud, served.instance)
+    actions = [(r["action"], r["outcome"]) for r in rows if r["phase"] == "action"]
+    assert actions == [
+        ("ec2:RunInstances", "pending"),
+        ("ec2:RunInstances", "ok"),
+        ("elasticloadbalancing:RegisterTargets", "pending"),
+        ("elasticloadbalancing:RegisterTargets", "ok"),
+        ("ec2:AssociateAddress", "pending"),
+        ("ec2:AssociateAddress", "ok"),
+        ("elasticloadbalancing:DeregisterTargets", "pending"),
+        ("elasticloadbalancing:DeregisterTargets", "ok"),
+        ("ec2:StopInstances", "pending"),
+        ("ec2:StopInstances", "ok"),
+    ]
+    launch = next(r for r in rows if r.get("action") == "ec2:RunInstances")["parameters"]
+    assert launch["LaunchTemplate"] == {"LaunchTemplateId": served.template, "Version": "1"}
+    assert [r["phase"] for r in rows][-2:] == ["verified", "succeeded"]
+    verified = next(r for r in rows if r["phase"] == "verified")
+    assert verified["after"]["newInstanceId"] == new
+    # every mutating call the local cloud saw is bracketed by the audit rows above
+    mutating = [
+        r.operation
+        for r in cloud.recorded_requests()
+        if r.service in {"ec2", "elasticloadbalancing", "elbv2"}
+        and not r.operation.startswith(("Describe", "Get", "List"))
+    ]
+    assert sorted(mutating) == sorted(
+        ["RunInstances", "RegisterTargets", "AssociateAddress", "DeregisterTargets", "StopInstances"]
+    )
+
+
+def test_replace_instance_launch_template_path_terminates_the_old_one_when_policy_says_so(cloud):
+    served = make_served(cloud)
+    result = cloud.start_and_wait(
+        "replace-instance", manual_input(served.instance, strategy="launch-template", retire="terminate")
+    )
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert state_of(cloud, served.instance) == "terminated"
+    assert address_owner(cloud, served.allocation) not in (None, served.instance)
+
+
+def test_replace_instance_launch_template_dry_run_records_the_exact_calls_and_changes_nothing(cloud):
+    served = make_served(cloud)
+    cloud.reset_recording()
+    result = cloud.start_and_wait(
+        "replace-instance", {**manual_input(served.instance, strategy="launch-template"), "dryRun": True}
+    )
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    would = [
+        (r["action"], r["parameters"])
+        for r in replace_rows(cloud, served.instance)
+        if r["phase"] == "would-do"
+    ]
+    new = {"Id": "(the replacement)", "Port": 8080}
+    assert [a for a, _ in would] == [
+        "ec2:RunInstances",
+        "elasticloadbalancing:RegisterTargets",
+        "ec2:AssociateAddress",
+        "elasticloadbalancing:DeregisterTargets",
+        "ec2:StopInstances",
+    ]
+    assert would[1][1] == {"TargetGroupArn": served.target_group, "Targets": [new]}
+    assert would[2][1] == {
+        "AllocationId": served.allocation,
+        "InstanceId": "(the replacement)",
+        "AllowReassociation": True,
+    }
+    assert would[3][1] == {
+        "TargetGroupArn": served.target_group,
+        "Targets": [{"Id": served.instance, "Port": 8080}],
+    }
+    assert would[4][1] == {"InstanceIds": [served.instance], "Force": False}
+    assert not [
+        r
+        for r in cloud.recorded_requests()
+        if not r.operation.startswith(("Describe", "Get", "List"))
+        and r.service in {"ec2", "elasticloadbalancing", "elbv2"}
+    ]
+    assert address_owner(cloud, served.allocation) == served.instance
+
+
+def test_replace_instance_replacement_never_healthy_is_undone_named_escalated_and_audited(cloud, monkeypatch):
+    from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
+
+    served = make_served(cloud)
+    original = FakeTargetGroup.health_for
+
+    def new_targets_unhealthy(self: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
+        status = original(self, target, ec2_backend)
+        if target["Id"] != served.instance and status.status == "healthy":
+            return FakeHealthStatus(
+                target["Id"],
+                status.port,
+                self.health_check_port,
+                "unhealthy",
+                "Target.FailedHealthChecks",
+                "Health checks failed",
+            )
+        return status
+
+    monkeypatch.setattr(FakeTargetGroup, "health_for", new_targets_unhealthy)
+    result = cloud.start_and_wait(
+        "replace-instance", manual_input(served.instance, strategy="launch-template", verifyAttempts=2)
+    )
+    assert result.status == "FAILED" and result.error == "VerificationFailed"
+    rows = replace_rows(cloud, served.instance)
+    assert rows[-1]["phase"] == "failed" and "unhealthy in target group" in rows[-1]["reason"]
+    # undone: the replacement deregistered and terminated, the old one untouched
+    launched = next(r for r in rows if r.get("action") == "ec2:RunInstances" and r.get("outcome") == "ok")
+    new = launched["after"]["instanceId"]
+    assert state_of(cloud, new) == "terminated"
+    assert registered(cloud, served.target_group) == [served.instance]
+    assert address_owner(cloud, served.allocation) == served.instance
+    assert state_of(cloud, served.instance) == "running"
+    undo = [(r["phase"], r["action"], r["outcome"]) for r in rows if r["phase"] in {"action", "compensated"}][
+        -4:
+    ]
+    assert undo == [
+        ("action", "elasticloadbalancing:DeregisterTargets", "pending"),
+        ("compensated", "elasticloadbalancing:DeregisterTargets", "ok"),
+        ("action", "ec2:TerminateInstances", "pending"),
+        ("compensated", "ec2:TerminateInstances", "ok"),
+    ]
+
+
+def test_replace_instance_unfenced_target_group_is_left_untouched(cloud):
+    served = make_served(cloud)
+    cloud.client("elbv2").remove_tags(ResourceArns=[served.target_group], TagKeys=[FENCE["Key"]])
+    cloud.reset_recording()
+    result = cloud.start_and_wait(
+        "replace-instance", manual_input(served.instance, strategy="launch-template")
+    )
+    assert result.status == "SUCCEEDED"
+    assert [r["phase"] for r in replace_rows(cloud, served.instance)] == ["skipped"]
+    assert not [r for r in cloud.recorded_requests() if r.operation == "RunInstances"]
+
+
+def _standalone_in_default_group(cloud: DeployedCloud, **kwargs: Any) -> str:
+    ec2 = cloud.client("ec2")
+    group = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+    return str(
+        ec2.run_instances(
+            ImageId=_image(cloud),
+            MinCount=1,
+            MaxCount=1,
+            SecurityGroupIds=[group],
+            TagSpecifications=[
+                {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "cache"}, FENCE]}
+            ],
+            **kwargs,
+        )["Instances"][0]["InstanceId"]
+    )
+
+
+def test_replace_instance_instance_store_root_is_replaced_from_its_image(cloud):
+    """No strategy given: an instance-store root cannot stop/start, so a replacement is launched."""
+    instance = _standalone_in_default_group(cloud)
+    _moto_instance(instance).root_device_type = "instance-store"
+    result = cloud.start_and_wait("replace-instance", manual_input(instance, retire="terminate"))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    rows = replace_rows(cloud, instance)
+    (launch,) = [r for r in rows if r.get("action") == "ec2:RunInstances" and r["outcome"] == "pending"]
+    assert launch["parameters"]["ImageId"] == _image(cloud) and "LaunchTemplate" not in launch["parameters"]
+    assert state_of(cloud, instance) == "terminated"
+    assert [r["action"] for r in rows if r["phase"] == "action" and r["outcome"] == "ok"] == [
+        "ec2:RunInstances",
+        "ec2:TerminateInstances",
+    ]
+
+
+def test_replace_instance_profile_outside_the_allowed_roles_is_refused_before_any_call(cloud):
+    """The stack allows no role (ReplaceInstancePassRoleArns: none): the scope guard refuses to launch
+    a replacement that would pass one, as IAM would."""
+    iam = cloud.client("iam")
+    name = f"cache-{uuid.uuid4().hex[:6]}"
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")
+    profile = iam.create_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+    instance = _standalone_in_default_group(cloud, IamInstanceProfile={"Arn": profile["Arn"]})
+    cloud.reset_recording()
+    result = cloud.start_and_wait("replace-instance", manual_input(instance, strategy="launch-template"))
+    assert result.status == "SUCCEEDED"
+    (skipped,) = replace_rows(cloud, instance)
+    assert skipped["phase"] == "skipped" and f"role/{name}" in skipped["reason"]
+    assert not [r for r in cloud.recorded_requests() if r.operation == "RunInstances"]

@@ -250,3 +250,100 @@ def test_steps_two_concurrent_replacements_in_one_group_the_second_finds_no_slot
     # When the first finishes, its slot is released and the next replacement may go.
     steps.run(_steps_event("finish", "exec-1", first, outcome="succeeded"))
     assert steps.run(_steps_event("precheck", "exec-2", second))["before"]["slot"].endswith("#replacing-0")
+
+
+# ------------------------------------------------------------------ launch-template path
+
+
+def _resolve_lt(clients: Any, instance: str, **params: Any) -> ri.ReplacePlan:
+    return ri.resolve(
+        clients.ec2,
+        clients.autoscaling,
+        ri.ReplaceInstanceTarget(instanceId=instance),
+        ri.ReplaceInstanceParams.model_validate(params),
+        FENCE_KEY,
+        FENCE_VALUE,
+        clients.elbv2,
+        clients.iam,
+    )
+
+
+def _moto_instance(instance_id: str) -> Any:
+    from moto.ec2.models import ec2_backends
+
+    return ec2_backends["123456789012"]["us-east-1"].get_instance(instance_id)
+
+
+def _standalone(clients: Any, world: Any, **kwargs: Any) -> str:
+    """A fenced VPC instance in the default security group (EC2 always gives a VPC instance one)."""
+    group = clients.ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+    return str(
+        clients.ec2.run_instances(
+            ImageId=world.image,
+            MinCount=1,
+            MaxCount=1,
+            SecurityGroupIds=[group],
+            TagSpecifications=[
+                {"ResourceType": "instance", "Tags": [{"Key": FENCE_KEY, "Value": FENCE_VALUE}]}
+            ],
+            **kwargs,
+        )["Instances"][0]["InstanceId"]
+    )
+
+
+def test_resolve_instance_store_root_takes_the_launch_template_path(clients, world):
+    """Given a standalone instance with an instance-store root (stop/start would lose it), When
+    resolved with strategy auto, Then the plan launches a replacement from its image, with its tags."""
+    instance = _standalone(clients, world)
+    _moto_instance(instance).root_device_type = "instance-store"
+    plan = _resolve_lt(clients, instance)
+    assert plan.path == "launch-template" and plan.root_device_type == "instance-store"
+    assert plan.launch_shape == "image" and plan.launch is not None
+    assert {"Key": FENCE_KEY, "Value": FENCE_VALUE} in plan.launch["TagSpecifications"][0]["Tags"]
+    assert not plan.has_address and not plan.has_target_group
+    assert ri.action_calls(plan)[-1] == {
+        "action": "ec2:StopInstances",
+        "parameters": {"InstanceIds": [instance], "Force": False},
+    }
+
+
+def test_resolve_launch_template_path_names_the_profile_roles_and_the_scope_guard_checks_them(clients, world):
+    role = clients.iam.create_role(RoleName=f"web-{uuid.uuid4().hex[:6]}", AssumeRolePolicyDocument="{}")[
+        "Role"
+    ]
+    profile = clients.iam.create_instance_profile(InstanceProfileName=role["RoleName"])["InstanceProfile"]
+    clients.iam.add_role_to_instance_profile(InstanceProfileName=role["RoleName"], RoleName=role["RoleName"])
+    instance = _standalone(clients, world, IamInstanceProfile={"Arn": profile["Arn"]})
+    plan = _resolve_lt(clients, instance, strategy="launch-template")
+    assert plan.launch_shape == "image-profile" and plan.pass_role_arns == [role["Arn"]]
+    assert plan.launch is not None and plan.launch["IamInstanceProfile"] == {"Arn": profile["Arn"]}
+    assert ri.out_of_scope(plan, role["Arn"]) == []
+    (refused,) = ri.out_of_scope(plan, "none")
+    assert role["Arn"] in refused and "allowed: none" in refused
+
+
+def test_resolve_launch_template_path_refuses_an_instance_in_two_target_groups(clients, world):
+    from selfheal.errors import PreconditionFailed
+
+    instance = world.instance()
+    vpc = clients.ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    for port in (80, 81):
+        group = clients.elbv2.create_target_group(
+            Name=f"tg-{uuid.uuid4().hex[:6]}", Protocol="HTTP", Port=port, VpcId=vpc
+        )["TargetGroups"][0]
+        clients.elbv2.register_targets(TargetGroupArn=group["TargetGroupArn"], Targets=[{"Id": instance}])
+    with pytest.raises(PreconditionFailed, match="2 target groups"):
+        _resolve_lt(clients, instance, strategy="launch-template")
+
+
+def test_launch_shape_names_only_requests_the_state_machine_can_send():
+    assert ri.launch_shape({k: 1 for k in ri.LAUNCH_SHAPES["template"]}) == "template"
+    assert ri.launch_shape({"MinCount": 1, "MaxCount": 1, "ImageId": "ami-1"}) is None
+
+
+def test_resolve_launch_template_path_refuses_a_group_member(clients, world):
+    from selfheal.errors import PreconditionFailed
+
+    _, members = _group(clients, world)
+    with pytest.raises(PreconditionFailed, match="the group replaces its members"):
+        _resolve_lt(clients, members[0], strategy="launch-template")

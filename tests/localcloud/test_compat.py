@@ -410,3 +410,56 @@ def test_message_move_task_validates_its_parameters(local: DeployedCloud) -> Non
         sqs.start_message_move_task(SourceArn=src_arn)  # not a DLQ
     with pytest.raises(sqs.exceptions.ClientError, match="between 1 and 500"):
         sqs.start_message_move_task(SourceArn=dlq_arn, MaxNumberOfMessagesPerSecond=501)
+
+
+def test_aws_sdk_task_names_elbv2_as_step_functions_does(local: DeployedCloud) -> None:
+    # Given a target group and a task on the SDK service name Step Functions documents for ELBv2
+    elb, ec2 = local.client("elbv2"), local.client("ec2")
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    group = elb.create_target_group(Name="compat-tg", Protocol="HTTP", Port=80, VpcId=vpc)["TargetGroups"][0]
+    arn = _machine(
+        local,
+        {
+            "StartAt": "Describe",
+            "States": {
+                "Describe": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::aws-sdk:elasticloadbalancingv2:describeTargetHealth",
+                    "Parameters": {"TargetGroupArn": group["TargetGroupArn"]},
+                    "End": True,
+                }
+            },
+        },
+    )
+    # When it runs, Then it reaches elbv2
+    result = local.start_and_wait(arn, {})
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output["TargetHealthDescriptions"] == []
+
+
+def test_comma_delimited_list_parameter_left_at_its_default_is_a_list(local: DeployedCloud) -> None:
+    # Given a stack whose list parameter keeps its default, selected and used in a condition
+    template = {
+        "Parameters": {"Names": {"Type": "CommaDelimitedList", "Default": "none"}},
+        "Conditions": {
+            "HasNames": {"Fn::Not": [{"Fn::Equals": [{"Fn::Select": [0, {"Ref": "Names"}]}, "none"]}]}
+        },
+        "Resources": {
+            "Always": {"Type": "AWS::SSM::Parameter", "Properties": {"Type": "String", "Value": "x"}},
+            "OnlyWithNames": {
+                "Type": "AWS::SSM::Parameter",
+                "Condition": "HasNames",
+                "Properties": {"Type": "String", "Value": "y"},
+            },
+        },
+        "Outputs": {"First": {"Value": {"Fn::Select": [0, {"Ref": "Names"}]}}},
+    }
+    cfn = local.client("cloudformation")
+    # When it is created (AWS: the default is split like a passed value)
+    cfn.create_stack(StackName="compat-list-default", TemplateBody=json.dumps(template))
+    stack = cfn.describe_stacks(StackName="compat-list-default")["Stacks"][0]
+    # Then the first item is "none" and the conditional resource is not created
+    assert {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]} == {"First": "none"}
+    resources = cfn.list_stack_resources(StackName="compat-list-default")["StackResourceSummaries"]
+    ids = [r.get("LogicalResourceId") for r in resources]
+    assert "Always" in ids and "OnlyWithNames" not in ids

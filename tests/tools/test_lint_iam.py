@@ -233,3 +233,39 @@ Resources:
     assert rc == 1
     assert "mutating action 'ec2:TerminateInstances'" in out
     assert "MALFORMED_JSON" not in out
+
+
+def _run_instances(resources: list[str], condition: dict[str, Any] | None = None) -> dict[str, Any]:
+    statement: dict[str, Any] = {"Effect": "Allow", "Action": "ec2:RunInstances", "Resource": resources}
+    if condition:
+        statement["Condition"] = condition
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
+def test_lint_iam_accepts_run_instances_split_by_request_tag() -> None:
+    """Given RunInstances split as the EC2 user guide shows (the instance under an aws:RequestTag
+    condition, what it uses in another statement), When linted, Then parliament's per-statement
+    RESOURCE_MISMATCH is not a problem; other findings still are."""
+    fenced = _run_instances(
+        ["arn:aws:ec2:us-east-1:123456789012:instance/*"],
+        {"StringEquals": {"aws:RequestTag/selfheal:managed": "true"}},
+    )
+    assert lint_iam.parliament_problems(fenced) == []
+    mismatch = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "ec2:TerminateInstances",
+                "Resource": "arn:aws:ec2:us-east-1:123456789012:subnet/*",
+            }
+        ],
+    }
+    assert lint_iam.parliament_problems(mismatch)
+
+
+def test_resolver_uses_parameter_examples_instead_of_sentinel_defaults() -> None:
+    resolver = lint_iam.Resolver(
+        {"Parameters": {"ReplaceInstancePassRoleArns": {"Type": "CommaDelimitedList", "Default": "none"}}}
+    )
+    assert resolver.resolve({"Ref": "ReplaceInstancePassRoleArns"}) == ["arn:aws:iam::123456789012:role/web"]

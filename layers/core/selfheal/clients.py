@@ -78,5 +78,9 @@ class Clients:
         return self.session.client("elbv2")
 
     @cached_property
+    def iam(self) -> Any:
+        return self.session.client("iam")
+
+    @cached_property
     def cloudwatch(self) -> Any:
         return self.session.client("cloudwatch")

@@ -67,11 +67,14 @@ RUNBOOKS: dict[str, RunbookSpec] = {
         target_model=replace_instance.ReplaceInstanceTarget,
         params_model=replace_instance.ReplaceInstanceParams,
         plan_model=replace_instance.ReplacePlan,
-        resolve=lambda c, t, p, k, v: replace_instance.resolve(c.ec2, c.autoscaling, t, p, k, v),
+        resolve=lambda c, t, p, k, v: replace_instance.resolve(
+            c.ec2, c.autoscaling, t, p, k, v, c.elbv2, c.iam
+        ),
         precheck=lambda c, plan: replace_instance.precheck(c.ec2, c.autoscaling, plan),
         actions=replace_instance.action_calls,
         iam_actions=replace_instance.IAM_ACTIONS,
         slots=replace_instance.group_slots,
+        out_of_scope=lambda s, plan: replace_instance.out_of_scope(plan, s.replace_instance_pass_role_arns),
         slots_full=GroupBudgetExceeded,
     ),
     "redrive-dlq": RunbookSpec(

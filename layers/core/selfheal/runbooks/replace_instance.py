@@ -7,8 +7,12 @@ Three paths, chosen by ``resolve`` from what the instance is (``params.strategy`
   verify the group is back to its desired capacity, all InService and Healthy, the old one gone.
 - ``stop-start``: a standalone EBS-backed instance -> ``StopInstances`` then ``StartInstances``
   (a stopped instance starts on other hardware); verify running with both status checks ok.
-- ``launch-template``: anything else (instance-store root) -> not automated yet: the runbook fails
-  with ``PreconditionFailed`` and escalates (see README, "replace-instance").
+- ``launch-template``: anything else (instance-store root, or ``params.strategy``) -> ``RunInstances``
+  a replacement from the instance's launch template (else its AMI, type, subnet, security groups,
+  instance profile), carrying its tags (so it is fenced too); verify it running with both checks ok;
+  register it in the old one's target group and verify it healthy there; move the Elastic IP; then
+  deregister the old one and retire it (``params.retire``: stop or terminate). Any failure before the
+  Elastic IP moves terminates the replacement (deregistered first) and leaves the old one untouched.
 
 The mutations and their verification run as direct SDK integrations in
 ``statemachines/replace-instance.asl.json``; this module decides the path and checks it is safe.
@@ -43,7 +47,42 @@ IAM_ACTIONS = (
     "autoscaling:SetInstanceHealth",
     "ec2:StopInstances",
     "ec2:StartInstances",
+    # launch-template path
+    "ec2:DescribeAddresses",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+    "ec2:RunInstances",
+    "ec2:CreateTags",
+    "elasticloadbalancing:DescribeTags",
+    "iam:GetInstanceProfile",
+    "iam:PassRole",
+    "ec2:AssociateAddress",
+    "elasticloadbalancing:RegisterTargets",
+    "elasticloadbalancing:DeregisterTargets",
+    "ec2:TerminateInstances",
 )
+# Tags EC2 owns (aws:*): copied onto nothing, RunInstances refuses them.
+_RESERVED_TAG_PREFIX = "aws:"
+# The RunInstances requests the state machine can send (one SDK task each: its Parameters are fixed
+# keys), by name. A replacement whose request has another shape is refused (PreconditionFailed).
+_FROM_IMAGE = (
+    "MinCount",
+    "MaxCount",
+    "ImageId",
+    "InstanceType",
+    "SubnetId",
+    "SecurityGroupIds",
+    "TagSpecifications",
+)
+LAUNCH_SHAPES: dict[str, tuple[str, ...]] = {
+    "template": ("MinCount", "MaxCount", "LaunchTemplate", "SubnetId", "TagSpecifications"),
+    "image": _FROM_IMAGE,
+    "image-profile": (*_FROM_IMAGE, "IamInstanceProfile"),
+    "image-key": (*_FROM_IMAGE, "KeyName"),
+    "image-profile-key": (*_FROM_IMAGE, "IamInstanceProfile", "KeyName"),
+}
+# Placeholder for the replacement's id in would-do rows (a dry run launches nothing).
+REPLACEMENT = "(the replacement)"
 
 # States in which EC2 is already moving the instance: acting now would fight AWS.
 _EC2_RECOVERING = {"pending", "stopping", "shutting-down"}
@@ -75,6 +114,10 @@ class ReplaceInstanceParams(StrictModel):
     )
     verify_attempts: int = Field(default=30, alias="verifyAttempts", ge=1, le=120)
     verify_interval_seconds: int = Field(default=10, alias="verifyIntervalSeconds", ge=0, le=300)
+    retire: Literal["stop", "terminate"] = Field(
+        default="stop",
+        description="launch-template path: what happens to the old instance once the new one serves",
+    )
 
 
 class ReplacePlan(StrictModel):
@@ -89,6 +132,17 @@ class ReplacePlan(StrictModel):
     resource_tags: dict[str, dict[str, str]] = Field(alias="resourceTags")
     verify_attempts: int = Field(alias="verifyAttempts")
     verify_interval_seconds: int = Field(alias="verifyIntervalSeconds")
+    # launch-template path only
+    launch: dict[str, Any] | None = None
+    launch_shape: str | None = Field(default=None, alias="launchShape")
+    instance_profile_arn: str | None = Field(default=None, alias="instanceProfileArn")
+    pass_role_arns: list[str] = Field(default_factory=list, alias="passRoleArns")
+    allocation_id: str | None = Field(default=None, alias="allocationId")
+    has_address: bool = Field(default=False, alias="hasAddress")
+    target_group_arn: str | None = Field(default=None, alias="targetGroupArn")
+    target: dict[str, Any] | None = None
+    has_target_group: bool = Field(default=False, alias="hasTargetGroup")
+    retire: Literal["stop", "terminate"] = "stop"
 
 
 def _tags(resource: Any) -> dict[str, str]:
@@ -131,6 +185,8 @@ def resolve(
     params: ReplaceInstanceParams,
     fence_key: str,
     fence_value: str,
+    elbv2: Any = None,
+    iam: Any = None,
 ) -> ReplacePlan:
     """Which path heals this instance. Raises AlreadyRecovering when AWS is already on it."""
     instance = describe_instance(ec2, target.instance_id)
@@ -170,11 +226,25 @@ def resolve(
         path = "launch-template"
     if path == "asg" and not group_name:
         raise PreconditionFailed(f"strategy asg, but {target.instance_id} is in no Auto Scaling group")
+    if path == "launch-template" and group_name:
+        raise PreconditionFailed(
+            f"{target.instance_id} is a member of group {group_name}: the group replaces its members"
+            " (strategy asg), a standalone replacement would fight it",
+            instance=target.instance_id,
+            group=group_name,
+        )
     if path == "stop-start" and root != "ebs":
         raise PreconditionFailed(
             f"{target.instance_id} has an {root} root device: stop/start would lose its root volume"
         )
+    extra: dict[str, Any] = {}
+    if path == "launch-template":
+        if elbv2 is None or iam is None:
+            raise TypeError("the launch-template path needs elbv2 and iam clients")
+        extra = _replacement(ec2, elbv2, iam, instance, resource_tags)
     return ReplacePlan(
+        retire=params.retire,
+        **extra,
         instance_id=target.instance_id,
         path=path,
         root_device_type=root,
@@ -186,6 +256,124 @@ def resolve(
         verify_attempts=params.verify_attempts,
         verify_interval_seconds=params.verify_interval_seconds,
     )
+
+
+def launch_parameters(instance: dict[str, Any]) -> dict[str, Any]:
+    """The RunInstances request for a replacement of ``instance`` (pure): its launch template (the
+    version it was launched from) else its AMI, type, key, security groups and instance profile; its
+    subnet; its own tags (so the replacement is fenced like it)."""
+    tags = [{"Key": k, "Value": v} for k, v in sorted(_tags(instance).items())]
+    own = [t for t in tags if not t["Key"].startswith(_RESERVED_TAG_PREFIX)]
+    by_key = {t["Key"]: t["Value"] for t in tags}
+    params: dict[str, Any] = {"MinCount": 1, "MaxCount": 1}
+    template_id = by_key.get("aws:ec2launchtemplate:id")
+    if template_id:
+        params["LaunchTemplate"] = {
+            "LaunchTemplateId": template_id,
+            "Version": by_key.get("aws:ec2launchtemplate:version", "$Default"),
+        }
+    else:
+        params["ImageId"] = instance["ImageId"]
+        params["InstanceType"] = instance["InstanceType"]
+        groups = [g["GroupId"] for g in instance.get("SecurityGroups", [])]
+        if groups:
+            params["SecurityGroupIds"] = groups
+        if instance.get("KeyName"):
+            params["KeyName"] = instance["KeyName"]
+        if instance.get("IamInstanceProfile", {}).get("Arn"):
+            params["IamInstanceProfile"] = {"Arn": instance["IamInstanceProfile"]["Arn"]}
+    if instance.get("SubnetId"):
+        params["SubnetId"] = instance["SubnetId"]
+    if own:
+        params["TagSpecifications"] = [{"ResourceType": "instance", "Tags": own}]
+    return params
+
+
+def launch_shape(launch: dict[str, Any]) -> str | None:
+    """The name of the SDK task that sends exactly these RunInstances parameters (pure)."""
+    return next((name for name, keys in LAUNCH_SHAPES.items() if set(keys) == set(launch)), None)
+
+
+def _target_registrations(elbv2: Any, instance_id: str) -> list[dict[str, Any]]:
+    found = []
+    for page in elbv2.get_paginator("describe_target_groups").paginate():
+        for group in page["TargetGroups"]:
+            if group.get("TargetType", "instance") != "instance":
+                continue
+            health = elbv2.describe_target_health(TargetGroupArn=group["TargetGroupArn"])
+            for desc in health["TargetHealthDescriptions"]:
+                if desc["Target"]["Id"] == instance_id:
+                    # The port is always sent: the replacement is registered on the same one.
+                    target = {"Id": instance_id, "Port": desc["Target"].get("Port", group.get("Port"))}
+                    found.append({"targetGroupArn": group["TargetGroupArn"], "target": target})
+    return found
+
+
+def _replacement(
+    ec2: EC2Client, elbv2: Any, iam: Any, instance: dict[str, Any], resource_tags: dict[str, dict[str, str]]
+) -> dict[str, Any]:
+    """What the launch-template path launches, moves and swaps (the plan's extra fields)."""
+    instance_id = instance["InstanceId"]
+    addresses = ec2.describe_addresses(Filters=[{"Name": "instance-id", "Values": [instance_id]}])[
+        "Addresses"
+    ]
+    address = next((a for a in addresses if a.get("AllocationId")), None)
+    if address is not None:
+        resource_tags[address["AllocationId"]] = _tags(address)
+    registrations = _target_registrations(elbv2, instance_id)
+    if len(registrations) > 1:
+        raise PreconditionFailed(
+            f"{instance_id} is registered in {len(registrations)} target groups: this runbook swaps"
+            " one; replace it by hand",
+            instance=instance_id,
+        )
+    registration = registrations[0] if registrations else None
+    if registration is not None:
+        arn = registration["targetGroupArn"]
+        tags = elbv2.describe_tags(ResourceArns=[arn])["TagDescriptions"]
+        resource_tags[arn] = {t["Key"]: t["Value"] for d in tags for t in d.get("Tags", [])}
+    launch = launch_parameters(instance)
+    shape = launch_shape(launch)
+    if shape is None:
+        raise PreconditionFailed(
+            f"{instance_id}: no supported way to launch a replacement with {', '.join(sorted(launch))}"
+            " (needs a subnet and tags): replace it by hand",
+            instance=instance_id,
+        )
+    profile = instance.get("IamInstanceProfile", {}).get("Arn")
+    roles = []
+    if profile:  # the roles RunInstances passes (iam:PassRole), checked by the scope guard
+        found = iam.get_instance_profile(InstanceProfileName=profile_name(profile))["InstanceProfile"]
+        roles = sorted(r["Arn"] for r in found.get("Roles", []))
+    return {
+        "launch_shape": shape,
+        "pass_role_arns": roles,
+        "launch": launch,
+        "instance_profile_arn": instance.get("IamInstanceProfile", {}).get("Arn"),
+        "allocation_id": address["AllocationId"] if address else None,
+        "has_address": address is not None,
+        "target_group_arn": registration["targetGroupArn"] if registration else None,
+        "target": registration["target"] if registration else None,
+        "has_target_group": registration is not None,
+    }
+
+
+def profile_name(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+def out_of_scope(plan: ReplacePlan, allowed_role_arns: str) -> list[str]:
+    """The roles the replacement's instance profile would pass, when the stack does not allow them
+    (the same list scopes the state machine's iam:PassRole: the guard and IAM agree)."""
+    if plan.path != "launch-template":
+        return []
+    allowed = [a.strip() for a in allowed_role_arns.split(",") if a.strip() and a.strip() != "none"]
+    return [
+        f"role {arn} of instance profile {profile_name(plan.instance_profile_arn or '')}"
+        f" (allowed: {', '.join(allowed) or 'none'})"
+        for arn in plan.pass_role_arns
+        if arn not in allowed
+    ]
 
 
 def group_budget(group: dict[str, Any], instance_id: str, max_in_flight: int) -> dict[str, Any]:
@@ -271,11 +459,9 @@ def precheck(ec2: EC2Client, autoscaling: Any, plan: ReplacePlan) -> dict[str, A
                 **budget,
             )
     elif plan.path == "launch-template":
-        raise PreconditionFailed(
-            f"{plan.instance_id} ({plan.root_device_type} root) needs a replacement from its launch"
-            " template, which this selfheal does not automate yet: replace it by hand",
-            instance=plan.instance_id,
-        )
+        before["launch"] = plan.launch
+        before["allocationId"] = plan.allocation_id
+        before["targetGroupArn"] = plan.target_group_arn
     return before
 
 
@@ -300,7 +486,43 @@ def action_calls(plan: ReplacePlan) -> list[dict[str, Any]]:
             },
             {"action": "ec2:StartInstances", "parameters": {"InstanceIds": [plan.instance_id]}},
         ]
+    if plan.path == "launch-template":
+        calls: list[dict[str, Any]] = [{"action": "ec2:RunInstances", "parameters": plan.launch}]
+        new = {"Id": REPLACEMENT, **{k: v for k, v in (plan.target or {}).items() if k != "Id"}}
+        if plan.has_target_group:
+            calls.append(
+                {
+                    "action": "elasticloadbalancing:RegisterTargets",
+                    "parameters": {"TargetGroupArn": plan.target_group_arn, "Targets": [new]},
+                }
+            )
+        if plan.has_address:
+            calls.append(
+                {
+                    "action": "ec2:AssociateAddress",
+                    "parameters": {
+                        "AllocationId": plan.allocation_id,
+                        "InstanceId": REPLACEMENT,
+                        "AllowReassociation": True,
+                    },
+                }
+            )
+        if plan.has_target_group:
+            calls.append(
+                {
+                    "action": "elasticloadbalancing:DeregisterTargets",
+                    "parameters": {"TargetGroupArn": plan.target_group_arn, "Targets": [plan.target]},
+                }
+            )
+        calls.append(retire_call(plan.instance_id, plan.retire))
+        return calls
     return []
+
+
+def retire_call(instance_id: str, retire: str) -> dict[str, Any]:
+    if retire == "terminate":
+        return {"action": "ec2:TerminateInstances", "parameters": {"InstanceIds": [instance_id]}}
+    return {"action": "ec2:StopInstances", "parameters": {"InstanceIds": [instance_id], "Force": False}}
 
 
 def group_slots(plan: dict[str, Any]) -> list[str]:
