@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from selfheal.ec2 import describe_instance
 from selfheal.errors import (
     AlreadyRecovering,
     GroupBudgetExceeded,
@@ -147,19 +148,6 @@ class ReplacePlan(StrictModel):
 
 def _tags(resource: Any) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
-
-
-def describe_instance(ec2: EC2Client, instance_id: str) -> dict[str, Any]:
-    try:
-        reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-    except ec2.exceptions.ClientError as exc:
-        if "NotFound" in exc.response["Error"]["Code"]:
-            raise UnknownResource(f"no instance {instance_id}", instance=instance_id) from exc
-        raise
-    instances = [i for r in reservations for i in r["Instances"]]
-    if not instances:
-        raise UnknownResource(f"no instance {instance_id}", instance=instance_id)
-    return dict(instances[0])
 
 
 def _membership(autoscaling: Any, instance_id: str) -> dict[str, Any] | None:
