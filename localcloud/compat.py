@@ -544,7 +544,7 @@ def _deliver(target_arn: str, payload: Any) -> None:
 
 
 def patch_events_targets() -> None:
-    """moto raises NotImplementedError for Lambda and Step Functions targets; deliver them."""
+    """moto 5.2.5 cannot deliver to Lambda and Step Functions targets (it raises); deliver them here."""
     from moto.events.models import Rule
     from moto.utilities.arns import parse_arn
 
