@@ -191,12 +191,17 @@ class Fault:
     injected: str = "the alarm goes to ALARM; CloudWatch publishes the state change"
 
 
-def _api_status_check_fails(cloud: DeployedCloud, env: Environment) -> None:
-    cloud.client("cloudwatch").set_alarm_state(
-        AlarmName=env.alarms["api-1"],
-        StateValue="ALARM",
-        StateReason="Threshold Crossed: 2 out of the last 2 datapoints [1.0, 1.0] >= the threshold (1.0)",
-    )
+def _status_check_fails(alarm: str) -> Callable[[DeployedCloud, Environment], None]:
+    """The fault as CloudWatch sees it: the instance's status-check alarm goes to ALARM."""
+
+    def inject(cloud: DeployedCloud, env: Environment) -> None:
+        cloud.client("cloudwatch").set_alarm_state(
+            AlarmName=env.alarms[alarm],
+            StateValue="ALARM",
+            StateReason="Threshold Crossed: 2 out of the last 2 datapoints [1.0, 1.0] >= the threshold (1.0)",
+        )
+
+    return inject
 
 
 def _eip_on_standby(cloud: DeployedCloud, env: Environment) -> tuple[bool, str]:
@@ -296,14 +301,6 @@ def _orders_back_in_their_queue(cloud: DeployedCloud, env: Environment) -> tuple
     return (
         in_dlq == 0 and in_orders == ORDERS_MESSAGES,
         f"orders holds {in_orders} orders again (new message ids), orders-dlq holds {in_dlq}",
-    )
-
-
-def _asg_member_status_check_fails(cloud: DeployedCloud, env: Environment) -> None:
-    cloud.client("cloudwatch").set_alarm_state(
-        AlarmName=env.alarms["asg-web"],
-        StateValue="ALARM",
-        StateReason="Threshold Crossed: 2 out of the last 2 datapoints [1.0, 1.0] >= the threshold (1.0)",
     )
 
 
@@ -482,7 +479,7 @@ def _orders_db_name_on_new_writer(cloud: DeployedCloud, env: Environment) -> tup
 FAULTS = [
     Fault(
         title="api-1 (the instance behind the API's Elastic IP) fails its status check",
-        inject=_api_status_check_fails,
+        inject=_status_check_fails("api-1"),
         target_key=lambda env: env.api_primary,
         healed=_eip_on_standby,
     ),
@@ -494,7 +491,7 @@ FAULTS = [
     ),
     Fault(
         title="a web instance of the Auto Scaling group fails its system status check",
-        inject=_asg_member_status_check_fails,
+        inject=_status_check_fails("asg-web"),
         target_key=lambda env: env.asg_instances[0],
         healed=_asg_whole_without_the_sick_member,
     ),
