@@ -167,11 +167,12 @@ asl: venv $(TEMPLATE)
 # by plausible values (arn:${Partition}:states:... is not an ARN until CloudFormation substitutes).
 asl-validator: node venv
 	@if [ -z "$(ASL_FILES)" ]; then echo "asl-validator: no statemachines/*.asl.json" >&2; exit 1; fi
-	@rc=0; for f in $(ASL_FILES); do \
-	  echo "+ npx --no -- asl-validator --json-definition \"\$$($(PY) tools/validate_asl.py --print-substituted $$f)\""; \
-	  def="$$($(PY) tools/validate_asl.py --print-substituted "$$f")"; \
-	  out="$$(npx --no -- asl-validator --json-definition "$$def" 2>&1)" || { rc=1; }; \
-	  echo "$$out" | sed "s|State machine definition|$$f:|"; done; exit $$rc
+# Through a file: a definition can outgrow the 128 KiB limit on one command-line argument.
+	@rc=0; tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; for f in $(ASL_FILES); do \
+	  sub="$$tmp/$$(basename "$$f")"; $(PY) tools/validate_asl.py --print-substituted "$$f" > "$$sub" || rc=1; \
+	  echo "+ npx --no -- asl-validator --json-path $$sub  # $$f, placeholders substituted"; \
+	  out="$$(npx --no -- asl-validator --json-path "$$sub" 2>&1)" || { rc=1; }; \
+	  echo "$$out"; done; exit $$rc
 
 # Which checks are skipped, and why: tools/checkov.yaml.
 checkov: venv-checkov $(TEMPLATE)

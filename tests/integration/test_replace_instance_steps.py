@@ -48,8 +48,7 @@ def _group(clients: Any, world: Any, size: int = 2) -> tuple[str, list[str]]:
 
 def _resolve(clients: Any, instance: str, **params: Any) -> ri.ReplacePlan:
     return ri.resolve(
-        clients.ec2,
-        clients.autoscaling,
+        clients,
         ri.ReplaceInstanceTarget(instanceId=instance),
         ri.ReplaceInstanceParams.model_validate(params),
         FENCE_KEY,
@@ -255,17 +254,7 @@ def test_steps_two_concurrent_replacements_in_one_group_the_second_finds_no_slot
 # ------------------------------------------------------------------ launch-template path
 
 
-def _resolve_lt(clients: Any, instance: str, **params: Any) -> ri.ReplacePlan:
-    return ri.resolve(
-        clients.ec2,
-        clients.autoscaling,
-        ri.ReplaceInstanceTarget(instanceId=instance),
-        ri.ReplaceInstanceParams.model_validate(params),
-        FENCE_KEY,
-        FENCE_VALUE,
-        clients.elbv2,
-        clients.iam,
-    )
+_resolve_lt = _resolve
 
 
 def _moto_instance(instance_id: str) -> Any:
@@ -322,18 +311,40 @@ def test_resolve_launch_template_path_names_the_profile_roles_and_the_scope_guar
     assert role["Arn"] in refused and "allowed: none" in refused
 
 
-def test_resolve_launch_template_path_refuses_an_instance_in_two_target_groups(clients, world):
-    from selfheal.errors import PreconditionFailed
-
-    instance = world.instance()
+def _target_groups(clients: Any, instance: str, ports: tuple[int, ...], fenced: bool = True) -> list[str]:
     vpc = clients.ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
-    for port in (80, 81):
+    arns = []
+    for port in ports:
         group = clients.elbv2.create_target_group(
-            Name=f"tg-{uuid.uuid4().hex[:6]}", Protocol="HTTP", Port=port, VpcId=vpc
+            Name=f"tg-{uuid.uuid4().hex[:6]}",
+            Protocol="HTTP",
+            Port=port,
+            VpcId=vpc,
+            Tags=[{"Key": FENCE_KEY, "Value": FENCE_VALUE if fenced else "false"}],
         )["TargetGroups"][0]
         clients.elbv2.register_targets(TargetGroupArn=group["TargetGroupArn"], Targets=[{"Id": instance}])
-    with pytest.raises(PreconditionFailed, match="2 target groups"):
-        _resolve_lt(clients, instance, strategy="launch-template")
+        arns.append(group["TargetGroupArn"])
+    return arns
+
+
+def test_resolve_launch_template_path_swaps_every_target_group_the_instance_serves(clients, world):
+    """Given an instance registered in two target groups (ports 80 and 81), When planned, Then the
+    replacement is registered in both on the same ports, both groups are fenced, and the old one is
+    deregistered from both."""
+    instance = _standalone(clients, world)
+    arns = _target_groups(clients, instance, (80, 81))
+    plan = _resolve_lt(clients, instance, strategy="launch-template")
+    assert plan.has_target_group
+    assert sorted((r.target_group_arn, r.target["Port"]) for r in plan.registrations) == sorted(
+        zip(arns, (80, 81), strict=True)
+    )
+    assert set(arns) <= set(plan.resource_tags)
+    calls = ri.action_calls(plan)
+    registers = [c["parameters"] for c in calls if c["action"] == "elasticloadbalancing:RegisterTargets"]
+    deregisters = [c["parameters"] for c in calls if c["action"] == "elasticloadbalancing:DeregisterTargets"]
+    assert sorted(r["TargetGroupArn"] for r in registers) == sorted(arns)
+    assert all(r["Targets"][0]["Id"] == ri.REPLACEMENT for r in registers)
+    assert sorted(d["Targets"][0]["Id"] for d in deregisters) == [instance, instance]
 
 
 def test_launch_shape_names_only_requests_the_state_machine_can_send():
@@ -347,3 +358,137 @@ def test_resolve_launch_template_path_refuses_a_group_member(clients, world):
     _, members = _group(clients, world)
     with pytest.raises(PreconditionFailed, match="the group replaces its members"):
         _resolve_lt(clients, members[0], strategy="launch-template")
+
+
+# ------------------------------------------------------------------ don't fight AWS
+
+
+def test_resolve_skips_an_instance_whose_recover_alarm_is_in_alarm(clients, world):
+    """Given a standalone instance with a StatusCheckFailed_System alarm whose action is EC2 recover,
+    in ALARM, When resolved, Then AlreadyRecovering names the alarm (EC2 is recovering it)."""
+    instance = _standalone(clients, world)
+    name = f"recover-{instance}"
+    clients.cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        Namespace="AWS/EC2",
+        MetricName="StatusCheckFailed_System",
+        Dimensions=[{"Name": "InstanceId", "Value": instance}],
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=2,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+        AlarmActions=["arn:aws:automate:us-east-1:ec2:recover"],
+    )
+    assert _resolve(clients, instance).path == "stop-start"  # OK: the alarm is not firing
+    clients.cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="test")
+    with pytest.raises(AlreadyRecovering, match=f"alarm {name} is in ALARM with the EC2 recover action"):
+        _resolve(clients, instance)
+
+
+def test_resolve_ignores_alarms_without_the_recover_action_and_on_other_instances(clients, world):
+    instance, other = _standalone(clients, world), _standalone(clients, world)
+    for alarm, on, actions in (
+        ("notify-only", instance, ["arn:aws:sns:us-east-1:123456789012:ops"]),
+        ("recover-other", other, ["arn:aws:automate:us-east-1:ec2:recover"]),
+    ):
+        clients.cloudwatch.put_metric_alarm(
+            AlarmName=f"{alarm}-{instance}",
+            Namespace="AWS/EC2",
+            MetricName="StatusCheckFailed_System",
+            Dimensions=[{"Name": "InstanceId", "Value": on}],
+            Statistic="Maximum",
+            Period=60,
+            EvaluationPeriods=2,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
+            AlarmActions=actions,
+        )
+        clients.cloudwatch.set_alarm_state(
+            AlarmName=f"{alarm}-{instance}", StateValue="ALARM", StateReason="t"
+        )
+    assert _resolve(clients, instance).path == "stop-start"
+
+
+def test_resolve_skips_an_instance_whose_status_checks_are_initializing(clients, world, monkeypatch):
+    from moto.ec2.models.instances import Instance
+
+    instance = _standalone(clients, world)
+    monkeypatch.setattr(Instance, "system_status", property(lambda self: {"Status": "initializing"}))
+    with pytest.raises(AlreadyRecovering, match="system status check is still initializing"):
+        _resolve(clients, instance)
+
+
+def test_recovery_in_progress_reads_maintenance_windows_and_ignores_retirements_and_finished_events():
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+
+    def status(code: str, description: str, start: int, end: int) -> dict[str, Any]:
+        window = {"NotBefore": now + timedelta(hours=start), "NotAfter": now + timedelta(hours=end)}
+        return {"Events": [{"Code": code, "Description": description, **window}]}
+
+    assert "system-reboot" in (
+        ri.recovery_in_progress(status("system-reboot", "reboot", -1, 1), [], now) or ""
+    )
+    assert ri.recovery_in_progress(status("system-reboot", "reboot", 1, 2), [], now) is None  # not yet
+    assert ri.recovery_in_progress(status("system-reboot", "[Completed] reboot", -1, 1), [], now) is None
+    # a retirement is what this runbook heals: never a reason to stand back
+    assert ri.recovery_in_progress(status("instance-retirement", "retiring", -1, 1), [], now) is None
+    assert ri.recovery_in_progress({"SystemStatus": {"Status": "impaired"}}, [], now) is None
+
+
+# ------------------------------------------------------------------ fallback from stop/start
+
+
+def test_fallback_plan_replaces_a_stopped_instance_with_its_address_and_target_groups(clients, world):
+    """Given a stop-start plan whose instance is now stopped (its start failed), When the fallback is
+    planned, Then it is the launch-template path for the same instance, with its fenced Elastic IP and
+    target groups, marked as coming from stop-start."""
+    instance = _standalone(clients, world)
+    arns = _target_groups(clients, instance, (80,))
+    address = clients.ec2.allocate_address(
+        Domain="vpc",
+        TagSpecifications=[
+            {"ResourceType": "elastic-ip", "Tags": [{"Key": FENCE_KEY, "Value": FENCE_VALUE}]}
+        ],
+    )["AllocationId"]
+    clients.ec2.associate_address(AllocationId=address, InstanceId=instance)
+    first = _resolve(clients, instance)
+    assert first.path == "stop-start" and first.fallback == "launch-template"
+    assert not first.registrations and first.allocation_id is None  # resolve does not plan it
+    clients.ec2.stop_instances(InstanceIds=[instance])
+    plan = ri.fallback_plan(clients, first, FENCE_KEY, FENCE_VALUE, "none")
+    assert plan.path == "launch-template" and plan.fallback_from == "stop-start" and plan.fallback == "none"
+    assert plan.allocation_id == address and plan.has_address
+    assert [r.target_group_arn for r in plan.registrations] == arns
+    assert set(plan.resource_tags) == {instance, address, *arns}
+
+
+def test_fallback_plan_refuses_an_unfenced_target_group_or_a_role_out_of_scope(clients, world):
+    from selfheal.errors import OutsideFence, PreconditionFailed
+
+    instance = _standalone(clients, world)
+    (arn,) = _target_groups(clients, instance, (80,), fenced=False)
+    first = _resolve(clients, instance)
+    with pytest.raises(OutsideFence, match=arn):
+        ri.fallback_plan(clients, first, FENCE_KEY, FENCE_VALUE, "none")
+    role = clients.iam.create_role(RoleName=f"r-{uuid.uuid4().hex[:6]}", AssumeRolePolicyDocument="{}")[
+        "Role"
+    ]
+    profile = clients.iam.create_instance_profile(InstanceProfileName=role["RoleName"])["InstanceProfile"]
+    clients.iam.add_role_to_instance_profile(InstanceProfileName=role["RoleName"], RoleName=role["RoleName"])
+    with_profile = _standalone(clients, world, IamInstanceProfile={"Arn": profile["Arn"]})
+    with pytest.raises(PreconditionFailed, match="allowed: none"):
+        ri.fallback_plan(clients, _resolve(clients, with_profile), FENCE_KEY, FENCE_VALUE, "none")
+    assert ri.fallback_plan(clients, _resolve(clients, with_profile), FENCE_KEY, FENCE_VALUE, role["Arn"])
+
+
+def test_fallback_plan_only_from_stop_start_with_the_fallback_on(clients, world):
+    from selfheal.errors import PreconditionFailed
+
+    instance = _standalone(clients, world)
+    with pytest.raises(PreconditionFailed, match=r"params\.fallback none"):
+        ri.fallback_plan(
+            clients, _resolve(clients, instance, fallback="none"), FENCE_KEY, FENCE_VALUE, "none"
+        )

@@ -119,6 +119,9 @@ SDK_TO_IAM_SERVICE = {"elasticloadbalancingv2": "elasticloadbalancing"}
 
 def _sdk_calls(definition: dict[str, Any]) -> Iterator[str]:
     for state in definition["States"].values():
+        for nested in [*state.get("Branches", []), state.get("ItemProcessor") or state.get("Iterator")]:
+            if nested:
+                yield from _sdk_calls(nested)
         resource = state.get("Resource", "")
         sdk = re.match(r"arn:\$\{Partition\}:states:::aws-sdk:(\w+):(\w+)", resource)
         if sdk:

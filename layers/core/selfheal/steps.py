@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from selfheal.audit import AuditRow, AuditTrail
 from selfheal.clients import Clients
 from selfheal.config import Settings
-from selfheal.errors import InvalidInput, LeaseHeld, SelfhealError, UnknownRunbook
+from selfheal.errors import InvalidInput, LeaseHeld, SelfhealError, TerminalError, UnknownRunbook
 from selfheal.guards import GuardLimits, evaluate, fence_violations, hold_down_wait_seconds, read_mode
 from selfheal.lease import LeaseStore
 from selfheal.models import Actor, Phase, Request, RunbookInput, utcnow
@@ -39,7 +39,7 @@ class StepEvent(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    step: Literal["validate", "acquire-lease", "guards", "precheck", "audit", "finish", "verify"]
+    step: Literal["validate", "acquire-lease", "guards", "precheck", "audit", "finish", "verify", "fallback"]
     runbook: str
     execution: ExecutionRef
     state: StateRef
@@ -127,6 +127,7 @@ class Steps:
             "audit": self.record,
             "finish": self.finish,
             "verify": self.verify,
+            "fallback": self.fallback,
         }[event.step]
         return handler(event)
 
@@ -249,6 +250,38 @@ class Steps:
         if event.plan is None or spec.verify is None:
             raise InvalidInput(f"verify needs the plan and a runbook with a verify step ({event.runbook})")
         return spec.verify(self.clients, spec.plan_model.model_validate(event.plan))
+
+    def fallback(self, event: StepEvent) -> dict[str, Any]:
+        """The first path did not heal the target (``error`` says why): plan the runbook's fallback and
+        record the switch. ``{"plan": null, "refused": why}`` when the fallback may not act (its
+        resources unfenced or out of scope, nothing to launch from): the execution then fails with
+        the first path's error, the refusal added to its cause."""
+        request = self._request(event)
+        spec = _spec(request.runbook)
+        if event.plan is None or spec.fallback is None:
+            raise InvalidInput(f"fallback needs the plan and a runbook with a fallback ({request.runbook})")
+        first = spec.plan_model.model_validate(event.plan)
+        try:
+            plan = spec.fallback(self.clients, self.settings, first)
+        except TerminalError as refused:
+            return {"plan": None, "refused": f"{refused.name}: {refused.message}"}
+        plan_json = plan.model_dump(mode="json", by_alias=True)
+        error = _error(event.error)
+        self.audit.write(
+            self._row(
+                event,
+                request,
+                Phase.STARTED,
+                before={"failedPath": event.plan.get("path"), "plan": plan_json},
+                error=error,
+                reason=(
+                    f"{event.plan.get('path')} did not heal it"
+                    f" ({(error or {}).get('error', 'failed')}: {(error or {}).get('message', '')});"
+                    f" falling back to {plan_json.get('path')}"
+                ),
+            ).with_key()
+        )
+        return {"plan": plan_json, "refused": None}
 
     def _take_slot(self, spec: RunbookSpec, plan: dict[str, Any], owner: str) -> str | None:
         """A free concurrency slot (lease) for runbooks that declare them; raises spec.slots_full."""

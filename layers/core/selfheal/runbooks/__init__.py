@@ -46,6 +46,10 @@ class RunbookSpec:
     # none free -> ``slots_full`` is raised. Empty list: no slot needed.
     slots: Callable[[dict[str, Any]], list[str]] | None = None
     slots_full: type[SelfhealError] = LeaseHeld
+    # Optional: (clients, settings, plan) -> the plan of a second path, for the ASL to take when the
+    # first did not heal the target (replace-instance: stop/start -> a replacement). It checks the
+    # fence and scope of what the new plan touches itself, raising like the guards would refuse.
+    fallback: Callable[[Clients, Settings, Any], BaseModel] | None = None
 
 
 RUNBOOKS: dict[str, RunbookSpec] = {
@@ -67,15 +71,16 @@ RUNBOOKS: dict[str, RunbookSpec] = {
         target_model=replace_instance.ReplaceInstanceTarget,
         params_model=replace_instance.ReplaceInstanceParams,
         plan_model=replace_instance.ReplacePlan,
-        resolve=lambda c, t, p, k, v: replace_instance.resolve(
-            c.ec2, c.autoscaling, t, p, k, v, c.elbv2, c.iam
-        ),
+        resolve=replace_instance.resolve,
         precheck=lambda c, plan: replace_instance.precheck(c.ec2, c.autoscaling, plan),
         actions=replace_instance.action_calls,
         iam_actions=replace_instance.IAM_ACTIONS,
         slots=replace_instance.group_slots,
         out_of_scope=lambda s, plan: replace_instance.out_of_scope(plan, s.replace_instance_pass_role_arns),
         slots_full=GroupBudgetExceeded,
+        fallback=lambda c, s, plan: replace_instance.fallback_plan(
+            c, plan, s.fence_tag_key, s.fence_tag_value, s.replace_instance_pass_role_arns
+        ),
     ),
     "redrive-dlq": RunbookSpec(
         name="redrive-dlq",

@@ -10,9 +10,20 @@ Three paths, chosen by ``resolve`` from what the instance is (``params.strategy`
 - ``launch-template``: anything else (instance-store root, or ``params.strategy``) -> ``RunInstances``
   a replacement from the instance's launch template (else its AMI, type, subnet, security groups,
   instance profile), carrying its tags (so it is fenced too); verify it running with both checks ok;
-  register it in the old one's target group and verify it healthy there; move the Elastic IP; then
-  deregister the old one and retire it (``params.retire``: stop or terminate). Any failure before the
-  Elastic IP moves terminates the replacement (deregistered first) and leaves the old one untouched.
+  register it in each of the old one's target groups and verify it healthy there; move the Elastic IP
+  and check the address now points at it; then deregister the old one and retire it (``params.retire``:
+  stop or terminate). Any failure before that terminates the replacement (the Elastic IP moved back,
+  the registrations undone first) and leaves the old one untouched.
+
+When stop/start does not heal the instance (a call fails, it does not stop, or it is not healthy after
+the start), the state machine falls back to the launch-template path (``params.fallback``):
+``fallback_plan`` re-plans the replacement then, and the fence and the scope guard are checked again
+on what it would touch.
+
+"Don't fight AWS": ``resolve`` raises AlreadyRecovering when EC2 is moving the instance (pending,
+stopping, shutting-down), when its status checks are still initializing (it was just started or
+recovered), when a maintenance reboot is in its window now, when a CloudWatch alarm with the EC2
+recover action is in ALARM for it, or when its group already marked it unhealthy.
 
 The mutations and their verification run as direct SDK integrations in
 ``statemachines/replace-instance.asl.json``; this module decides the path and checks it is safe.
@@ -20,6 +31,7 @@ The mutations and their verification run as direct SDK integrations in
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
@@ -30,19 +42,24 @@ from selfheal.errors import (
     GroupBudgetExceeded,
     GroupCannotReplace,
     NotApplicable,
+    OutsideFence,
     PreconditionFailed,
     UnknownResource,
 )
+from selfheal.guards import fence_violations
 from selfheal.models import StrictModel
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
+
+    from selfheal.clients import Clients
 
 Path = Literal["asg", "stop-start", "launch-template"]
 
 IAM_ACTIONS = (
     "ec2:DescribeInstances",
     "ec2:DescribeInstanceStatus",
+    "cloudwatch:DescribeAlarmsForMetric",
     "autoscaling:DescribeAutoScalingInstances",
     "autoscaling:DescribeAutoScalingGroups",
     "autoscaling:SetInstanceHealth",
@@ -87,6 +104,11 @@ REPLACEMENT = "(the replacement)"
 
 # States in which EC2 is already moving the instance: acting now would fight AWS.
 _EC2_RECOVERING = {"pending", "stopping", "shutting-down"}
+# Scheduled events during whose window EC2 itself reboots or repairs the instance. Retirement events
+# (instance-stop, instance-retirement, system-... ) are what this runbook heals, so they are not here.
+_EC2_MAINTENANCE_EVENTS = {"instance-reboot", "system-reboot", "system-maintenance"}
+# The status-check metrics a CloudWatch alarm may carry the EC2 recover action on.
+_RECOVER_METRICS = ("StatusCheckFailed_System", "StatusCheckFailed")
 # Processes without which the group cannot replace an unhealthy member.
 _REPLACEMENT_PROCESSES = ("HealthCheck", "ReplaceUnhealthy", "Terminate", "Launch")
 
@@ -119,6 +141,17 @@ class ReplaceInstanceParams(StrictModel):
         default="stop",
         description="launch-template path: what happens to the old instance once the new one serves",
     )
+    fallback: Literal["launch-template", "none"] = Field(
+        default="launch-template",
+        description="stop-start path: when stop/start does not heal it, launch a replacement (or fail)",
+    )
+
+
+class Registration(StrictModel):
+    """One target group the old instance serves, and the target it is registered as there."""
+
+    target_group_arn: str = Field(alias="targetGroupArn")
+    target: dict[str, Any]
 
 
 class ReplacePlan(StrictModel):
@@ -140,10 +173,13 @@ class ReplacePlan(StrictModel):
     pass_role_arns: list[str] = Field(default_factory=list, alias="passRoleArns")
     allocation_id: str | None = Field(default=None, alias="allocationId")
     has_address: bool = Field(default=False, alias="hasAddress")
-    target_group_arn: str | None = Field(default=None, alias="targetGroupArn")
-    target: dict[str, Any] | None = None
+    registrations: list[Registration] = Field(default_factory=list)
     has_target_group: bool = Field(default=False, alias="hasTargetGroup")
     retire: Literal["stop", "terminate"] = "stop"
+    # stop-start path: what the state machine does when stop/start does not heal the instance.
+    fallback: Literal["launch-template", "none"] = "none"
+    # Set on the plan fallback_plan returns: the path that failed first.
+    fallback_from: str | None = Field(default=None, alias="fallbackFrom")
 
 
 def _tags(resource: Any) -> dict[str, str]:
@@ -167,16 +203,14 @@ def _group_tags(group: dict[str, Any]) -> dict[str, str]:
 
 
 def resolve(
-    ec2: EC2Client,
-    autoscaling: Any,
+    clients: Clients,
     target: ReplaceInstanceTarget,
     params: ReplaceInstanceParams,
     fence_key: str,
     fence_value: str,
-    elbv2: Any = None,
-    iam: Any = None,
 ) -> ReplacePlan:
     """Which path heals this instance. Raises AlreadyRecovering when AWS is already on it."""
+    ec2, autoscaling = clients.ec2, clients.autoscaling
     instance = describe_instance(ec2, target.instance_id)
     state = instance["State"]["Name"]
     if state in _EC2_RECOVERING:
@@ -202,6 +236,13 @@ def resolve(
                 group=group_name,
             )
         resource_tags[f"autoScalingGroup/{group_name}"] = _group_tags(_group(autoscaling, group_name))
+    recovering = recovery_in_progress(
+        _instance_status(ec2, target.instance_id),
+        _recover_alarms(clients.cloudwatch, target.instance_id),
+        datetime.now(UTC),
+    )
+    if recovering:
+        raise AlreadyRecovering(f"{target.instance_id}: {recovering}", instance=target.instance_id)
     root = instance.get("RootDeviceType", "ebs")
     path: Path
     if params.strategy != "auto":
@@ -227,11 +268,10 @@ def resolve(
         )
     extra: dict[str, Any] = {}
     if path == "launch-template":
-        if elbv2 is None or iam is None:
-            raise TypeError("the launch-template path needs elbv2 and iam clients")
-        extra = _replacement(ec2, elbv2, iam, instance, resource_tags)
+        extra = _replacement(ec2, clients.elbv2, clients.iam, instance, resource_tags)
     return ReplacePlan(
         retire=params.retire,
+        fallback=params.fallback if path == "stop-start" else "none",
         **extra,
         instance_id=target.instance_id,
         path=path,
@@ -244,6 +284,95 @@ def resolve(
         verify_attempts=params.verify_attempts,
         verify_interval_seconds=params.verify_interval_seconds,
     )
+
+
+def recovery_in_progress(
+    status: dict[str, Any], recover_alarms: list[dict[str, Any]], now: datetime
+) -> str | None:
+    """Why EC2 is already recovering the instance, or None (pure). ``status``: its
+    DescribeInstanceStatus entry; ``recover_alarms``: alarms on it with the EC2 recover action."""
+    checks = {
+        "system": status.get("SystemStatus", {}).get("Status"),
+        "instance": status.get("InstanceStatus", {}).get("Status"),
+    }
+    initializing = sorted(name for name, value in checks.items() if value == "initializing")
+    if initializing:
+        return (
+            f"its {' and '.join(initializing)} status check is still initializing: it was just"
+            " started or recovered; not acting before EC2 has checked it"
+        )
+    for event in status.get("Events", []):
+        description = event.get("Description", "")
+        if event.get("Code") not in _EC2_MAINTENANCE_EVENTS or description.startswith(
+            ("[Completed]", "[Canceled]")
+        ):
+            continue
+        not_before, not_after = event.get("NotBefore"), event.get("NotAfter")
+        if not_before is not None and not_before <= now and (not_after is None or now <= not_after):
+            return f"EC2 is in the window of its scheduled {event['Code']} ({description}): let it finish"
+    for alarm in recover_alarms:
+        if alarm.get("StateValue") == "ALARM":
+            return f"alarm {alarm['AlarmName']} is in ALARM with the EC2 recover action: EC2 is recovering it"
+    return None
+
+
+def _recover_alarms(cloudwatch: Any, instance_id: str) -> list[dict[str, Any]]:
+    """The enabled alarms on this instance's status checks whose actions include EC2 recover."""
+    dimensions = [{"Name": "InstanceId", "Value": instance_id}]
+    found = []
+    for metric in _RECOVER_METRICS:
+        alarms = cloudwatch.describe_alarms_for_metric(
+            Namespace="AWS/EC2", MetricName=metric, Dimensions=dimensions
+        )["MetricAlarms"]
+        for alarm in alarms:
+            # Checked again here: the dimension filter is exact in AWS, but cheap to be sure.
+            if alarm.get("Dimensions", dimensions) != dimensions or not alarm.get("ActionsEnabled", True):
+                continue
+            if any(action.endswith(":ec2:recover") for action in alarm.get("AlarmActions", [])):
+                found.append(dict(alarm))
+    return found
+
+
+def fallback_plan(
+    clients: Clients, plan: ReplacePlan, fence_key: str, fence_value: str, allowed_role_arns: str
+) -> ReplacePlan:
+    """The launch-template plan that takes over when stop/start did not heal ``plan``'s instance.
+
+    Planned now, not at resolve, because only now is it needed (and the instance may have stopped
+    since). Its resources are fenced and its pass roles in scope, or it raises (OutsideFence,
+    PreconditionFailed) and the execution fails as it would have without a fallback."""
+    if plan.path != "stop-start" or plan.fallback != "launch-template":
+        raise PreconditionFailed(f"no fallback from the {plan.path} path (params.fallback {plan.fallback})")
+    instance = describe_instance(clients.ec2, plan.instance_id)
+    state = instance["State"]["Name"]
+    if state in {"shutting-down", "terminated"}:
+        raise PreconditionFailed(f"{plan.instance_id} is {state}: nothing left to replace")
+    resource_tags = {plan.instance_id: _tags(instance)}
+    extra = _replacement(clients.ec2, clients.elbv2, clients.iam, instance, resource_tags)
+    replacement = ReplacePlan.model_validate(
+        {
+            **plan.model_dump(),
+            **extra,
+            "path": "launch-template",
+            "fallback": "none",
+            "fallback_from": plan.path,
+            "resource_tags": resource_tags,
+        }
+    )
+    unfenced = fence_violations(resource_tags, fence_key, fence_value)
+    if unfenced:
+        raise OutsideFence(
+            f"no replacement for {plan.instance_id}: it would touch {', '.join(unfenced)}, not tagged"
+            f" {fence_key}={fence_value}",
+            unfenced=unfenced,
+        )
+    refused = out_of_scope(replacement, allowed_role_arns)
+    if refused:
+        raise PreconditionFailed(
+            f"no replacement for {plan.instance_id}: it would pass {'; '.join(refused)}",
+            outOfScope=refused,
+        )
+    return replacement
 
 
 def launch_parameters(instance: dict[str, Any]) -> dict[str, Any]:
@@ -309,17 +438,10 @@ def _replacement(
     if address is not None:
         resource_tags[address["AllocationId"]] = _tags(address)
     registrations = _target_registrations(elbv2, instance_id)
-    if len(registrations) > 1:
-        raise PreconditionFailed(
-            f"{instance_id} is registered in {len(registrations)} target groups: this runbook swaps"
-            " one; replace it by hand",
-            instance=instance_id,
-        )
-    registration = registrations[0] if registrations else None
-    if registration is not None:
-        arn = registration["targetGroupArn"]
-        tags = elbv2.describe_tags(ResourceArns=[arn])["TagDescriptions"]
-        resource_tags[arn] = {t["Key"]: t["Value"] for d in tags for t in d.get("Tags", [])}
+    arns = sorted({r["targetGroupArn"] for r in registrations})
+    for chunk in range(0, len(arns), 20):  # DescribeTags takes at most 20 ARNs
+        for description in elbv2.describe_tags(ResourceArns=arns[chunk : chunk + 20])["TagDescriptions"]:
+            resource_tags[description["ResourceArn"]] = {t["Key"]: t["Value"] for t in description["Tags"]}
     launch = launch_parameters(instance)
     shape = launch_shape(launch)
     if shape is None:
@@ -340,9 +462,8 @@ def _replacement(
         "instance_profile_arn": instance.get("IamInstanceProfile", {}).get("Arn"),
         "allocation_id": address["AllocationId"] if address else None,
         "has_address": address is not None,
-        "target_group_arn": registration["targetGroupArn"] if registration else None,
-        "target": registration["target"] if registration else None,
-        "has_target_group": registration is not None,
+        "registrations": registrations,
+        "has_target_group": bool(registrations),
     }
 
 
@@ -449,7 +570,7 @@ def precheck(ec2: EC2Client, autoscaling: Any, plan: ReplacePlan) -> dict[str, A
     elif plan.path == "launch-template":
         before["launch"] = plan.launch
         before["allocationId"] = plan.allocation_id
-        before["targetGroupArn"] = plan.target_group_arn
+        before["targetGroupArns"] = [r.target_group_arn for r in plan.registrations]
     return before
 
 
@@ -476,12 +597,12 @@ def action_calls(plan: ReplacePlan) -> list[dict[str, Any]]:
         ]
     if plan.path == "launch-template":
         calls: list[dict[str, Any]] = [{"action": "ec2:RunInstances", "parameters": plan.launch}]
-        new = {"Id": REPLACEMENT, **{k: v for k, v in (plan.target or {}).items() if k != "Id"}}
-        if plan.has_target_group:
+        for registration in plan.registrations:
+            new = {"Id": REPLACEMENT, **{k: v for k, v in registration.target.items() if k != "Id"}}
             calls.append(
                 {
                     "action": "elasticloadbalancing:RegisterTargets",
-                    "parameters": {"TargetGroupArn": plan.target_group_arn, "Targets": [new]},
+                    "parameters": {"TargetGroupArn": registration.target_group_arn, "Targets": [new]},
                 }
             )
         if plan.has_address:
@@ -495,11 +616,14 @@ def action_calls(plan: ReplacePlan) -> list[dict[str, Any]]:
                     },
                 }
             )
-        if plan.has_target_group:
+        for registration in plan.registrations:
             calls.append(
                 {
                     "action": "elasticloadbalancing:DeregisterTargets",
-                    "parameters": {"TargetGroupArn": plan.target_group_arn, "Targets": [plan.target]},
+                    "parameters": {
+                        "TargetGroupArn": registration.target_group_arn,
+                        "Targets": [registration.target],
+                    },
                 }
             )
         calls.append(retire_call(plan.instance_id, plan.retire))
