@@ -250,7 +250,12 @@ REPLACE_INSTANCE = Scenario(
             " state, tags (fence), root device, type (carried in the plan to precheck)",
         ),
         "ec2:DescribeInstanceStatus": Need(
-            1, "precheck: state, AZ and status checks just before acting (IncludeAllInstances)"
+            2,
+            "resolve: are its status checks initializing or a maintenance reboot in its window (EC2"
+            " is on it)?; precheck: state, AZ and status checks just before acting",
+        ),
+        "cloudwatch:DescribeAlarms": Need(
+            1, "resolve: is an alarm with the EC2 recover action in ALARM for it (EC2 is on it)?"
         ),
         "autoscaling:DescribeAutoScalingInstances": Need(1, "resolve: is it a group member, in service?"),
         "autoscaling:DescribeAutoScalingGroups": Need(

@@ -642,3 +642,249 @@ def test_replace_instance_profile_outside_the_allowed_roles_is_refused_before_an
     (skipped,) = replace_rows(cloud, instance)
     assert skipped["phase"] == "skipped" and f"role/{name}" in skipped["reason"]
     assert not [r for r in cloud.recorded_requests() if r.operation == "RunInstances"]
+
+
+# ------------------------------------------------------- fallback: stop/start did not heal it
+
+
+def _start_fails_for(instance: str, monkeypatch: Any) -> None:
+    """StartInstances on ``instance`` fails as EC2 does when the AZ has no capacity for its type."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.instances import InstanceBackend
+
+    original = InstanceBackend.start_instances
+
+    def no_capacity(self: Any, instance_ids: list[str]) -> Any:
+        if instance in instance_ids:
+            raise EC2ClientError("InsufficientInstanceCapacity", "We currently do not have capacity")
+        return original(self, instance_ids)
+
+    monkeypatch.setattr(InstanceBackend, "start_instances", no_capacity)
+
+
+def test_replace_instance_failed_start_falls_back_to_a_replacement(cloud, monkeypatch):
+    """Given a standalone EBS instance behind an Elastic IP and a target group, When it is stopped
+    and its start fails (no capacity), Then a replacement takes over: launched from its launch
+    template, registered, given the address; the old one stays stopped; all of it audited."""
+    served = make_served(cloud)
+    _start_fails_for(served.instance, monkeypatch)
+    result = cloud.start_and_wait("replace-instance", manual_input(served.instance))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    new = address_owner(cloud, served.allocation)
+    assert new and new != served.instance
+    assert registered(cloud, served.target_group) == [new]
+    assert state_of(cloud, served.instance) == "stopped"
+    rows = replace_rows(cloud, served.instance)
+    steps = [(r["phase"], r.get("action"), r.get("outcome")) for r in rows]
+    assert steps[:6] == [
+        ("started", None, None),
+        ("action", "ec2:StopInstances", "pending"),
+        ("action", "ec2:StopInstances", "ok"),
+        ("action", "ec2:StartInstances", "pending"),
+        ("action", "ec2:StartInstances", "error"),
+        ("started", None, None),
+    ]
+    switch = rows[5]
+    assert (
+        "stop-start did not heal it" in switch["reason"]
+        and "falling back to launch-template" in switch["reason"]
+    )
+    assert switch["error"]["message"] and switch["before"]["plan"]["fallbackFrom"] == "stop-start"
+    assert [a for _, a, o in steps[6:] if o == "ok"] == [
+        "ec2:RunInstances",
+        "elasticloadbalancing:RegisterTargets",
+        "ec2:AssociateAddress",
+        "elasticloadbalancing:DeregisterTargets",
+        "ec2:StopInstances",
+    ]
+    verified = next(r for r in rows if r["phase"] == "verified")
+    assert verified["after"]["fallbackFrom"] == "stop-start" and verified["after"]["newInstanceId"] == new
+    assert rows[-1]["phase"] == "succeeded"
+
+
+def test_replace_instance_failed_start_without_a_fenced_fallback_fails_with_the_start_error(
+    cloud, monkeypatch
+):
+    """The fallback is refused like the guards refuse (an unfenced target group): nothing is launched
+    and the execution fails with the restart's own error, the refusal in its cause."""
+    served = make_served(cloud)
+    cloud.client("elbv2").remove_tags(ResourceArns=[served.target_group], TagKeys=[FENCE["Key"]])
+    _start_fails_for(served.instance, monkeypatch)
+    cloud.reset_recording()
+    result = cloud.start_and_wait("replace-instance", manual_input(served.instance))
+    assert result.status == "FAILED" and result.error == "Ec2.Ec2Exception", (result.error, result.cause)
+    assert "no replacement could take over: OutsideFence" in result.cause
+    assert served.target_group in result.cause
+    assert not [r for r in cloud.recorded_requests() if r.operation == "RunInstances"]
+    failed = replace_rows(cloud, served.instance)[-1]
+    assert failed["phase"] == "failed" and "no replacement could take over" in failed["reason"]
+
+
+def test_replace_instance_fallback_none_fails_without_launching(cloud, monkeypatch):
+    served = make_served(cloud)
+    _start_fails_for(served.instance, monkeypatch)
+    cloud.reset_recording()
+    result = cloud.start_and_wait("replace-instance", manual_input(served.instance, fallback="none"))
+    assert result.status == "FAILED"
+    assert not [r for r in cloud.recorded_requests() if r.operation == "RunInstances"]
+    assert address_owner(cloud, served.allocation) == served.instance
+
+
+# ------------------------------------------------------- launch-template path: more than one group
+
+
+def _second_target_group(cloud: DeployedCloud, served: Served, port: int = 9090) -> str:
+    elb = cloud.client("elbv2")
+    vpc = cloud.client("ec2").describe_vpcs()["Vpcs"][0]["VpcId"]
+    arn = elb.create_target_group(
+        Name=f"admin-{uuid.uuid4().hex[:8]}", Protocol="HTTP", Port=port, VpcId=vpc, Tags=[FENCE]
+    )["TargetGroups"][0]["TargetGroupArn"]
+    elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": served.instance, "Port": port}])
+    return str(arn)
+
+
+def test_replace_instance_launch_template_path_swaps_every_target_group(cloud):
+    served = make_served(cloud)
+    admin = _second_target_group(cloud, served)
+    result = cloud.start_and_wait(
+        "replace-instance", manual_input(served.instance, strategy="launch-template")
+    )
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    new = address_owner(cloud, served.allocation)
+    assert registered(cloud, served.target_group) == [new] and registered(cloud, admin) == [new]
+    ports = cloud.client("elbv2").describe_target_health(TargetGroupArn=admin)["TargetHealthDescriptions"]
+    assert [d["Target"]["Port"] for d in ports] == [9090]  # on the old one's port in that group
+    rows = replace_rows(cloud, served.instance)
+    swaps = [
+        (r["action"], r["parameters"]["TargetGroupArn"])
+        for r in rows
+        if r["phase"] == "action" and r["outcome"] == "ok" and r["action"].startswith("elasticloadbalancing")
+    ]
+    assert sorted(swaps) == sorted(
+        [
+            ("elasticloadbalancing:RegisterTargets", served.target_group),
+            ("elasticloadbalancing:RegisterTargets", admin),
+            ("elasticloadbalancing:DeregisterTargets", served.target_group),
+            ("elasticloadbalancing:DeregisterTargets", admin),
+        ]
+    )
+
+
+def test_replace_instance_registration_failing_in_the_second_group_undoes_only_what_was_done(
+    cloud, monkeypatch
+):
+    """Registered in the first group, refused by the second: the undo deregisters it where it was
+    registered (and nowhere else), terminates it, and the old one keeps serving both groups."""
+    from moto.elbv2.exceptions import InvalidTargetError
+    from moto.elbv2.models import FakeTargetGroup
+
+    served = make_served(cloud)
+    admin = _second_target_group(cloud, served)
+    original = FakeTargetGroup.register
+    groups_given_the_replacement: list[str] = []
+
+    def refuse_the_second_group(self: Any, targets: list[dict[str, Any]]) -> None:
+        if any(t["Id"] != served.instance for t in targets):
+            if groups_given_the_replacement:
+                raise InvalidTargetError()
+            groups_given_the_replacement.append(self.arn)
+        original(self, targets)
+
+    monkeypatch.setattr(FakeTargetGroup, "register", refuse_the_second_group)
+    result = cloud.start_and_wait(
+        "replace-instance", manual_input(served.instance, strategy="launch-template")
+    )
+    assert result.status == "FAILED" and result.error == "ElasticLoadBalancingV2.InvalidTargetException"
+    assert registered(cloud, served.target_group) == [served.instance]
+    assert registered(cloud, admin) == [served.instance]
+    assert address_owner(cloud, served.allocation) == served.instance
+    rows = replace_rows(cloud, served.instance)
+    new = next(r for r in rows if r.get("action") == "ec2:RunInstances" and r["outcome"] == "ok")["after"]
+    assert state_of(cloud, new["instanceId"]) == "terminated"
+    undone = [
+        (r["action"], (r.get("parameters") or {}).get("TargetGroupArn"))
+        for r in rows
+        if r["phase"] == "compensated"
+    ]
+    assert undone == [
+        ("elasticloadbalancing:DeregisterTargets", groups_given_the_replacement[0]),
+        ("ec2:TerminateInstances", None),
+    ]
+
+
+# ------------------------------------------------------- launch-template path: the address moved?
+
+
+def test_replace_instance_address_not_on_the_replacement_is_moved_back_and_undone(cloud, monkeypatch):
+    """AssociateAddress answers but the address never lands on the replacement: verification fails
+    (named, escalated), the address goes back to the old instance, the replacement is undone."""
+    from moto.ec2.models.elastic_ip_addresses import ElasticAddressBackend
+
+    served = make_served(cloud)
+    original = ElasticAddressBackend.associate_address
+
+    def lost_on_the_replacement(self: Any, instance: Any = None, **kwargs: Any) -> Any:
+        if instance is not None and instance.id != served.instance:
+            (address,) = self.address_by_allocation([kwargs["allocation_id"]])
+            return address  # accepted, not applied
+        return original(self, instance=instance, **kwargs)
+
+    monkeypatch.setattr(ElasticAddressBackend, "associate_address", lost_on_the_replacement)
+    result = cloud.start_and_wait(
+        "replace-instance", manual_input(served.instance, strategy="launch-template", verifyAttempts=2)
+    )
+    assert result.status == "FAILED" and result.error == "VerificationFailed"
+    assert "is not on replacement" in result.cause
+    assert address_owner(cloud, served.allocation) == served.instance
+    assert registered(cloud, served.target_group) == [served.instance]
+    rows = replace_rows(cloud, served.instance)
+    undone = [r["action"] for r in rows if r["phase"] == "compensated"]
+    assert undone == [
+        "ec2:AssociateAddress",
+        "elasticloadbalancing:DeregisterTargets",
+        "ec2:TerminateInstances",
+    ]
+    back = next(r for r in rows if r["phase"] == "compensated")
+    assert back["parameters"] == {
+        "AllocationId": served.allocation,
+        "InstanceId": served.instance,
+        "AllowReassociation": True,
+    }
+
+
+# ------------------------------------------------------------------ don't fight AWS
+
+
+def test_replace_instance_recover_alarm_in_alarm_is_not_fought(cloud):
+    """A status-check alarm whose action is EC2 recover fires: triage routes it here, and the runbook
+    stands back (EC2's own recovery is working on it): skipped, audited, no call."""
+    instance = make_standalone(cloud)
+    cw = cloud.client("cloudwatch")
+    cw.put_metric_alarm(
+        AlarmName=f"{instance}-recover",
+        Namespace="AWS/EC2",
+        MetricName="StatusCheckFailed_System",
+        Dimensions=[{"Name": "InstanceId", "Value": instance}],
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=2,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+        AlarmActions=["arn:aws:automate:us-east-1:ec2:recover"],
+    )
+    sfn = cloud.client("stepfunctions")
+    machines = ops.stack_state_machines(cloud.client("cloudformation"), cloud.stack.name)
+    before = ops.execution_arns(sfn, machines)
+    cloud.reset_recording()
+    cw.set_alarm_state(AlarmName=f"{instance}-recover", StateValue="ALARM", StateReason="e2e")
+    (execution,) = ops.wait_for_new_executions(sfn, machines, before)
+    assert execution.status == "SUCCEEDED"
+    received, skipped = replace_rows(cloud, instance)
+    assert received["phase"] == "received" and skipped["phase"] == "skipped"
+    assert "EC2 recover action" in skipped["reason"] and skipped["error"]["error"] == "AlreadyRecovering"
+    # a manual request finds the same
+    assert cloud.start_and_wait("replace-instance", manual_input(instance)).status == "SUCCEEDED"
+    rows = replace_rows(cloud, instance)
+    assert [r["phase"] for r in rows] == ["received", "skipped", "skipped"]
+    assert not [r for r in cloud.recorded_requests() if r.operation in {"StopInstances", "StartInstances"}]
+    assert state_of(cloud, instance) == "running"

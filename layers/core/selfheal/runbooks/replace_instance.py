@@ -59,7 +59,7 @@ Path = Literal["asg", "stop-start", "launch-template"]
 IAM_ACTIONS = (
     "ec2:DescribeInstances",
     "ec2:DescribeInstanceStatus",
-    "cloudwatch:DescribeAlarmsForMetric",
+    "cloudwatch:DescribeAlarms",
     "autoscaling:DescribeAutoScalingInstances",
     "autoscaling:DescribeAutoScalingGroups",
     "autoscaling:SetInstanceHealth",
@@ -317,18 +317,23 @@ def recovery_in_progress(
 
 
 def _recover_alarms(cloudwatch: Any, instance_id: str) -> list[dict[str, Any]]:
-    """The enabled alarms on this instance's status checks whose actions include EC2 recover."""
+    """The alarms on this instance in ALARM whose actions include EC2 recover: one call for the
+    account's few alarms with that action (filtered by CloudWatch), then this instance's."""
+    recover = f"arn:{cloudwatch.meta.partition}:automate:{cloudwatch.meta.region_name}:ec2:recover"
     dimensions = [{"Name": "InstanceId", "Value": instance_id}]
     found = []
-    for metric in _RECOVER_METRICS:
-        alarms = cloudwatch.describe_alarms_for_metric(
-            Namespace="AWS/EC2", MetricName=metric, Dimensions=dimensions
-        )["MetricAlarms"]
-        for alarm in alarms:
-            # Checked again here: the dimension filter is exact in AWS, but cheap to be sure.
-            if alarm.get("Dimensions", dimensions) != dimensions or not alarm.get("ActionsEnabled", True):
-                continue
-            if any(action.endswith(":ec2:recover") for action in alarm.get("AlarmActions", [])):
+    pages = cloudwatch.get_paginator("describe_alarms").paginate(
+        AlarmTypes=["MetricAlarm"], StateValue="ALARM", ActionPrefix=recover
+    )
+    for page in pages:
+        for alarm in page["MetricAlarms"]:
+            if (
+                alarm.get("Namespace") == "AWS/EC2"
+                and alarm.get("MetricName") in _RECOVER_METRICS
+                and alarm.get("Dimensions") == dimensions
+                and alarm.get("ActionsEnabled", True)
+                and recover in alarm.get("AlarmActions", [])
+            ):
                 found.append(dict(alarm))
     return found
 
