@@ -269,6 +269,8 @@ def test_replace_instance_restart_that_never_passes_checks_fails_named_and_escal
     assert result.status == "FAILED" and result.error == "VerificationFailed"
     failed = replace_rows(cloud, instance)[-1]
     assert failed["phase"] == "failed" and "status checks" in failed["reason"]
+    # the fallback was asked and refused: this instance has no launch request the runbook can send
+    assert "no replacement could take over: PreconditionFailed" in failed["reason"]
 
 
 def _moto_instance(instance_id: str) -> Any:
