@@ -363,11 +363,10 @@ def test_resolve_launch_template_path_refuses_a_group_member(clients, world):
 # ------------------------------------------------------------------ don't fight AWS
 
 
-def test_resolve_skips_an_instance_whose_recover_alarm_is_in_alarm(clients, world):
-    """Given a standalone instance with a StatusCheckFailed_System alarm whose action is EC2 recover,
-    in ALARM, When resolved, Then AlreadyRecovering names the alarm (EC2 is recovering it)."""
-    instance = _standalone(clients, world)
-    name = f"recover-{instance}"
+RECOVER = "arn:aws:automate:us-east-1:ec2:recover"
+
+
+def _status_check_alarm(clients: Any, name: str, instance: str, action: str) -> str:
     clients.cloudwatch.put_metric_alarm(
         AlarmName=name,
         Namespace="AWS/EC2",
@@ -378,35 +377,35 @@ def test_resolve_skips_an_instance_whose_recover_alarm_is_in_alarm(clients, worl
         EvaluationPeriods=2,
         Threshold=0,
         ComparisonOperator="GreaterThanThreshold",
-        AlarmActions=["arn:aws:automate:us-east-1:ec2:recover"],
+        AlarmActions=[action],
     )
+    return name
+
+
+def _fire(clients: Any, alarm: str) -> None:
+    clients.cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="test")
+
+
+def test_resolve_skips_an_instance_whose_recover_alarm_is_in_alarm(clients, world):
+    """Given a standalone instance with a StatusCheckFailed_System alarm whose action is EC2 recover,
+    in ALARM, When resolved, Then AlreadyRecovering names the alarm (EC2 is recovering it)."""
+    instance = _standalone(clients, world)
+    alarm = _status_check_alarm(clients, f"recover-{instance}", instance, RECOVER)
     assert _resolve(clients, instance).path == "stop-start"  # OK: the alarm is not firing
-    clients.cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="test")
-    with pytest.raises(AlreadyRecovering, match=f"alarm {name} is in ALARM with the EC2 recover action"):
+    _fire(clients, alarm)
+    with pytest.raises(AlreadyRecovering, match=f"alarm {alarm} is in ALARM with the EC2 recover action"):
         _resolve(clients, instance)
 
 
 def test_resolve_ignores_alarms_without_the_recover_action_and_on_other_instances(clients, world):
     instance, other = _standalone(clients, world), _standalone(clients, world)
-    for alarm, on, actions in (
-        ("notify-only", instance, ["arn:aws:sns:us-east-1:123456789012:ops"]),
-        ("recover-other", other, ["arn:aws:automate:us-east-1:ec2:recover"]),
-    ):
-        clients.cloudwatch.put_metric_alarm(
-            AlarmName=f"{alarm}-{instance}",
-            Namespace="AWS/EC2",
-            MetricName="StatusCheckFailed_System",
-            Dimensions=[{"Name": "InstanceId", "Value": on}],
-            Statistic="Maximum",
-            Period=60,
-            EvaluationPeriods=2,
-            Threshold=0,
-            ComparisonOperator="GreaterThanThreshold",
-            AlarmActions=actions,
-        )
-        clients.cloudwatch.set_alarm_state(
-            AlarmName=f"{alarm}-{instance}", StateValue="ALARM", StateReason="t"
-        )
+    _fire(
+        clients,
+        _status_check_alarm(
+            clients, f"notify-{instance}", instance, "arn:aws:sns:us-east-1:123456789012:ops"
+        ),
+    )
+    _fire(clients, _status_check_alarm(clients, f"recover-other-{instance}", other, RECOVER))
     assert _resolve(clients, instance).path == "stop-start"
 
 
