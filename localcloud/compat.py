@@ -67,6 +67,42 @@ def patch_sfn_elbv2_service_name() -> None:
     StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES = overrides  # type: ignore[misc]
 
 
+# A JSONPath is indefinite (its result is always a list in Step Functions, even of one item, or empty
+# when nothing matches) when it has a wildcard, a deep scan, a filter, a slice or a union.
+_INDEFINITE_PATH = re.compile(r"\.\*|\.\.|\[[^\]]*[*:?,][^\]]*\]")
+
+
+def is_definite_json_path(path: str) -> bool:
+    return not _INDEFINITE_PATH.search(path)
+
+
+def patch_sfn_definite_json_paths() -> None:
+    """Step Functions (Jayway JSONPath) gives a definite path's one value as it is: ``$.a[0].b`` is
+    ``b``'s value. moto 5.2.5 wraps it in a list whenever the path goes through an array index, so an
+    ASL that is right on AWS fails locally (and one written to pass locally fails on AWS). Indefinite
+    paths (``[*]``, ``..``, filters, slices, unions) keep moto's list, which is what AWS gives."""
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    original = json_path.extract_json
+    if getattr(original, "_selfheal_definite", False):
+        return
+
+    def extract_json(path: str, data: Any) -> Any:
+        if not is_definite_json_path(path):
+            return original(path, data)
+        matches = json_path.parse(path).find(data)
+        if not matches:
+            raise json_path.NoSuchJsonPathError(json_path=path, data=data)
+        return matches[0].value
+
+    extract_json._selfheal_definite = True  # type: ignore[attr-defined]
+    json_path.extract_json = extract_json
+    # Modules that imported it by name before the patch keep their own reference: replace those too.
+    for name, module in list(sys.modules.items()):
+        if name.startswith("moto.stepfunctions.parser") and getattr(module, "extract_json", None) is original:
+            module.extract_json = extract_json  # type: ignore[attr-defined]
+
+
 class MotoVersionError(RuntimeError):
     """The installed moto is not the version these patches were written and tested against."""
 
@@ -771,6 +807,7 @@ def apply_all() -> None:
     compat_cfn.patch_sns_lambda_delivery()
     compat_cfn.patch_list_parameter_defaults()
     patch_sfn_elbv2_service_name()
+    patch_sfn_definite_json_paths()
     compat_sqs.patch_sqs_message_move_tasks()
     patch_lambda_configuration_cold_start()
     compat_rds.apply_all()

@@ -463,3 +463,63 @@ def test_comma_delimited_list_parameter_left_at_its_default_is_a_list(local: Dep
     resources = cfn.list_stack_resources(StackName="compat-list-default")["StackResourceSummaries"]
     ids = [r.get("LogicalResourceId") for r in resources]
     assert "Always" in ids and "OnlyWithNames" not in ids
+
+
+# --- JSONPath ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("$.a[0].b", 1),  # definite through an index: the value (moto alone: [1])
+        ("$.a[1]", {"b": 2, "w": False}),
+        ("$.a[*].b", [1, 2]),
+        ("$.one[*].b", [1]),  # indefinite over one item: still a list
+        ("$.a[?(@.w == true)].b", [1]),
+        ("$.a[0:1]", [{"b": 1, "w": True}]),
+        ("$..b", [1, 2, 1]),
+        ("$.none[*].b", []),
+    ],
+)
+def test_json_paths_resolve_as_step_functions_does(path: str, expected: Any) -> None:
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    compat.patch_sfn_definite_json_paths()
+    data = {"a": [{"b": 1, "w": True}, {"b": 2, "w": False}], "one": [{"b": 1}], "none": []}
+    assert json_path.extract_json(path, data) == expected
+
+
+def test_definite_path_to_nothing_is_still_an_error() -> None:
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    compat.patch_sfn_definite_json_paths()
+    with pytest.raises(json_path.NoSuchJsonPathError):
+        json_path.extract_json("$.a[5].b", {"a": [{"b": 1}]})
+
+
+def test_state_machine_reads_a_definite_path_through_an_index_as_a_value(local: DeployedCloud) -> None:
+    # Given a Pass state that picks one field of the first item, and a Choice on it
+    arn = _machine(
+        local,
+        {
+            "StartAt": "Pick",
+            "States": {
+                "Pick": {
+                    "Type": "Pass",
+                    "Parameters": {"first.$": "$.items[0].id", "all.$": "$.items[*].id"},
+                    "Next": "Is it a?",
+                },
+                "Is it a?": {
+                    "Type": "Choice",
+                    "Choices": [{"Variable": "$.first", "StringEquals": "a", "Next": "Yes"}],
+                    "Default": "No",
+                },
+                "Yes": {"Type": "Succeed"},
+                "No": {"Type": "Fail", "Error": "NotA"},
+            },
+        },
+    )
+    # When it runs over one item, Then the definite path is the value and the wildcard a list
+    result = local.start_and_wait(arn, {"items": [{"id": "a"}]})
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output == {"first": "a", "all": ["a"]}
