@@ -512,3 +512,43 @@ def test_promote_replica_lease_taken_while_waiting_for_approval_changes_nothing(
     assert db.replica_state(cloud) == ("available", db.primary)
     rows = rows_for(cloud, db.primary)
     assert rows[-1]["phase"] == "skipped" and not [r for r in rows if r["phase"] == "action"]
+
+
+def test_promote_replica_replica_promoted_by_hand_while_waiting_for_approval_is_not_acted_on(
+    cloud, approvals
+):
+    # Given an execution waiting for approval, and an operator who promotes the replica by hand
+    db = make_database(cloud, lag=120.0)
+    arn = _start(cloud, manual_input(db, maxLagSeconds=30))
+    token, _ = approvals(arn)
+    cloud.client("rds").promote_read_replica(DBInstanceIdentifier=db.replica)
+    # When the approval comes anyway
+    assert _cli("approve", token, "--by", "alice", "--endpoint", cloud.endpoint) == 0
+    # Then it looks again before acting: the approved plan no longer holds (the primary has no
+    # replica now), so nothing is called, the DNS name is not touched, and a human hears why
+    result = ops.wait_for_execution(cloud.client("stepfunctions"), arn, timeout=60)
+    assert result.status == "FAILED" and result.error == "PreconditionFailed", (result.error, result.cause)
+    assert "changed since it was approved" in result.cause
+    assert db.record_value(cloud) == db.primary_endpoint
+    rows = rows_for(cloud, db.primary)
+    assert rows[-1]["phase"] == "failed" and "changed since it was approved" in rows[-1]["reason"]
+    assert not [r for r in rows if r["phase"] == "action"]
+
+
+def test_promote_replica_kill_switch_turned_off_while_waiting_for_approval_stops_it(cloud, approvals):
+    ssm, name = cloud.client("ssm"), cloud.stack.outputs["ModeParameterName"]
+    db = make_database(cloud, lag=120.0)
+    arn = _start(cloud, manual_input(db, maxLagSeconds=30))
+    token, _ = approvals(arn)
+    ssm.put_parameter(Name=name, Value="off", Type="String", Overwrite=True)
+    try:
+        assert _cli("approve", token, "--by", "alice", "--endpoint", cloud.endpoint) == 0
+        result = ops.wait_for_execution(cloud.client("stepfunctions"), arn, timeout=60)
+    finally:
+        ssm.put_parameter(Name=name, Value="enforce", Type="String", Overwrite=True)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert db.replica_state(cloud) == ("available", db.primary)
+    rows = rows_for(cloud, db.primary)
+    assert rows[-1]["phase"] == "skipped" and "kill switch is off" in rows[-1]["reason"]
+    assert rows[-1]["error"]["error"] == "ModeChanged"
+    assert not [r for r in rows if r["phase"] == "action"]

@@ -192,3 +192,62 @@ def test_resolve_cluster_picks_the_best_available_reader(clients):
     assert (plan.current_writer, plan.target_instance_identifier) == ("c1-w", "c1-b")
     assert set(plan.resource_tags) == {"c1", "c1-b"}
     assert precheck(clients, plan)["newWriter"] == "c1-b"
+
+
+# ---------------------------------------------------------------- recheck after an approval
+
+
+def _recheck(clients: Any, settings: Any, plan: Any, request_params: dict[str, Any]) -> dict[str, Any]:
+    from selfheal.models import Actor, Request
+    from selfheal.steps import StepEvent, Steps
+
+    request = Request(
+        request_id="exec-approved",
+        runbook="promote-replica",
+        target={"dbInstanceIdentifier": "orders"},
+        target_key="orders",
+        params=request_params,
+        dry_run=False,
+        reason="test",
+        actor=Actor(kind="manual"),
+    )
+    event = StepEvent.model_validate(
+        {
+            "step": "recheck",
+            "runbook": "promote-replica",
+            "execution": {"arn": "arn:aws:states:us-east-1:123456789012:execution:x:y", "name": "y"},
+            "state": {"name": "Look again after the approval", "enteredTime": "2026-11-22T04:00:00Z"},
+            "request": request.model_dump(mode="json", by_alias=True),
+            "plan": plan.model_dump(mode="json", by_alias=True),
+        }
+    )
+    return Steps(settings, clients).run(event)
+
+
+def test_recheck_after_approval_passes_when_nothing_changed_and_names_what_did(clients, settings, db):
+    """Given a plan approved for replica orders-r0, When the replica's tags change while the human
+    decides, Then the recheck refuses and names the field; unchanged, it returns a fresh before."""
+    db.database()
+    request_params = params(db).model_dump(mode="json", by_alias=True, exclude_none=True)
+    approved = resolve(clients, target(dbInstanceIdentifier="orders"), params(db), KEY, VALUE)
+    assert (
+        _recheck(clients, settings, approved, request_params)["before"]["replica"]["identifier"]
+        == "orders-r0"
+    )
+    arn = clients.rds.describe_db_instances(DBInstanceIdentifier="orders-r0")["DBInstances"][0][
+        "DBInstanceArn"
+    ]
+    clients.rds.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "owner", "Value": "someone-else"}])
+    with pytest.raises(PreconditionFailed, match="changed since it was approved: resourceTags"):
+        _recheck(clients, settings, approved, request_params)
+
+
+def test_recheck_after_approval_stops_when_the_kill_switch_left_enforce(clients, settings, db):
+    from selfheal.errors import ModeChanged
+
+    db.database()
+    request_params = params(db).model_dump(mode="json", by_alias=True, exclude_none=True)
+    approved = resolve(clients, target(dbInstanceIdentifier="orders"), params(db), KEY, VALUE)
+    clients.ssm.put_parameter(Name=settings.mode_parameter, Value="dry-run", Type="String", Overwrite=True)
+    with pytest.raises(ModeChanged, match="kill switch is dry-run"):
+        _recheck(clients, settings, approved, request_params)

@@ -93,6 +93,10 @@ class PrimaryUnhealthy(PreconditionFailed):
     """A failback found the primary not healthy (now, or again after the healthy period): traffic stays."""
 
 
+class ModeChanged(NotApplicable):
+    """The kill switch left enforce while the runbook waited (for a human's approval): it does not act."""
+
+
 class AlreadyRecovering(NotApplicable):
     """AWS (or the Auto Scaling group) is already recovering the target: don't fight it."""
 

@@ -16,10 +16,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from selfheal.audit import AuditRow, AuditTrail
 from selfheal.clients import Clients
 from selfheal.config import Settings
-from selfheal.errors import InvalidInput, LeaseHeld, SelfhealError, TerminalError, UnknownRunbook
+from selfheal.errors import (
+    InvalidInput,
+    LeaseHeld,
+    ModeChanged,
+    NotApplicable,
+    PreconditionFailed,
+    SelfhealError,
+    TerminalError,
+    UnknownRunbook,
+)
 from selfheal.guards import GuardLimits, evaluate, fence_violations, hold_down_wait_seconds, read_mode
 from selfheal.lease import LeaseStore
-from selfheal.models import Actor, Phase, Request, RunbookInput, utcnow
+from selfheal.models import Actor, Mode, Phase, Request, RunbookInput, utcnow
 from selfheal.notify import Outcome, publish_outcome
 from selfheal.runbooks import RUNBOOKS, RunbookSpec
 
@@ -39,7 +48,9 @@ class StepEvent(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    step: Literal["validate", "acquire-lease", "guards", "precheck", "audit", "finish", "verify", "fallback"]
+    step: Literal[
+        "validate", "acquire-lease", "guards", "precheck", "audit", "finish", "verify", "fallback", "recheck"
+    ]
     runbook: str
     execution: ExecutionRef
     state: StateRef
@@ -128,6 +139,7 @@ class Steps:
             "finish": self.finish,
             "verify": self.verify,
             "fallback": self.fallback,
+            "recheck": self.recheck,
         }[event.step]
         return handler(event)
 
@@ -250,6 +262,40 @@ class Steps:
         if event.plan is None or spec.verify is None:
             raise InvalidInput(f"verify needs the plan and a runbook with a verify step ({event.runbook})")
         return spec.verify(self.clients, spec.plan_model.model_validate(event.plan))
+
+    def recheck(self, event: StepEvent) -> dict[str, Any]:
+        """After a wait for a human (an approval can come hours later), look again before acting:
+        the kill switch must still say enforce, the plan resolved now must be the one approved (its
+        resources and their tags included), and the precheck must pass again. Returns the new
+        ``before``."""
+        request = self._request(event)
+        spec = _spec(request.runbook)
+        if event.plan is None:
+            raise InvalidInput("recheck needs the approved plan")
+        s = self.settings
+        mode, problem = read_mode(self.clients.ssm, s.mode_parameter)
+        if mode is not Mode.ENFORCE:
+            raise ModeChanged(
+                f"the kill switch is {mode.value} now{f' ({problem})' if problem else ''}: not acting"
+            )
+        target = spec.target_model.model_validate(request.target)
+        params = spec.params_model.model_validate(request.params)
+        try:
+            plan = spec.resolve(self.clients, target, params, s.fence_tag_key, s.fence_tag_value)
+        except NotApplicable:
+            raise  # nothing to do any more (e.g. already promoted): a skip, as at the guards
+        except TerminalError as exc:
+            raise PreconditionFailed(f"changed since it was approved: {exc.message}", **exc.details) from exc
+        now = plan.model_dump(mode="json", by_alias=True)
+        changed = sorted(k for k in set(now) | set(event.plan) if now.get(k) != event.plan.get(k))
+        if changed:
+            raise PreconditionFailed(
+                "changed since it was approved: "
+                + "; ".join(f"{k} {event.plan.get(k)!r} -> {now.get(k)!r}" for k in changed),
+                changed=changed,
+            )
+        # No second fence check needed: the tags are part of the plan (resourceTags), compared above.
+        return {"before": spec.precheck(self.clients, plan)}
 
     def fallback(self, event: StepEvent) -> dict[str, Any]:
         """The first path did not heal the target (``error`` says why): plan the runbook's fallback and
