@@ -1,9 +1,9 @@
 """Public list prices the cost model uses: one place, with their source page and date.
 
 Region us-east-1, on-demand, no free tier (a busy account has used it up; a quiet one pays less).
-These are the list prices as published on the named pages when last checked (AS_OF). This machine
-cannot reach aws.amazon.com, so they were not re-fetched for this run: check the pages before
-quoting a number to anyone.
+These are the list prices as published on the named pages (AS_OF). This machine cannot reach
+aws.amazon.com; on 2026-11-22 they were checked against stored copies of public pages (the project's
+search tool), see VERIFIED. SNS was not found there: check its page before quoting it to anyone.
 """
 
 from __future__ import annotations
@@ -12,6 +12,16 @@ from dataclasses import dataclass
 
 AS_OF = "2025-06"
 REGION = "us-east-1"
+# Where each price was last confirmed (2026-11-22), and by what.
+VERIFIED = {
+    "stepfunctions_standard_transition": "aws.amazon.com/step-functions/pricing: US East $0.0250",
+    "lambda_arm64_gb_second": "third-party guides quoting the Lambda pricing page (arm, first 7.5bn GB-s)",
+    "lambda_request": "third-party guides quoting the Lambda pricing page",
+    "dynamodb_wru": "third-party guides after the November 2024 on-demand price cut (US East)",
+    "dynamodb_rru": "third-party guides after the November 2024 on-demand price cut (US East)",
+    "eventbridge_custom_event": "third-party guides quoting the EventBridge pricing page (2026)",
+    "xray_trace_recorded": "aws.amazon.com/xray/pricing (de): 5 USD per million recorded traces",
+}
 
 
 @dataclass(frozen=True)

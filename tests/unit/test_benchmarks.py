@@ -134,3 +134,8 @@ def test_render_and_targets_accept_a_result_document():
     }
     assert "| F |" in render(results)
     assert any("NOT met" in line for line in targets(results))
+
+
+def test_every_price_but_the_unconfirmed_ones_says_where_it_was_confirmed():
+    assert set(prices.VERIFIED) <= set(prices.ALL)
+    assert set(prices.ALL) - set(prices.VERIFIED) == {"sns_publish", "sns_email_delivery"}
