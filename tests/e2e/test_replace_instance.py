@@ -722,6 +722,25 @@ def test_replace_instance_failed_start_without_a_fenced_fallback_fails_with_the_
     assert failed["phase"] == "failed" and "no replacement could take over" in failed["reason"]
 
 
+def test_replace_instance_fallback_step_crashing_fails_with_the_start_error(cloud, monkeypatch):
+    """An unexpected error while planning the fallback (not a refusal): nothing is launched and the
+    run fails, escalated, with the restart's own error."""
+    from selfheal.runbooks import replace_instance
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom while planning")
+
+    served = make_served(cloud)
+    _start_fails_for(served.instance, monkeypatch)
+    monkeypatch.setattr(replace_instance, "fallback_plan", broken)
+    cloud.reset_recording()
+    result = cloud.start_and_wait("replace-instance", manual_input(served.instance))
+    assert result.status == "FAILED" and result.error == "Ec2.Ec2Exception", (result.error, result.cause)
+    assert not [r for r in cloud.recorded_requests() if r.operation == "RunInstances"]
+    failed = replace_rows(cloud, served.instance)[-1]
+    assert failed["phase"] == "failed" and failed["error"]["error"] == "Ec2.Ec2Exception"
+
+
 def test_replace_instance_fallback_none_fails_without_launching(cloud, monkeypatch):
     served = make_served(cloud)
     _start_fails_for(served.instance, monkeypatch)
@@ -852,6 +871,40 @@ def test_replace_instance_address_not_on_the_replacement_is_moved_back_and_undon
         "InstanceId": served.instance,
         "AllowReassociation": True,
     }
+
+
+def test_replace_instance_address_that_cannot_be_moved_back_is_audited_and_the_undo_goes_on(
+    cloud, monkeypatch
+):
+    """The address never lands on the replacement and moving it back is refused too: the failed
+    compensation is its own audit row, and the undo still deregisters and terminates the replacement."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.elastic_ip_addresses import ElasticAddressBackend
+
+    served = make_served(cloud)
+
+    def nothing_moves(self: Any, instance: Any = None, **kwargs: Any) -> Any:
+        if instance is not None and instance.id == served.instance:
+            raise EC2ClientError("InvalidInstanceID", "the old instance refuses the address")
+        (address,) = self.address_by_allocation([kwargs["allocation_id"]])
+        return address  # accepted for the replacement, never applied
+
+    monkeypatch.setattr(ElasticAddressBackend, "associate_address", nothing_moves)
+    result = cloud.start_and_wait(
+        "replace-instance", manual_input(served.instance, strategy="launch-template", verifyAttempts=2)
+    )
+    assert result.status == "FAILED" and result.error == "VerificationFailed"
+    rows = replace_rows(cloud, served.instance)
+    compensations = [(r["action"], r["outcome"]) for r in rows if r["phase"] == "compensated"]
+    assert compensations == [
+        ("ec2:AssociateAddress", "error"),
+        ("elasticloadbalancing:DeregisterTargets", "ok"),
+        ("ec2:TerminateInstances", "ok"),
+    ]
+    new = next(r for r in rows if r.get("action") == "ec2:RunInstances" and r["outcome"] == "ok")["after"]
+    assert state_of(cloud, new["instanceId"]) == "terminated"
+    assert registered(cloud, served.target_group) == [served.instance]
+    assert rows[-1]["phase"] == "failed" and "is not on replacement" in rows[-1]["reason"]
 
 
 # ------------------------------------------------------------------ don't fight AWS
