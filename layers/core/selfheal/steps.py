@@ -196,10 +196,8 @@ class Steps:
         """Resolve what the runbook would touch, then mode, fence, cooldown, loop and budget."""
         request = self._request(event)
         spec = _spec(request.runbook)
-        target = spec.target_model.model_validate(request.target)
-        params = spec.params_model.model_validate(request.params)
         s = self.settings
-        plan = spec.resolve(self.clients, target, params, s.fence_tag_key, s.fence_tag_value)
+        plan = self._resolve(spec, request)
         plan_json = plan.model_dump(mode="json", by_alias=True)
         mode, mode_problem = read_mode(self.clients.ssm, s.mode_parameter)
         now = utcnow()
@@ -242,6 +240,13 @@ class Steps:
             )
         return {"decision": result, "plan": plan_json, "dryRun": decision.dry_run}
 
+    def _resolve(self, spec: RunbookSpec, request: Request) -> BaseModel:
+        """What the runbook would touch, from the validated request (read-only)."""
+        target = spec.target_model.model_validate(request.target)
+        params = spec.params_model.model_validate(request.params)
+        s = self.settings
+        return spec.resolve(self.clients, target, params, s.fence_tag_key, s.fence_tag_value)
+
     def precheck(self, event: StepEvent) -> dict[str, Any]:
         request = self._request(event)
         spec = _spec(request.runbook)
@@ -278,10 +283,8 @@ class Steps:
             raise ModeChanged(
                 f"the kill switch is {mode.value} now{f' ({problem})' if problem else ''}: not acting"
             )
-        target = spec.target_model.model_validate(request.target)
-        params = spec.params_model.model_validate(request.params)
         try:
-            plan = spec.resolve(self.clients, target, params, s.fence_tag_key, s.fence_tag_value)
+            plan = self._resolve(spec, request)
         except NotApplicable:
             raise  # nothing to do any more (e.g. already promoted): a skip, as at the guards
         except TerminalError as exc:

@@ -181,14 +181,19 @@ def _not_found(exc: Exception) -> bool:
     return "NotFound" in code
 
 
-def describe_instance(rds: Any, identifier: str) -> dict[str, Any] | None:
+def _describe_one(describe: Any, result_key: str, **identifier: str) -> dict[str, Any] | None:
+    """The one resource a Describe* call names, or None when RDS says it does not exist."""
     try:
-        found = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
+        found = describe(**identifier)[result_key]
     except Exception as exc:
         if _not_found(exc):
             return None
         raise
     return dict(found[0]) if found else None
+
+
+def describe_instance(rds: Any, identifier: str) -> dict[str, Any] | None:
+    return _describe_one(rds.describe_db_instances, "DBInstances", DBInstanceIdentifier=identifier)
 
 
 def _instance_tags(rds: Any, instance: dict[str, Any]) -> dict[str, str]:
@@ -350,15 +355,10 @@ def _resolve_replica(
 
 
 def describe_cluster(rds: Any, identifier: str) -> dict[str, Any]:
-    try:
-        found = rds.describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"]
-    except Exception as exc:
-        if _not_found(exc):
-            raise UnknownResource(f"no DB cluster {identifier}", cluster=identifier) from exc
-        raise
-    if not found:
+    cluster = _describe_one(rds.describe_db_clusters, "DBClusters", DBClusterIdentifier=identifier)
+    if cluster is None:
         raise UnknownResource(f"no DB cluster {identifier}", cluster=identifier)
-    return dict(found[0])
+    return cluster
 
 
 def best_reader(readers: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -422,15 +422,10 @@ def _resolve_cluster(
 
 
 def describe_global(rds: Any, identifier: str) -> dict[str, Any]:
-    try:
-        found = rds.describe_global_clusters(GlobalClusterIdentifier=identifier)["GlobalClusters"]
-    except Exception as exc:
-        if _not_found(exc):
-            raise UnknownResource(f"no global cluster {identifier}", globalCluster=identifier) from exc
-        raise
-    if not found:
+    found = _describe_one(rds.describe_global_clusters, "GlobalClusters", GlobalClusterIdentifier=identifier)
+    if found is None:
         raise UnknownResource(f"no global cluster {identifier}", globalCluster=identifier)
-    return dict(found[0])
+    return found
 
 
 def _cluster_by_arn(clients: Any, arn: str) -> dict[str, Any]:
