@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
-import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,14 @@ def _print_json(value: Any) -> None:
 # --- commands ----------------------------------------------------------------------------------
 
 
+class _StopServing(Exception):
+    """Raised by the SIGINT/SIGTERM handler of ``local serve``: stop the cloud and exit 0."""
+
+
+def _stop_serving(signum: int, frame: Any) -> None:
+    raise _StopServing(signal.Signals(signum).name)
+
+
 def cmd_local_serve(args: argparse.Namespace) -> int:
     from localcloud.cloud import point_boto3_at
     from localcloud.harness import start_deployed_cloud
@@ -88,24 +97,36 @@ def cmd_local_serve(args: argparse.Namespace) -> int:
     template = Path(args.template)
     if not template.is_file():
         raise CliError(f"template not found: {template}")
-    print(f"Starting the local cloud and deploying {template} (Mode={args.mode})...", flush=True)
-    deployed = start_deployed_cloud(
-        template, {"Mode": args.mode}, stack_name=LOCAL_STACK_NAME, port=args.port
-    )
-    point_boto3_at(deployed.endpoint, deployed.cloud.region)  # this process's own boto3 use, if any
-    print(f"Local cloud: {deployed.endpoint}   stack: {deployed.stack.name}")
-    for key, value in sorted(deployed.stack.outputs.items()):
-        print(f"  {key} = {value}")
-    print("Use it from another shell:")
-    for key, value in deployed.cloud.environment().items():
-        print(f"export {key}={value}")
-    print("Ctrl-C to stop.", flush=True)
+    # Own handlers, not Python's default: a process started in the background by a non-interactive
+    # shell inherits SIGINT *ignored*, and Python then never raises KeyboardInterrupt, so Ctrl-C or
+    # `kill -INT` would leave the server running. SIGTERM (`kill`, a test's terminate()) stops it too.
+    previous = {s: signal.signal(s, _stop_serving) for s in (signal.SIGINT, signal.SIGTERM)}
+    deployed = None
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        print("stopping")
+        print(f"Starting the local cloud and deploying {template} (Mode={args.mode})...", flush=True)
+        deployed = start_deployed_cloud(
+            template, {"Mode": args.mode}, stack_name=LOCAL_STACK_NAME, port=args.port
+        )
+        point_boto3_at(deployed.endpoint, deployed.cloud.region)  # this process's own boto3 use, if any
+        print(f"Local cloud: {deployed.endpoint}   stack: {deployed.stack.name}")
+        for key, value in sorted(deployed.stack.outputs.items()):
+            print(f"  {key} = {value}")
+        print("Use it from another shell:")
+        for key, value in deployed.cloud.environment().items():
+            print(f"export {key}={value}")
+        print("Ctrl-C to stop.", flush=True)
+        while True:
+            time.sleep(3600)  # interrupted by the handler's exception
+    except _StopServing as stop:
+        print(f"stopping ({stop})", flush=True)
     finally:
-        deployed.cloud.stop()
+        # A second signal must not interrupt the shutdown half-way.
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        if deployed is not None:
+            deployed.cloud.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 

@@ -177,8 +177,21 @@ def test_policy_validate_delegates_to_the_policy_module(capsys: pytest.CaptureFi
     assert code == 0 and "policy OK" in out
 
 
-def test_local_serve_deploys_and_serves_until_interrupted(fixture_app: Path) -> None:
-    # Given `selfheal local serve` in its own process
+def _ignore_sigint() -> None:
+    """What a non-interactive shell does to a command it starts with `&`: SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    "stop_with,started_in_background",
+    [(signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["ctrl-c", "ctrl-c-after-a-background-start", "sigterm"],
+)
+def test_local_serve_deploys_and_serves_until_interrupted(
+    fixture_app: Path, stop_with: signal.Signals, started_in_background: bool
+) -> None:
+    # Given `selfheal local serve` in its own process (started by a shell's `&`: SIGINT inherited
+    # as ignored, which Python's own Ctrl-C handling never overrides)
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'layers' / 'core'}"}
     env.pop("AWS_ENDPOINT_URL", None)
     command = [
@@ -188,7 +201,12 @@ def test_local_serve_deploys_and_serves_until_interrupted(fixture_app: Path) -> 
     ]
     args = ["local", "serve", "--template", str(fixture_app / "template.yaml"), "--mode", "dry-run"]
     process = subprocess.Popen(
-        command + args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+        command + args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        preexec_fn=_ignore_sigint if started_in_background else None,
     )
     try:
         endpoint = ""
@@ -204,6 +222,12 @@ def test_local_serve_deploys_and_serves_until_interrupted(fixture_app: Path) -> 
         cfn = boto3.client("cloudformation", endpoint_url=endpoint, region_name="us-east-1")
         outputs = ops.stack_outputs(cfn, "selfheal-local")
         assert ssm.get_parameter(Name=outputs["ModeParameterName"])["Parameter"]["Value"] == "dry-run"
+        # When it is sent the signal, Then it stops cleanly and says so
+        process.send_signal(stop_with)
+        rest, _ = process.communicate(timeout=20)
+        assert process.returncode == 0
+        assert f"stopping ({stop_with.name})" in rest
     finally:
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=20) == 0
+        if process.poll() is None:  # never leave a server behind, whatever failed above
+            process.kill()
+            process.wait(timeout=10)
