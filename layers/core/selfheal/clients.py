@@ -2,12 +2,21 @@
 
 One ``Clients`` per invocation. The target's account and region are carried so a later
 cross-account version can hand out clients from an assumed-role session instead.
+
+Every client uses botocore's standard retry mode (throttling and transient errors retried with
+backoff and jitter, the same on every service) and timeouts that fit in a step's Lambda timeout:
+what still fails reaches ``selfheal.aws_errors`` as a named error.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+
+# 3 attempts of at most 5 s connect + 10 s read, plus backoff: well inside the steps function's 60 s.
+RETRIES = {"mode": "standard", "max_attempts": 3}
+CONNECT_TIMEOUT_SECONDS = 5
+READ_TIMEOUT_SECONDS = 10
 
 if TYPE_CHECKING:
     import boto3
@@ -32,55 +41,66 @@ class Clients:
 
         return self._session or boto3.Session(region_name=self._region)
 
+    def client(self, service: str, region: str | None = None) -> Any:
+        """A client with the project's retry mode and timeouts (``region``: another region's)."""
+        from botocore.config import Config
+
+        config = Config(
+            retries=RETRIES,  # type: ignore[arg-type]
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            read_timeout=READ_TIMEOUT_SECONDS,
+        )
+        return self.session.client(service, region_name=region, config=config)  # type: ignore[call-overload]
+
     @cached_property
     def dynamodb(self) -> DynamoDBClient:
-        return self.session.client("dynamodb")
+        return cast("DynamoDBClient", self.client("dynamodb"))
 
     @cached_property
     def ec2(self) -> EC2Client:
-        return self.session.client("ec2")
+        return cast("EC2Client", self.client("ec2"))
 
     @cached_property
     def ssm(self) -> SSMClient:
-        return self.session.client("ssm")
+        return cast("SSMClient", self.client("ssm"))
 
     @cached_property
     def sns(self) -> SNSClient:
-        return self.session.client("sns")
+        return cast("SNSClient", self.client("sns"))
 
     @cached_property
     def events(self) -> EventBridgeClient:
-        return self.session.client("events")
+        return cast("EventBridgeClient", self.client("events"))
 
     @cached_property
     def stepfunctions(self) -> SFNClient:
-        return self.session.client("stepfunctions")
+        return cast("SFNClient", self.client("stepfunctions"))
 
     @cached_property
     def sqs(self) -> SQSClient:
-        return self.session.client("sqs")
+        return cast("SQSClient", self.client("sqs"))
 
     @cached_property
     def rds(self) -> RDSClient:
-        return self.session.client("rds")
+        return cast("RDSClient", self.client("rds"))
 
     # No stubs installed for these (requirements-dev.txt): typed as Any until they are.
     @cached_property
     def route53(self) -> Any:
-        return self.session.client("route53")
+        return self.client("route53")
 
     @cached_property
     def autoscaling(self) -> Any:
-        return self.session.client("autoscaling")
+        return self.client("autoscaling")
 
     @cached_property
     def elbv2(self) -> Any:
-        return self.session.client("elbv2")
+        return self.client("elbv2")
 
     @cached_property
     def iam(self) -> Any:
-        return self.session.client("iam")
+        return self.client("iam")
 
     @cached_property
     def cloudwatch(self) -> Any:
-        return self.session.client("cloudwatch")
+        return self.client("cloudwatch")

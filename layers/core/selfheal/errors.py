@@ -78,7 +78,20 @@ class LeaseHeld(TerminalError):
 
 
 class AwsCallFailed(RetryableError):
-    """An AWS API call failed for a reason that may pass (throttling, 5xx)."""
+    """An AWS API call failed for a reason that may pass: throttling, a 5xx, a timeout, even after the
+    client's own retries. The state machines retry the step."""
+
+
+class AwsCallRejected(TerminalError):
+    """AWS refused the call for a reason retrying cannot change (its error code is in the details)."""
+
+
+class AccessDenied(AwsCallRejected):
+    """The stack's role may not make this call: IAM (or a resource policy) denied it."""
+
+
+class InvalidRequest(AwsCallRejected):
+    """AWS rejected the call's parameters as invalid."""
 
 
 class NotApplicable(TerminalError):

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from selfheal.audit import AuditRow, AuditTrail
+from selfheal.aws_errors import named_aws_errors
 from selfheal.clients import Clients
 from selfheal.config import Settings
 from selfheal.errors import (
@@ -141,7 +142,9 @@ class Steps:
             "fallback": self.fallback,
             "recheck": self.recheck,
         }[event.step]
-        return handler(event)
+        # Whatever AWS error a step did not handle itself leaves it with a name the ASL matches.
+        with named_aws_errors():
+            return handler(event)
 
     def _request(self, event: StepEvent) -> Request:
         if event.request is None:

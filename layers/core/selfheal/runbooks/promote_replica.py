@@ -432,7 +432,7 @@ def _cluster_by_arn(clients: Any, arn: str) -> dict[str, Any]:
     """A member of a global database, usually in another region: ask that region."""
     parts = arn.split(":")
     region = parts[3] if arn.startswith("arn:") and len(parts) > 3 and parts[3] else None
-    rds = clients.session.client("rds", region_name=region) if region else clients.rds
+    rds = clients.client("rds", region) if region else clients.rds
     return describe_cluster(rds, arn)
 
 
