@@ -2,8 +2,9 @@
 #
 #   make test        venvs + lint + validate + build + unit + integration + e2e (what CI runs)
 #   make lint        ruff check, ruff format --check, mypy
-#   make validate    sam validate (lint + transform), cfn-lint (+serverless rules), ASL checks,
-#                    asl-validator, checkov, IAM policy lint
+#   make validate    sam validate (lint + transform), cfn-lint (+serverless rules), the ASL files are
+#                    the builder's output, ASL checks, asl-validator, checkov, IAM policy lint
+#   make asl         regenerate statemachines/*.asl.json from the workflow builder (tools/asl)
 #   make build       sam build (cached: nothing happens when its inputs are unchanged)
 #   make unit | integration | e2e     one pytest tier
 #   make demo        the local-cloud demo (.venv/bin/selfheal demo)
@@ -66,8 +67,8 @@ BUILD_INPUTS := $(TEMPLATE) samconfig.toml $(shell find functions layers statema
 BUILD_STAMP := .aws-sam/.stamp-build
 
 .PHONY: help venvs venv venv-sam venv-checkov node lint ruff format mypy validate sam-validate \
-	cfn-lint asl asl-validator checkov iam build unit integration e2e pytest test demo fmt clean \
-	distclean bench
+	cfn-lint asl asl-generated asl-lint asl-validator checkov iam build unit integration e2e pytest test \
+	demo fmt clean distclean bench
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST) | head -n 20
@@ -143,7 +144,7 @@ fmt: venv
 	$(VENV)/bin/ruff format .
 
 # --------------------------------------------------------------------------------------- validate
-validate: sam-validate cfn-lint asl asl-validator checkov iam
+validate: sam-validate cfn-lint asl-generated asl-lint asl-validator checkov iam
 
 $(TEMPLATE):
 	@echo "ERROR: $(TEMPLATE) does not exist" >&2; exit 1
@@ -160,7 +161,14 @@ cfn-lint: venv $(TEMPLATE)
 	if (( rc & ~8 )); then echo "cfn-lint: failed (exit $$rc: errors/warnings above)" >&2; exit 1; fi; \
 	if (( rc & 8 )); then echo "cfn-lint: informational findings only (not failing)"; fi
 
-asl: venv $(TEMPLATE)
+# statemachines/*.asl.json are generated: never edit them, change tools/asl and run `make asl`.
+asl: venv
+	PYTHONPATH=layers/core:. $(PY) -m tools.asl.build
+
+asl-generated: venv
+	PYTHONPATH=layers/core:. $(PY) -m tools.asl.build --check
+
+asl-lint: venv $(TEMPLATE)
 	$(PY) tools/validate_asl.py --template $(TEMPLATE) statemachines
 
 # asl-validator checks Resource ARNs, so it gets each definition with its ${Placeholders} replaced

@@ -138,6 +138,43 @@ def _service_model(service: str) -> Any:
     return _botocore_session.get_service_model(service)
 
 
+def _java_name(name: str) -> str:
+    from moto.stepfunctions.parser.utils import camel_to_snake_case, snake_to_camel_case
+
+    base = name.removesuffix("Fault").removesuffix("Exception")
+    return f"{snake_to_camel_case(camel_to_snake_case(base))}Exception"
+
+
+def sfn_error_prefix(sdk_service: str) -> str:
+    return _SFN_SERVICE_ERROR_PREFIX.get(sdk_service.lower(), sdk_service.title())
+
+
+def sfn_error_names(boto_service: str, sdk_service: str) -> set[str]:
+    """Every error name Step Functions can report for this service's aws-sdk tasks."""
+    prefix = sfn_error_prefix(sdk_service)
+    modelled = {f"{prefix}.{_java_name(s.name)}" for s in _service_model(boto_service).error_shapes}
+    return {f"{prefix}.{prefix}Exception", *modelled}
+
+
+def sfn_error_name(boto_service: str, sdk_service: str, code: str) -> str:
+    """The error name real Step Functions gives an aws-sdk task's failure: the Java SDK v2 exception
+    class of the service's modelled error with that code (``Rds.DbInstanceNotFoundException``), else
+    the service's generic one (``Ec2.Ec2Exception``: EC2 models no errors; ``Rds.RdsException`` for
+    an unmodelled throttle)."""
+    prefix = sfn_error_prefix(sdk_service)
+    wanted = {code, code.rsplit(".", 1)[-1]} - {""}
+
+    def codes(shape: Any) -> set[str]:
+        # A shape without an explicit code answers to its name, with or without the usual suffixes
+        # (Route 53's ThrottlingException is sent as Throttling).
+        explicit = shape.metadata.get("error", {}).get("code")
+        bare = shape.name.removesuffix("Fault").removesuffix("Exception")
+        return {explicit} if explicit else {shape.name, bare}
+
+    shape = next((s for s in _service_model(boto_service).error_shapes if codes(s) & wanted), None)
+    return f"{prefix}.{prefix}Exception" if shape is None else f"{prefix}.{_java_name(shape.name)}"
+
+
 # --- Gaps 1-3: Step Functions aws-sdk integrations -------------------------------------------------
 
 
@@ -147,7 +184,7 @@ def patch_sfn_aws_sdk() -> None:
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_aws_sdk as module,
     )
-    from moto.stepfunctions.parser.utils import camel_to_snake_case, snake_to_camel_case
+    from moto.stepfunctions.parser.utils import camel_to_snake_case
 
     cls: Any = module.StateTaskServiceAwsSdk
     if getattr(cls, "_selfheal_patched", False):
@@ -189,16 +226,9 @@ def patch_sfn_aws_sdk() -> None:
     def _from_error(self: Any, env: Any, ex: Exception) -> Any:
         if not isinstance(ex, ClientError):
             return original_from_error(self, env, ex)
-        api = self.resource.api_name.lower()
-        prefix = _SFN_SERVICE_ERROR_PREFIX.get(api, self.resource.api_name.title())
         code = ex.response.get("Error", {}).get("Code", "")
-        # EC2 errors are unmodelled in the Java SDK: real SFN reports them all as Ec2.Ec2Exception.
-        if api == "ec2" or not code:
-            name = f"{prefix}.{prefix}Exception"
-        else:
-            name = f"{prefix}.{snake_to_camel_case(camel_to_snake_case(code))}"
-            if not name.endswith("Exception"):
-                name += "Exception"
+        name = sfn_error_name(self._get_boto_service_name(), self.resource.api_name, code)
+        prefix = name.split(".", 1)[0]
         meta = ex.response.get("ResponseMetadata", {})
         cause = (
             f"{ex.response.get('Error', {}).get('Message', '')} (Service: {prefix}, "

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from localcloud.route53 import patch_route53, set_endpoint_health
+from selfheal.clients import Clients
+from selfheal.config import Settings
 from selfheal.errors import NotApplicable, PreconditionFailed, SecondaryUnhealthy, UnknownResource
 from selfheal.runbooks.flip_dns import (
+    FlipDns,
     FlipDnsParams,
     FlipDnsTarget,
-    actions,
     health,
     out_of_scope,
     precheck,
@@ -34,11 +36,13 @@ def plan_for(dns: DnsWorld, hc: str, **params):
 
 
 def apply(dns: DnsWorld, plan) -> None:
-    (call,) = actions(plan)
-    if call["action"] == "route53:UpdateHealthCheck":
-        dns.route53.update_health_check(**call["parameters"])
+    """What the workflow does: the plan's first call (the change; the undo is contingent)."""
+    call, undo = FlipDns(Clients(), Settings(AUDIT_TABLE="audit")).exact_calls(plan)
+    assert FlipDns.spec(undo.name).undo
+    if call.action == "route53:UpdateHealthCheck":
+        dns.route53.update_health_check(**call.parameters)
     else:
-        dns.route53.change_resource_record_sets(**call["parameters"])
+        dns.route53.change_resource_record_sets(**call.parameters)
 
 
 def test_resolve_weighted_pair_moves_all_weight_to_the_secondary(dns):

@@ -6,11 +6,12 @@ from typing import Any
 
 import pytest
 
+from selfheal.config import Settings
 from selfheal.errors import NotApplicable, PreconditionFailed, UnknownResource
 from selfheal.runbooks.promote_replica import (
+    PromoteReplica,
     PromoteReplicaParams,
     PromoteReplicaTarget,
-    actions,
     precheck,
     resolve,
 )
@@ -88,12 +89,12 @@ def test_resolve_finds_the_only_replica_and_fences_replica_and_zone(clients, db)
     )
     assert set(plan.resource_tags) == {"orders-r0", db.zone}
     assert all(tags.get(KEY) == VALUE for tags in plan.resource_tags.values())
-    promote, dns = actions(plan)
-    assert promote == {
-        "action": "rds:PromoteReadReplica",
-        "parameters": {"DbInstanceIdentifier": "orders-r0"},
-    }
-    assert dns["parameters"]["ChangeBatch"]["Changes"][0]["ResourceRecordSet"]["ResourceRecords"] == [
+    promote, dns = PromoteReplica(clients, Settings(AUDIT_TABLE="audit")).exact_calls(plan)
+    assert (promote.action, promote.parameters) == (
+        "rds:PromoteReadReplica",
+        {"DbInstanceIdentifier": "orders-r0"},
+    )
+    assert dns.parameters["ChangeBatch"]["Changes"][0]["ResourceRecordSet"]["ResourceRecords"] == [
         {"Value": plan.replica_endpoint}
     ]
 
@@ -229,7 +230,7 @@ def test_recheck_after_approval_passes_when_nothing_changed_and_names_what_did(c
     decides, Then the recheck refuses and names the field; unchanged, it returns a fresh before."""
     db.database()
     request_params = params(db).model_dump(mode="json", by_alias=True, exclude_none=True)
-    approved = resolve(clients, target(dbInstanceIdentifier="orders"), params(db), KEY, VALUE)
+    approved = PromoteReplica(clients, settings).plan(target(dbInstanceIdentifier="orders"), params(db))
     assert (
         _recheck(clients, settings, approved, request_params)["before"]["replica"]["identifier"]
         == "orders-r0"
@@ -247,7 +248,7 @@ def test_recheck_after_approval_stops_when_the_kill_switch_left_enforce(clients,
 
     db.database()
     request_params = params(db).model_dump(mode="json", by_alias=True, exclude_none=True)
-    approved = resolve(clients, target(dbInstanceIdentifier="orders"), params(db), KEY, VALUE)
+    approved = PromoteReplica(clients, settings).plan(target(dbInstanceIdentifier="orders"), params(db))
     clients.ssm.put_parameter(Name=settings.mode_parameter, Value="dry-run", Type="String", Overwrite=True)
     with pytest.raises(ModeChanged, match="kill switch is dry-run"):
         _recheck(clients, settings, approved, request_params)

@@ -9,16 +9,18 @@ from typing import Any
 import pytest
 
 from localcloud import compat_sqs
+from selfheal.clients import Clients
+from selfheal.config import Settings
 from selfheal.errors import NotApplicable, PreconditionFailed, UnknownResource
 from selfheal.runbooks.redrive_dlq import (
     NO_CAP,
     ConsumerUnhealthy,
     FifoMismatch,
     MoveTaskRunning,
+    RedriveDlq,
     RedriveDlqParams,
     RedriveDlqTarget,
     UnsupportedDlqSource,
-    action_calls,
     precheck,
     resolve,
 )
@@ -68,7 +70,9 @@ def test_resolve_finds_the_source_queues_and_builds_both_move_tasks(sqs):
     assert plan.start_rest == {"SourceArn": arn, "MaxNumberOfMessagesPerSecond": 20}
     assert (plan.canary_messages, plan.rest_limit, plan.named_destination) == (10, NO_CAP, False)
     assert (plan.poll_interval_seconds, plan.canary_poll_interval_seconds) == (5, 1)
-    assert [c["parameters"] for c in action_calls(plan)] == [plan.start_canary, plan.start_rest]
+    canary, rest, stop = RedriveDlq(Clients(), Settings(AUDIT_TABLE="audit")).exact_calls(plan)
+    assert (canary.parameters, rest.parameters) == (plan.start_canary, plan.start_rest)
+    assert stop.parameters == {"TaskHandle": "(the move task)"}
 
 
 def test_resolve_message_cap_splits_between_canary_and_rest(sqs):

@@ -3,7 +3,7 @@
 import pytest
 
 from selfheal.errors import NotApplicable, PreconditionFailed, UnknownResource
-from selfheal.runbooks.remap_eip import RemapEipParams, RemapEipTarget, action_parameters, precheck, resolve
+from selfheal.runbooks.remap_eip import RemapEip, RemapEipParams, RemapEipTarget, precheck, resolve
 
 KEY, VALUE = "selfheal:managed", "true"
 
@@ -12,7 +12,9 @@ def target(**kw):
     return RemapEipTarget.model_validate(kw)
 
 
-def test_resolve_finds_the_managed_eip_of_the_failed_instance_and_its_tagged_standby(world):
+def test_resolve_finds_the_managed_eip_of_the_failed_instance_and_its_tagged_standby(
+    clients, settings, world
+):
     primary, standby = world.instance(), world.instance()
     allocation = world.eip(on=primary, standby=standby)
     move = resolve(world.ec2, target(instanceId=primary), RemapEipParams(), KEY, VALUE)
@@ -22,11 +24,14 @@ def test_resolve_finds_the_managed_eip_of_the_failed_instance_and_its_tagged_sta
         standby,
     )
     assert set(move.resource_tags) == {allocation, standby}
-    assert action_parameters(move) == {
+    associate, move_back = RemapEip(clients, settings).exact_calls(move)
+    assert (associate.name, associate.action) == ("associate", "ec2:AssociateAddress")
+    assert associate.parameters == {
         "AllocationId": allocation,
         "InstanceId": standby,
         "AllowReassociation": True,
     }
+    assert move_back.name == "move-back" and move_back.parameters["InstanceId"] == primary
 
 
 def test_resolve_params_standby_overrides_the_tag(world):

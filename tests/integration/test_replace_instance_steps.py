@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from selfheal.config import Settings
 from selfheal.errors import (
     AlreadyRecovering,
     GroupBudgetExceeded,
@@ -287,13 +288,14 @@ def test_resolve_instance_store_root_takes_the_launch_template_path(clients, wor
     _moto_instance(instance).root_device_type = "instance-store"
     plan = _resolve_lt(clients, instance)
     assert plan.path == "launch-template" and plan.root_device_type == "instance-store"
-    assert plan.launch_shape == "image" and plan.launch is not None
+    assert plan.launch is not None and ri.LAUNCH.shape_of(plan.launch) == "image"
     assert {"Key": FENCE_KEY, "Value": FENCE_VALUE} in plan.launch["TagSpecifications"][0]["Tags"]
     assert not plan.has_address and not plan.has_target_group
-    assert ri.action_calls(plan)[-1] == {
-        "action": "ec2:StopInstances",
-        "parameters": {"InstanceIds": [instance], "Force": False},
-    }
+    forward = [c for c in _calls(clients, plan) if not ri.ReplaceInstance.spec(c.name).contingent]
+    assert (forward[-1].action, forward[-1].parameters) == (
+        "ec2:StopInstances",
+        {"InstanceIds": [instance], "Force": False},
+    )
 
 
 def test_resolve_launch_template_path_names_the_profile_roles_and_the_scope_guard_checks_them(clients, world):
@@ -304,7 +306,8 @@ def test_resolve_launch_template_path_names_the_profile_roles_and_the_scope_guar
     clients.iam.add_role_to_instance_profile(InstanceProfileName=role["RoleName"], RoleName=role["RoleName"])
     instance = _standalone(clients, world, IamInstanceProfile={"Arn": profile["Arn"]})
     plan = _resolve_lt(clients, instance, strategy="launch-template")
-    assert plan.launch_shape == "image-profile" and plan.pass_role_arns == [role["Arn"]]
+    assert plan.launch is not None and ri.LAUNCH.shape_of(plan.launch) == "image-profile"
+    assert plan.pass_role_arns == [role["Arn"]]
     assert plan.launch is not None and plan.launch["IamInstanceProfile"] == {"Arn": profile["Arn"]}
     assert ri.out_of_scope(plan, role["Arn"]) == []
     (refused,) = ri.out_of_scope(plan, "none")
@@ -339,17 +342,22 @@ def test_resolve_launch_template_path_swaps_every_target_group_the_instance_serv
         zip(arns, (80, 81), strict=True)
     )
     assert set(arns) <= set(plan.resource_tags)
-    calls = ri.action_calls(plan)
-    registers = [c["parameters"] for c in calls if c["action"] == "elasticloadbalancing:RegisterTargets"]
-    deregisters = [c["parameters"] for c in calls if c["action"] == "elasticloadbalancing:DeregisterTargets"]
+    calls = _calls(clients, plan)
+    registers = [c.parameters for c in calls if c.name == "register"]
+    deregisters = [c.parameters for c in calls if c.name == "deregister"]
+    undo = [c.parameters for c in calls if c.name == "deregister-replacement"]
     assert sorted(r["TargetGroupArn"] for r in registers) == sorted(arns)
-    assert all(r["Targets"][0]["Id"] == ri.REPLACEMENT for r in registers)
+    assert all(r["Targets"][0]["Id"] == ri.REPLACEMENT for r in registers + undo)
     assert sorted(d["Targets"][0]["Id"] for d in deregisters) == [instance, instance]
 
 
-def test_launch_shape_names_only_requests_the_state_machine_can_send():
-    assert ri.launch_shape({k: 1 for k in ri.LAUNCH_SHAPES["template"]}) == "template"
-    assert ri.launch_shape({"MinCount": 1, "MaxCount": 1, "ImageId": "ami-1"}) is None
+def _calls(clients: Any, plan: ri.ReplacePlan) -> list[Any]:
+    return ri.ReplaceInstance(clients, Settings(AUDIT_TABLE="audit")).exact_calls(plan)
+
+
+def test_launch_shapes_name_only_requests_the_workflow_can_send():
+    assert ri.LAUNCH.shape_of({k: 1 for k in ri.LAUNCH_SHAPES["template"]}) == "template"
+    assert ri.LAUNCH.shape_of({"MinCount": 1, "MaxCount": 1, "ImageId": "ami-1"}) is None
 
 
 def test_resolve_launch_template_path_refuses_a_group_member(clients, world):

@@ -119,6 +119,30 @@ def test_aws_sdk_errors_carry_the_service_prefixed_exception_name(local: Deploye
         assert result.output["caught"]["Error"] == expected
 
 
+@pytest.mark.parametrize(
+    "boto_service,sdk_service,code,expected",
+    [
+        ("rds", "rds", "DBInstanceNotFound", "Rds.DbInstanceNotFoundException"),  # modelled (a Fault shape)
+        ("rds", "rds", "Throttling", "Rds.RdsException"),  # unmodelled: the service's generic exception
+        ("ec2", "ec2", "RequestLimitExceeded", "Ec2.Ec2Exception"),  # EC2 models no errors at all
+        ("route53", "route53", "Throttling", "Route53.ThrottlingException"),
+        ("sqs", "sqs", "RequestThrottled", "Sqs.RequestThrottledException"),
+        ("autoscaling", "autoscaling", "ResourceContention", "AutoScaling.ResourceContentionException"),
+        (
+            "elbv2",
+            "elasticloadbalancingv2",
+            "Throttling",
+            "ElasticLoadBalancingV2.ElasticLoadBalancingV2Exception",
+        ),
+    ],
+)
+def test_sfn_error_name_is_the_java_sdk_class_of_the_modelled_error_else_the_generic_one(
+    boto_service: str, sdk_service: str, code: str, expected: str
+) -> None:
+    assert compat.sfn_error_name(boto_service, sdk_service, code) == expected
+    assert expected in compat.sfn_error_names(boto_service, sdk_service)
+
+
 # --- gap 5: Lambda runs the real handler -----------------------------------------------------------
 
 

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from selfheal.clients import Clients
+from selfheal.config import Settings
 from selfheal.runbooks.promote_replica import (
+    PromoteReplica,
     PromoteReplicaParams,
     PromoteReplicaTarget,
     PromotionPlan,
-    actions,
     best_reader,
     size_rank,
 )
@@ -67,14 +69,10 @@ def _plan(**kw: object) -> PromotionPlan:
     return PromotionPlan.model_validate({**base, **kw})
 
 
-def test_actions_global_failover_allows_data_loss_and_switchover_does_not() -> None:
+def test_exact_calls_global_failover_allows_data_loss_and_switchover_does_not() -> None:
+    runbook = PromoteReplica(Clients(), Settings(AUDIT_TABLE="audit"))  # exact_calls needs no AWS
     common = {"kind": "aurora-global", "globalClusterIdentifier": "g", "targetClusterArn": "arn:c"}
-    (failover,) = actions(_plan(**common, globalAction="failover"))
-    (switchover,) = actions(_plan(**common, globalAction="switchover"))
-    assert (
-        failover["action"] == "rds:FailoverGlobalCluster" and failover["parameters"]["AllowDataLoss"] is True
-    )
-    assert (
-        switchover["action"] == "rds:SwitchoverGlobalCluster"
-        and "AllowDataLoss" not in switchover["parameters"]
-    )
+    (failover,) = runbook.exact_calls(_plan(**common, globalAction="failover"))
+    (switchover,) = runbook.exact_calls(_plan(**common, globalAction="switchover"))
+    assert failover.action == "rds:FailoverGlobalCluster" and failover.parameters["AllowDataLoss"] is True
+    assert switchover.action == "rds:SwitchoverGlobalCluster" and "AllowDataLoss" not in switchover.parameters

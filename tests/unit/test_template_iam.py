@@ -100,17 +100,57 @@ def _launch_uses_only(statement: dict[str, Any]) -> bool:
     return actions(statement) == ["ec2:RunInstances"] and all(LAUNCH_USES.search(r) for r in resources)
 
 
+# What the frame itself needs, beside any runbook's permissions (the audit trail, leases, the kill
+# switch, notifications, outcome events, starting runbooks, the undelivered-events queue).
+FRAME = {
+    "RunbookStepsFunction": {
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:GetItem",
+        "dynamodb:DeleteItem",
+        "ssm:GetParameter",
+        "sns:Publish",
+        "events:PutEvents",
+    },
+    "TriageFunction": {"dynamodb:PutItem", "states:StartExecution", "sqs:SendMessage"},
+}
+MACHINE_FRAME = {"dynamodb:DeleteItem", "sns:Publish"}  # release the lease; ask for an approval
+
+
+def _machine(runbook: str) -> str:
+    return "".join(part.capitalize() for part in runbook.split("-")) + "StateMachine"
+
+
+def _runbook_grants(owner: str) -> set[str]:
+    return granted(owner) - FRAME.get(owner, MACHINE_FRAME)
+
+
 @pytest.mark.parametrize("runbook", sorted(RUNBOOKS))
-def test_template_grants_each_runbook_exactly_the_actions_it_declares(runbook):
-    """Steps function (describes) + state machine (the act) together hold the runbook's actions,
-    and no EC2 action the runbook does not declare."""
-    machine = "".join(part.capitalize() for part in runbook.split("-")) + "StateMachine"
-    declared = set(RUNBOOKS[runbook].iam_actions)
-    together = granted("RunbookStepsFunction") | granted(machine)
-    assert declared <= together, declared - together
-    services = {a.split(":")[0] for a in declared}
-    extra = {a for a in granted(machine) if a.split(":")[0] in services} - declared
-    assert not extra, f"{machine} has actions {runbook} does not declare: {extra}"
+def test_template_grants_a_state_machine_only_what_its_runbook_declares_and_its_asl_calls(runbook):
+    """Its role holds every SDK action its ASL makes, and nothing its runbook does not declare."""
+    machine = _machine(runbook)
+    definition = json.loads((ROOT / RESOURCES[machine]["Properties"]["DefinitionUri"]).read_text())
+    declared = set(RUNBOOKS[runbook].permissions)
+    assert set(_sdk_calls(definition)) - {"dynamodb:DeleteItem"} <= _runbook_grants(machine) <= declared
+
+
+@pytest.mark.parametrize("runbook", sorted(RUNBOOKS))
+def test_every_sdk_task_of_a_runbook_is_among_its_declared_permissions(runbook):
+    definition = json.loads((ROOT / RESOURCES[_machine(runbook)]["Properties"]["DefinitionUri"]).read_text())
+    calls = set(_sdk_calls(definition)) - {"dynamodb:DeleteItem"}  # the frame's lease release
+    assert calls <= set(RUNBOOKS[runbook].permissions), calls - set(RUNBOOKS[runbook].permissions)
+    assert {c.action for c in RUNBOOKS[runbook].calls} <= calls
+
+
+def test_template_grants_exactly_the_union_of_the_runbooks_permissions():
+    """Steps function, triage and state machines together: every declared action, and no other."""
+    declared = set().union(*(set(r.permissions) for r in RUNBOOKS.values()))
+    owners = ["RunbookStepsFunction", "TriageFunction", *(_machine(r) for r in RUNBOOKS)]
+    together = set().union(*(_runbook_grants(o) for o in owners))
+    assert together == declared, {
+        "granted, not declared": together - declared,
+        "declared, not granted": declared - together,
+    }
 
 
 # Step Functions' SDK service names that differ from the IAM prefix.

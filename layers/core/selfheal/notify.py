@@ -42,7 +42,8 @@ def message_text(row: AuditRow, outcome: Outcome, escalate: bool, plan: dict[str
         f"Target:       {json.dumps(row.target, sort_keys=True)}",
     ]
     if plan:
-        lines.append(f"Plan:         {json.dumps({k: v for k, v in plan.items() if k != 'resourceTags'})}")
+        shown = {k: v for k, v in plan.items() if k not in ("resourceTags", "calls")}
+        lines.append(f"Plan:         {json.dumps(shown)}")
     if row.before:
         lines.append(f"Before:       {json.dumps(row.before, sort_keys=True)}")
     if row.after:

@@ -2,7 +2,8 @@
 
 The state machine passes ``step`` plus the context it has (``$$.Execution``, ``$$.State``) and the
 data so far; each step returns a small JSON result the ASL stores under its ``ResultPath``. Errors
-are raised as named ``SelfhealError`` subclasses, which the ASL ``Catch``es by class name.
+are raised as named ``SelfhealError`` subclasses, which the ASL ``Catch``es by class name (the
+workflow builder, ``tools/asl``, lists each base class's subclasses: Step Functions matches exactly).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from selfheal.guards import GuardLimits, evaluate, fence_violations, hold_down_w
 from selfheal.lease import LeaseStore
 from selfheal.models import Actor, Mode, Phase, Request, RunbookInput, utcnow
 from selfheal.notify import Outcome, publish_outcome
-from selfheal.runbooks import RUNBOOKS, RunbookSpec
+from selfheal.runbooks import RUNBOOKS, Plan, Runbook
 
 
 class ExecutionRef(BaseModel):
@@ -50,7 +51,17 @@ class StepEvent(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     step: Literal[
-        "validate", "acquire-lease", "guards", "precheck", "audit", "finish", "verify", "fallback", "recheck"
+        "validate",
+        "acquire-lease",
+        "guards",
+        "precheck",
+        "intent",
+        "would-do",
+        "audit",
+        "finish",
+        "verify",
+        "fallback",
+        "recheck",
     ]
     runbook: str
     execution: ExecutionRef
@@ -59,7 +70,12 @@ class StepEvent(BaseModel):
     request: Request | None = None
     plan: dict[str, Any] | None = None
     phase: Phase | None = None
-    call: dict[str, Any] | None = None
+    # audit: the call an outcome row is about (as the intent step returned it); intent: which call of
+    # the plan (its name, and its index among the calls of that name, for Map items), and the values
+    # only the workflow knows (the replacement's id, a move task's handle).
+    call: dict[str, Any] | str | None = None
+    index: int = 0
+    runtime: dict[str, Any] | None = None
     outcome: str | None = None
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
@@ -70,7 +86,7 @@ class StepEvent(BaseModel):
     dry_run: bool | None = Field(default=None, alias="dryRun")
 
 
-def _spec(runbook: str) -> RunbookSpec:
+def runbook_class(runbook: str) -> type[Runbook]:
     try:
         return RUNBOOKS[runbook]
     except KeyError:
@@ -83,7 +99,7 @@ def _problems(exc: ValidationError, prefix: str = "") -> str:
 
 def parse_request(raw: Any, runbook: str, request_id: str, execution_arn: str | None) -> Request:
     """Check a runbook input against the runbook's models. Raises InvalidInput naming every problem."""
-    spec = _spec(runbook)
+    spec = runbook_class(runbook)
     try:
         general = RunbookInput.model_validate(raw)
     except ValidationError as exc:
@@ -136,6 +152,8 @@ class Steps:
             "acquire-lease": self.acquire_lease,
             "guards": self.guards,
             "precheck": self.precheck,
+            "intent": self.intent,
+            "would-do": self.would_do,
             "audit": self.record,
             "finish": self.finish,
             "verify": self.verify,
@@ -145,6 +163,15 @@ class Steps:
         # Whatever AWS error a step did not handle itself leaves it with a name the ASL matches.
         with named_aws_errors():
             return handler(event)
+
+    def _runbook(self, name: str) -> Runbook:
+        return runbook_class(name)(self.clients, self.settings)
+
+    def _plan(self, runbook: Runbook, event: StepEvent) -> Plan:
+        """The plan as the workflow carries it, validated again before anything acts on it."""
+        if event.plan is None:
+            raise InvalidInput(f"step {event.step} needs the plan")
+        return runbook.plan_model.model_validate(event.plan)
 
     def _request(self, event: StepEvent) -> Request:
         if event.request is None:
@@ -198,9 +225,9 @@ class Steps:
     def guards(self, event: StepEvent) -> dict[str, Any]:
         """Resolve what the runbook would touch, then mode, fence, cooldown, loop and budget."""
         request = self._request(event)
-        spec = _spec(request.runbook)
+        runbook = self._runbook(request.runbook)
         s = self.settings
-        plan = self._resolve(spec, request)
+        plan = self._resolve(runbook, request)
         plan_json = plan.model_dump(mode="json", by_alias=True)
         mode, mode_problem = read_mode(self.clients.ssm, s.mode_parameter)
         now = utcnow()
@@ -221,7 +248,7 @@ class Steps:
             runbook_history=self.audit.for_runbook(request.runbook, now - timedelta(hours=1)),
             limits=limits,
             now=now,
-            out_of_scope=spec.out_of_scope(s, plan) if spec.out_of_scope else (),
+            out_of_scope=runbook.out_of_scope(plan),
             cooldown_exempt=bool(plan_json.get("cooldownExempt")),
         )
         result = decision.model_dump(mode="json", by_alias=True)
@@ -243,33 +270,76 @@ class Steps:
             )
         return {"decision": result, "plan": plan_json, "dryRun": decision.dry_run}
 
-    def _resolve(self, spec: RunbookSpec, request: Request) -> BaseModel:
-        """What the runbook would touch, from the validated request (read-only)."""
-        target = spec.target_model.model_validate(request.target)
-        params = spec.params_model.model_validate(request.params)
-        s = self.settings
-        return spec.resolve(self.clients, target, params, s.fence_tag_key, s.fence_tag_value)
+    def _resolve(self, runbook: Runbook, request: Request) -> Plan:
+        """What the runbook would touch and the exact calls it would make (read-only)."""
+        target = runbook.target_model.model_validate(request.target)
+        params = runbook.params_model.model_validate(request.params)
+        return runbook.plan(target, params)
 
     def precheck(self, event: StepEvent) -> dict[str, Any]:
         request = self._request(event)
-        spec = _spec(request.runbook)
-        if event.plan is None:
-            raise InvalidInput("precheck needs the plan")
-        # The plan travels as JSON in the execution's state; re-validate it before acting on it.
-        plan = spec.plan_model.model_validate(event.plan)
-        slot = self._take_slot(spec, event.plan, request.request_id)
-        before = spec.precheck(self.clients, plan)
+        runbook = self._runbook(request.runbook)
+        plan = self._plan(runbook, event)
+        slot = self._take_slot(runbook, plan.model_dump(mode="json", by_alias=True), request.request_id)
+        before = runbook.precheck(plan)
         if slot is not None:
             before = {**before, "slot": slot}
         return {"before": before}
 
+    def intent(self, event: StepEvent) -> dict[str, Any]:
+        """The intent row of one mutating call, written before the workflow makes it; returns the call
+        with the values only the workflow knows filled in (what the SDK task then sends, exactly)."""
+        request = self._request(event)
+        runbook = self._runbook(request.runbook)
+        if not isinstance(event.call, str):
+            raise InvalidInput("intent needs the name of the call")
+        call = self._plan(runbook, event).call(event.call, event.index)
+        spec = runbook.spec(call.name)
+        parameters = spec.render(call, event.runtime or {})
+        self.audit.write(
+            self._row(
+                event,
+                request,
+                Phase.ACTION,
+                action=call.action,
+                parameters=parameters,
+                outcome="pending",
+                before=event.before,
+                reason=event.reason,
+            ).with_key()
+        )
+        return {
+            "name": call.name,
+            "action": call.action,
+            "shape": spec.shape_of(parameters),
+            "parameters": parameters,
+        }
+
+    def would_do(self, event: StepEvent) -> dict[str, Any]:
+        """A dry run: one would-do row per call a real run would make, in its order (contingent ones,
+        such as an undo, are not listed)."""
+        request = self._request(event)
+        runbook = self._runbook(request.runbook)
+        calls = [c for c in self._plan(runbook, event).calls if not runbook.spec(c.name).contingent]
+        for n, call in enumerate(calls):
+            row = self._row(
+                event,
+                request,
+                Phase.WOULD_DO,
+                action=call.action,
+                parameters=call.parameters,
+                before=event.before,
+            )
+            # One state writes them all: a microsecond apart, so time order is call order.
+            at = event.state.entered_time + timedelta(microseconds=n)
+            self.audit.write(row.model_copy(update={"at": at, "step": f"{row.step} ({n + 1}/{len(calls)})"}))
+        return {"calls": len(calls)}
+
     def verify(self, event: StepEvent) -> dict[str, Any]:
         """The runbook's own check of the result (when it needs logic): {"done": bool, ...}."""
-        self._request(event)
-        spec = _spec(event.runbook)
-        if event.plan is None or spec.verify is None:
-            raise InvalidInput(f"verify needs the plan and a runbook with a verify step ({event.runbook})")
-        return spec.verify(self.clients, spec.plan_model.model_validate(event.plan))
+        request = self._request(event)
+        runbook = self._runbook(request.runbook)
+        return runbook.verify(self._plan(runbook, event))
 
     def recheck(self, event: StepEvent) -> dict[str, Any]:
         """After a wait for a human (an approval can come hours later), look again before acting:
@@ -277,7 +347,7 @@ class Steps:
         resources and their tags included), and the precheck must pass again. Returns the new
         ``before``."""
         request = self._request(event)
-        spec = _spec(request.runbook)
+        runbook = self._runbook(request.runbook)
         if event.plan is None:
             raise InvalidInput("recheck needs the approved plan")
         s = self.settings
@@ -287,7 +357,7 @@ class Steps:
                 f"the kill switch is {mode.value} now{f' ({problem})' if problem else ''}: not acting"
             )
         try:
-            plan = self._resolve(spec, request)
+            plan = self._resolve(runbook, request)
         except NotApplicable:
             raise  # nothing to do any more (e.g. already promoted): a skip, as at the guards
         except TerminalError as exc:
@@ -301,7 +371,7 @@ class Steps:
                 changed=changed,
             )
         # No second fence check needed: the tags are part of the plan (resourceTags), compared above.
-        return {"before": spec.precheck(self.clients, plan)}
+        return {"before": runbook.precheck(plan)}
 
     def fallback(self, event: StepEvent) -> dict[str, Any]:
         """The first path did not heal the target (``error`` says why): plan the runbook's fallback and
@@ -309,16 +379,15 @@ class Steps:
         resources unfenced or out of scope, nothing to launch from): the execution then fails with
         the first path's error, the refusal added to its cause."""
         request = self._request(event)
-        spec = _spec(request.runbook)
-        if event.plan is None or spec.fallback is None:
-            raise InvalidInput(f"fallback needs the plan and a runbook with a fallback ({request.runbook})")
-        first = spec.plan_model.model_validate(event.plan)
+        runbook = self._runbook(request.runbook)
+        first = self._plan(runbook, event)
         try:
-            plan = spec.fallback(self.clients, self.settings, first)
+            plan = runbook.with_calls(runbook.fallback(first))
         except TerminalError as refused:
             return {"plan": None, "refused": f"{refused.name}: {refused.message}"}
         plan_json = plan.model_dump(mode="json", by_alias=True)
         error = _error(event.error)
+        assert event.plan is not None  # _plan checked it
         self.audit.write(
             self._row(
                 event,
@@ -335,9 +404,9 @@ class Steps:
         )
         return {"plan": plan_json, "refused": None}
 
-    def _take_slot(self, spec: RunbookSpec, plan: dict[str, Any], owner: str) -> str | None:
-        """A free concurrency slot (lease) for runbooks that declare them; raises spec.slots_full."""
-        keys = spec.slots(plan) if spec.slots is not None else []
+    def _take_slot(self, runbook: Runbook, plan: dict[str, Any], owner: str) -> str | None:
+        """A free concurrency slot (lease) for runbooks that declare them; raises its slots_full."""
+        keys = runbook.slots(plan)
         if not keys:
             return None
         leases = LeaseStore(self.clients.dynamodb, self.settings.lease_table)
@@ -349,18 +418,18 @@ class Steps:
                 holders.append(str(held.details.get("holder")))
                 continue
             return key
-        raise spec.slots_full(
+        raise runbook.slots_full(
             f"concurrency budget {len(keys)}: every slot is taken by another execution"
             f" ({', '.join(holders)})",
             slots=keys,
             holders=holders,
         )
 
-    def _release_slots(self, spec: RunbookSpec, plan: dict[str, Any] | None, owner: str) -> None:
-        if spec.slots is None or not plan:
+    def _release_slots(self, runbook: Runbook, plan: dict[str, Any] | None, owner: str) -> None:
+        if not plan:
             return
         leases = LeaseStore(self.clients.dynamodb, self.settings.lease_table)
-        for key in spec.slots(plan):
+        for key in runbook.slots(plan):
             try:
                 leases.release(key, owner)
             except Exception:  # the lease expires on its own; never fail the finish over it
@@ -371,7 +440,7 @@ class Steps:
         request = self._request(event)
         if event.phase is None:
             raise InvalidInput("audit step needs a phase")
-        call = event.call or {}
+        call = event.call if isinstance(event.call, dict) else {}
         row = self._row(
             event,
             request,
@@ -404,7 +473,7 @@ class Steps:
             reason=reason,
         )
         self.audit.write(row)
-        self._release_slots(_spec(request.runbook), event.plan, request.request_id)
+        self._release_slots(self._runbook(request.runbook), event.plan, request.request_id)
         escalate = outcome is Outcome.FAILED or bool(guard.get("escalate"))
         publish_outcome(
             self.clients,

@@ -75,15 +75,13 @@ class Triage:
         """Ask the decision's runbook whether it applies to the target (rules with whenApplicable).
         When the answer cannot be had (an AWS error, a bad target), say yes: the runbook then runs and
         records what it finds, as it did before the rule asked."""
-        spec = RUNBOOKS.get(decision.runbook)
-        if spec is None or spec.applies is None:
+        runbook = RUNBOOKS.get(decision.runbook)
+        if runbook is None:
             return None
         try:
-            target = spec.target_model.model_validate(decision.target)
-            params = spec.params_model.model_validate(decision.params)
-            return spec.applies(
-                self.clients, target, params, self.settings.fence_tag_key, self.settings.fence_tag_value
-            )
+            target = runbook.target_model.model_validate(decision.target)
+            params = runbook.params_model.model_validate(decision.params)
+            return runbook(self.clients, self.settings).applies(target, params)
         except Exception:  # any doubt means "let the runbook decide", never "drop the signal"
             return None
 

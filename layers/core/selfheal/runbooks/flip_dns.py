@@ -14,8 +14,8 @@ Three record kinds, detected from the record set itself:
   sends traffic to a primary that is really down).
 
 The mutating call (``ChangeResourceRecordSets`` or ``UpdateHealthCheck``), the ``GetChange`` wait and
-the verification run in ``statemachines/flip-dns.asl.json``; this module decides what to change and
-checks it is safe: never flip onto a side whose own health check is not healthy.
+the verification loop run in the workflow (``tools/asl/runbooks/flip_dns.py``); this module decides
+what to change and checks it is safe: never flip onto a side whose own health check is not healthy.
 
 State across executions (hold-down, failback) lives in the audit trail: see ``steps.guards``.
 """
@@ -35,6 +35,7 @@ from selfheal.errors import (
     UnknownResource,
 )
 from selfheal.models import StrictModel
+from selfheal.runbooks.base import Call, CallSpec, Plan, Runbook, register
 
 IAM_ACTIONS = (
     "route53:GetHealthCheck",
@@ -146,7 +147,7 @@ def _tunable(params: FlipDnsParams, name: str) -> int:
     return int(DEFAULTS[name] if value is None else value)
 
 
-class FlipPlan(StrictModel):
+class FlipPlan(Plan):
     """What changes, the exact call, its undo, and what verification must observe."""
 
     kind: Kind
@@ -160,7 +161,6 @@ class FlipPlan(StrictModel):
     health_check_update: dict[str, Any] | None = Field(default=None, alias="healthCheckUpdate")
     undo: dict[str, Any]
     expected: dict[str, Any]
-    resource_tags: dict[str, dict[str, str]] = Field(alias="resourceTags")
     # Read by steps.guards (generic): failback waits out the hold-down instead of the cooldown.
     hold_down_seconds: int | None = Field(alias="holdDownSeconds")
     cooldown_exempt: bool = Field(default=True, alias="cooldownExempt")
@@ -586,21 +586,59 @@ def out_of_scope(plan: FlipPlan, hosted_zone_ids: str, record_names: str, health
     return problems
 
 
-def actions(plan: FlipPlan) -> list[dict[str, Any]]:
-    if plan.health_check_update is not None:
-        return [{"action": "route53:UpdateHealthCheck", "parameters": plan.health_check_update}]
-    return [{"action": "route53:ChangeResourceRecordSets", "parameters": plan.change}]
-
-
 __all__ = [
     "IAM_ACTIONS",
+    "FlipDns",
     "FlipDnsParams",
     "FlipDnsTarget",
     "FlipPlan",
-    "actions",
     "health",
     "out_of_scope",
     "precheck",
     "resolve",
     "verify",
 ]
+
+
+_CHANGE = {"default": ("HostedZoneId", "ChangeBatch")}
+_HEALTH_CHECK = {"default": ("HealthCheckId", "Disabled", "Inverted")}
+CHANGE = CallSpec("change", "route53:ChangeResourceRecordSets", _CHANGE)
+FORCE_HEALTH_CHECK = CallSpec("force-health-check", "route53:UpdateHealthCheck", _HEALTH_CHECK)
+# The change did not show: put it back as it was.
+UNDO_CHANGE = CallSpec("undo-change", "route53:ChangeResourceRecordSets", _CHANGE, undo=True, contingent=True)
+UNDO_HEALTH_CHECK = CallSpec(
+    "undo-health-check", "route53:UpdateHealthCheck", _HEALTH_CHECK, undo=True, contingent=True
+)
+
+
+@register
+class FlipDns(Runbook):
+    name = "flip-dns"
+    target_model = FlipDnsTarget
+    params_model = FlipDnsParams
+    plan_model = FlipPlan
+    permissions = IAM_ACTIONS
+    calls = (CHANGE, FORCE_HEALTH_CHECK, UNDO_CHANGE, UNDO_HEALTH_CHECK)
+
+    def resolve(self, target: FlipDnsTarget, params: FlipDnsParams) -> FlipPlan:
+        return resolve(self.clients.route53, target, params, *self.fence)
+
+    def precheck(self, plan: FlipPlan) -> dict[str, Any]:
+        return precheck(self.clients.route53, plan)
+
+    def exact_calls(self, plan: FlipPlan) -> list[Call]:
+        if plan.health_check_update is not None:
+            return [FORCE_HEALTH_CHECK.call(plan.health_check_update), UNDO_HEALTH_CHECK.call(plan.undo)]
+        return [CHANGE.call(plan.change or {}), UNDO_CHANGE.call(plan.undo)]
+
+    def verify(self, plan: FlipPlan) -> dict[str, Any]:
+        return verify(self.clients.route53, plan)
+
+    def out_of_scope(self, plan: FlipPlan) -> list[str]:
+        s = self.settings
+        zones, names, checks = (
+            s.flip_dns_hosted_zone_ids,
+            s.flip_dns_record_names,
+            s.flip_dns_health_check_ids,
+        )
+        return out_of_scope(plan, zones, names, checks)

@@ -10,8 +10,8 @@ Three shapes, one runbook (the plan's ``kind`` tells the state machine which pat
 - ``aurora-global``: managed switchover (or failover) of a global database to a named secondary.
 
 This module resolves what to act on, checks that acting is safe (fence, state, replica lag) and
-returns the exact calls; the calls themselves run as direct SDK integrations in
-``statemachines/promote-replica.asl.json``.
+declares the exact calls; the calls themselves run as direct SDK integrations in the workflow
+(``tools/asl/runbooks/promote_replica.py``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,15 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, ValidationError, model_validator
 
-from selfheal.errors import NotApplicable, PreconditionFailed, UnknownResource
+from selfheal.errors import (
+    NotApplicable,
+    PreconditionFailed,
+    TerminalError,
+    UnknownResource,
+    VerificationFailed,
+)
 from selfheal.models import StrictModel, utcnow
+from selfheal.runbooks.base import Call, CallSpec, Plan, Runbook, register
 from selfheal.tags import tag_dict, tag_params
 
 IAM_ACTIONS = (
@@ -142,10 +149,9 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class PromotionPlan(StrictModel):
+class PromotionPlan(Plan):
     kind: Literal["rds-replica", "aurora-cluster", "aurora-global"]
     target_key: str = Field(alias="targetKey")
-    resource_tags: dict[str, dict[str, str]] = Field(alias="resourceTags")
     verify_attempts: int = Field(alias="verifyAttempts")
     verify_interval_seconds: int = Field(alias="verifyIntervalSeconds")
     # rds-replica
@@ -602,36 +608,71 @@ def precheck(clients: Any, plan: PromotionPlan) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------- actions
 
 
-def actions(plan: PromotionPlan) -> list[dict[str, Any]]:
-    """The exact calls the state machine makes, with its (Java SDK) parameter casing."""
-    if plan.kind == "rds-replica":
-        return [
-            {
-                "action": "rds:PromoteReadReplica",
-                "parameters": {"DbInstanceIdentifier": plan.replica_identifier},
-            },
-            {"action": "route53:ChangeResourceRecordSets", "parameters": dns_change(plan)},
-        ]
-    if plan.kind == "aurora-cluster":
-        return [
-            {
-                "action": "rds:FailoverDBCluster",
-                "parameters": {
-                    "DbClusterIdentifier": plan.cluster_identifier,
-                    "TargetDbInstanceIdentifier": plan.target_instance_identifier,
-                },
-            }
-        ]
-    name = (
-        "rds:SwitchoverGlobalCluster" if plan.global_action == "switchover" else "rds:FailoverGlobalCluster"
-    )
-    parameters: dict[str, Any] = {
-        "GlobalClusterIdentifier": plan.global_cluster_identifier,
-        "TargetDbClusterIdentifier": plan.target_cluster_arn,
-    }
-    if plan.global_action == "failover":
-        parameters["AllowDataLoss"] = True
-    return [{"action": name, "parameters": parameters}]
+class PromotionTimedOut(VerificationFailed):
+    """The promoted replica is not a standalone writer after the verify attempts: the DNS name was not
+    moved, traffic still goes to the old primary."""
+
+
+class FailoverTimedOut(VerificationFailed):
+    """The chosen reader (or secondary cluster) is not the writer after the verify attempts."""
+
+
+class DnsRepointFailed(TerminalError):
+    """The replica IS promoted, but the DNS name could not be repointed: repoint it by hand."""
+
+
+# Java-SDK parameter casing (DbInstanceIdentifier): what Step Functions' aws-sdk integration takes.
+_GLOBAL = ("GlobalClusterIdentifier", "TargetDbClusterIdentifier")
+PROMOTE = CallSpec("promote", "rds:PromoteReadReplica", {"default": ("DbInstanceIdentifier",)})
+REPOINT_DNS = CallSpec(
+    "repoint-dns", "route53:ChangeResourceRecordSets", {"default": ("HostedZoneId", "ChangeBatch")}
+)
+# A second failover would fail back: never retried on an error that may hide a first one.
+FAILOVER_CLUSTER = CallSpec(
+    "failover-cluster",
+    "rds:FailoverDBCluster",
+    {"default": ("DbClusterIdentifier", "TargetDbInstanceIdentifier")},
+    idempotent=False,
+)
+SWITCHOVER_GLOBAL = CallSpec(
+    "switchover-global", "rds:SwitchoverGlobalCluster", {"default": _GLOBAL}, idempotent=False
+)
+FAILOVER_GLOBAL = CallSpec(
+    "failover-global", "rds:FailoverGlobalCluster", {"default": (*_GLOBAL, "AllowDataLoss")}, idempotent=False
+)
+
+
+@register
+class PromoteReplica(Runbook):
+    name = "promote-replica"
+    target_model = PromoteReplicaTarget
+    params_model = PromoteReplicaParams
+    plan_model = PromotionPlan
+    permissions = IAM_ACTIONS
+    calls = (PROMOTE, REPOINT_DNS, FAILOVER_CLUSTER, SWITCHOVER_GLOBAL, FAILOVER_GLOBAL)
+
+    def resolve(self, target: PromoteReplicaTarget, params: PromoteReplicaParams) -> PromotionPlan:
+        return resolve(self.clients, target, params, *self.fence)
+
+    def precheck(self, plan: PromotionPlan) -> dict[str, Any]:
+        return precheck(self.clients, plan)
+
+    def exact_calls(self, plan: PromotionPlan) -> list[Call]:
+        if plan.kind == "rds-replica":
+            promote = {"DbInstanceIdentifier": plan.replica_identifier}
+            return [PROMOTE.call(promote), REPOINT_DNS.call(dns_change(plan))]
+        if plan.kind == "aurora-cluster":
+            cluster, reader = plan.cluster_identifier, plan.target_instance_identifier
+            return [
+                FAILOVER_CLUSTER.call({"DbClusterIdentifier": cluster, "TargetDbInstanceIdentifier": reader})
+            ]
+        parameters = {
+            "GlobalClusterIdentifier": plan.global_cluster_identifier,
+            "TargetDbClusterIdentifier": plan.target_cluster_arn,
+        }
+        if plan.global_action == "failover":
+            return [FAILOVER_GLOBAL.call({**parameters, "AllowDataLoss": True})]
+        return [SWITCHOVER_GLOBAL.call(parameters)]
 
 
 def dns_change(plan: PromotionPlan) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """redrive-dlq: bring dead-lettered messages back to their queue(s), canary first, at a bounded rate.
 
 The moves (``StartMessageMoveTask``, ``CancelMessageMoveTask``) and their polling run as direct SDK
-integrations in ``statemachines/redrive-dlq.asl.json``; this module resolves which queues take part
-and checks it is safe to start: the DLQ holds messages, no move task runs on it, its consumer is
-healthy. Errors named here are matched by class name in the ASL.
+integrations in the workflow (``tools/asl/runbooks/redrive_dlq.py``); this module resolves which
+queues take part and checks it is safe to start: the DLQ holds messages, no move task runs on it,
+its consumer is healthy. Errors named here are matched by class name in the ASL.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from selfheal.errors import NotApplicable, PreconditionFailed, TerminalError, UnknownResource
 from selfheal.models import StrictModel
+from selfheal.runbooks.base import Call, CallSpec, Plan, Runbook, placeholder, register
 from selfheal.tags import TAG_PARAM_PREFIX, tag_params
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ class RedriveDlqParams(StrictModel):
     loop_window_seconds: int | None = Field(default=None, alias="loopWindowSeconds", ge=60, le=7 * 86400)
 
 
-class DlqRedrive(StrictModel):
+class DlqRedrive(Plan):
     """The plan: which DLQ, where its messages go, and the two move tasks (canary, then the rest)."""
 
     queue_name: str = Field(alias="queueName")
@@ -135,7 +136,6 @@ class DlqRedrive(StrictModel):
     consumer_wait_attempts: int = Field(alias="consumerWaitAttempts")
     consumer_wait_seconds: int = Field(alias="consumerWaitSeconds")
     guard_limits: dict[str, int] = Field(default_factory=dict, alias="guardLimits")
-    resource_tags: dict[str, dict[str, str]] = Field(alias="resourceTags")
 
 
 def _name_of(arn: str) -> str:
@@ -332,9 +332,50 @@ def precheck(sqs: SQSClient, cloudwatch: Any, plan: DlqRedrive) -> dict[str, Any
     }
 
 
-def action_calls(plan: DlqRedrive) -> list[dict[str, Any]]:
-    """The exact StartMessageMoveTask calls the state machine makes (would-do and action rows)."""
-    return [
-        {"action": "sqs:StartMessageMoveTask", "parameters": plan.start_canary},
-        {"action": "sqs:StartMessageMoveTask", "parameters": plan.start_rest},
-    ]
+class DlqRefilled(TerminalError):
+    """The DLQ refilled while it was being redriven: poison messages, or a consumer that still fails."""
+
+
+class MoveTaskFailed(TerminalError):
+    """The message move task ended FAILED (or in a state the redrive did not expect)."""
+
+
+_START = {
+    "back to the source queues": ("SourceArn", "MaxNumberOfMessagesPerSecond"),
+    "to the named destination": ("SourceArn", "DestinationArn", "MaxNumberOfMessagesPerSecond"),
+}
+MOVE_TASK = placeholder("move task")
+# Made twice: the canary (the plan's first "start"), then the rest. A second send would move more
+# than a canary's worth: not retried on an error that may hide a start.
+START = CallSpec("start", "sqs:StartMessageMoveTask", _START, idempotent=False)
+# Made when a move task moved enough, or the DLQ refills.
+STOP = CallSpec(
+    "stop",
+    "sqs:CancelMessageMoveTask",
+    {"default": ("TaskHandle",)},
+    runtime={"TaskHandle": "move task"},
+    contingent=True,
+)
+
+
+@register
+class RedriveDlq(Runbook):
+    name = "redrive-dlq"
+    target_model = RedriveDlqTarget
+    params_model = RedriveDlqParams
+    plan_model = DlqRedrive
+    permissions = IAM_ACTIONS
+    calls = (START, STOP)
+
+    def resolve(self, target: RedriveDlqTarget, params: RedriveDlqParams) -> DlqRedrive:
+        return resolve(self.clients.sqs, target, params, *self.fence)
+
+    def precheck(self, plan: DlqRedrive) -> dict[str, Any]:
+        return precheck(self.clients.sqs, self.clients.cloudwatch, plan)
+
+    def exact_calls(self, plan: DlqRedrive) -> list[Call]:
+        return [
+            START.call(plan.start_canary),
+            START.call(plan.start_rest),
+            STOP.call({"TaskHandle": MOVE_TASK}),
+        ]

@@ -1,7 +1,8 @@
 """remap-eip: move an Elastic IP from a failed instance to a healthy, fenced standby.
 
 The move itself (``AssociateAddress``) and its verification run as direct SDK integrations in
-``statemachines/remap-eip.asl.json``; this module resolves what to move and checks it is safe.
+the workflow (``tools/asl/runbooks/remap_eip.py``); this module resolves what to move, checks it is
+safe and declares the exact calls.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pydantic import Field, model_validator
 from selfheal.ec2 import describe_instance
 from selfheal.errors import NotApplicable, PreconditionFailed, UnknownResource
 from selfheal.models import StrictModel
+from selfheal.runbooks.base import Call, CallSpec, Plan, Runbook, register
 from selfheal.tags import TAG_PARAM_PREFIX, tag_dict, tag_params
 
 if TYPE_CHECKING:
@@ -64,7 +66,7 @@ class RemapEipParams(StrictModel):
     verify_interval_seconds: int = Field(default=5, alias="verifyIntervalSeconds", ge=0, le=300)
 
 
-class EipMove(StrictModel):
+class EipMove(Plan):
     """The plan: which address goes where, and where it was (for compensation and failback)."""
 
     allocation_id: str = Field(alias="allocationId")
@@ -72,7 +74,6 @@ class EipMove(StrictModel):
     from_instance_id: str | None = Field(default=None, alias="fromInstanceId")
     association_id: str | None = Field(default=None, alias="associationId")
     standby_instance_id: str = Field(alias="standbyInstanceId")
-    resource_tags: dict[str, dict[str, str]] = Field(alias="resourceTags")
     verify_attempts: int = Field(alias="verifyAttempts")
     verify_interval_seconds: int = Field(alias="verifyIntervalSeconds")
 
@@ -187,15 +188,6 @@ def precheck(ec2: EC2Client, move: EipMove) -> dict[str, Any]:
     }
 
 
-def action_parameters(move: EipMove) -> dict[str, Any]:
-    """The exact AssociateAddress call the state machine makes (recorded in would-do/action rows)."""
-    return {
-        "AllocationId": move.allocation_id,
-        "InstanceId": move.standby_instance_id,
-        "AllowReassociation": True,
-    }
-
-
 def applies(
     ec2: EC2Client, target: RemapEipTarget, params: RemapEipParams, fence_key: str, fence_value: str
 ) -> str | None:
@@ -219,3 +211,37 @@ def applies(
     if params.standby_instance_id or any(_tags(a).get(STANDBY_TAG) for a in addresses):
         return None
     return f"remap-eip does not apply to {target.key}: its managed Elastic IP has no standby"
+
+
+_ASSOCIATE = {"default": ("AllocationId", "InstanceId", "AllowReassociation")}
+ASSOCIATE = CallSpec("associate", "ec2:AssociateAddress", _ASSOCIATE)
+# Verification failed: the address goes back where it was (the old instance may still serve).
+MOVE_BACK = CallSpec("move-back", "ec2:AssociateAddress", _ASSOCIATE, undo=True, contingent=True)
+
+
+@register
+class RemapEip(Runbook):
+    name = "remap-eip"
+    target_model = RemapEipTarget
+    params_model = RemapEipParams
+    plan_model = EipMove
+    permissions = IAM_ACTIONS
+    calls = (ASSOCIATE, MOVE_BACK)
+
+    def resolve(self, target: RemapEipTarget, params: RemapEipParams) -> EipMove:
+        return resolve(self.clients.ec2, target, params, *self.fence)
+
+    def precheck(self, plan: EipMove) -> dict[str, Any]:
+        return precheck(self.clients.ec2, plan)
+
+    def exact_calls(self, plan: EipMove) -> list[Call]:
+        def to(instance_id: str) -> dict[str, Any]:
+            return {"AllocationId": plan.allocation_id, "InstanceId": instance_id, "AllowReassociation": True}
+
+        calls = [ASSOCIATE.call(to(plan.standby_instance_id))]
+        if plan.from_instance_id:
+            calls.append(MOVE_BACK.call(to(plan.from_instance_id)))
+        return calls
+
+    def applies(self, target: RemapEipTarget, params: RemapEipParams) -> str | None:
+        return applies(self.clients.ec2, target, params, *self.fence)

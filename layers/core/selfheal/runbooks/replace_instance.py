@@ -25,12 +25,14 @@ stopping, shutting-down), when its status checks are still initializing (it was 
 recovered), when a maintenance reboot is in its window now, when a CloudWatch alarm with the EC2
 recover action is in ALARM for it, or when its group already marked it unhealthy.
 
-The mutations and their verification run as direct SDK integrations in
-``statemachines/replace-instance.asl.json``; this module decides the path and checks it is safe.
+The mutations and their verification run as direct SDK integrations in the workflow
+(``tools/asl/runbooks/replace_instance.py``); this module decides the path, checks it is safe and
+declares the exact calls.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -48,6 +50,7 @@ from selfheal.errors import (
 )
 from selfheal.guards import fence_violations
 from selfheal.models import StrictModel
+from selfheal.runbooks.base import Call, CallSpec, Plan, Runbook, placeholder, register
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -81,8 +84,8 @@ IAM_ACTIONS = (
 )
 # Tags EC2 owns (aws:*): copied onto nothing, RunInstances refuses them.
 _RESERVED_TAG_PREFIX = "aws:"
-# The RunInstances requests the state machine can send (one SDK task each: its Parameters are fixed
-# keys), by name. A replacement whose request has another shape is refused (PreconditionFailed).
+# The RunInstances requests the workflow can send (one SDK task each: its Parameters are fixed keys),
+# by name. A replacement whose request has another shape is refused (PreconditionFailed).
 _FROM_IMAGE = (
     "MinCount",
     "MaxCount",
@@ -99,8 +102,9 @@ LAUNCH_SHAPES: dict[str, tuple[str, ...]] = {
     "image-key": (*_FROM_IMAGE, "KeyName"),
     "image-profile-key": (*_FROM_IMAGE, "IamInstanceProfile", "KeyName"),
 }
-# Placeholder for the replacement's id in would-do rows (a dry run launches nothing).
-REPLACEMENT = "(the replacement)"
+# The replacement's id in the planned calls: the workflow fills it in once it is launched (a dry run
+# launches nothing, so its would-do rows show this).
+REPLACEMENT = placeholder("replacement")
 
 # States in which EC2 is already moving the instance: acting now would fight AWS.
 _EC2_RECOVERING = {"pending", "stopping", "shutting-down"}
@@ -154,7 +158,7 @@ class Registration(StrictModel):
     target: dict[str, Any]
 
 
-class ReplacePlan(StrictModel):
+class ReplacePlan(Plan):
     instance_id: str = Field(alias="instanceId")
     path: Path
     root_device_type: str = Field(alias="rootDeviceType")
@@ -163,12 +167,10 @@ class ReplacePlan(StrictModel):
     auto_scaling_group_name: str | None = Field(default=None, alias="autoScalingGroupName")
     max_in_flight: int = Field(alias="maxInFlight")
     force_stop: bool = Field(alias="forceStop")
-    resource_tags: dict[str, dict[str, str]] = Field(alias="resourceTags")
     verify_attempts: int = Field(alias="verifyAttempts")
     verify_interval_seconds: int = Field(alias="verifyIntervalSeconds")
     # launch-template path only
     launch: dict[str, Any] | None = None
-    launch_shape: str | None = Field(default=None, alias="launchShape")
     instance_profile_arn: str | None = Field(default=None, alias="instanceProfileArn")
     pass_role_arns: list[str] = Field(default_factory=list, alias="passRoleArns")
     allocation_id: str | None = Field(default=None, alias="allocationId")
@@ -411,11 +413,6 @@ def launch_parameters(instance: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def launch_shape(launch: dict[str, Any]) -> str | None:
-    """The name of the SDK task that sends exactly these RunInstances parameters (pure)."""
-    return next((name for name, keys in LAUNCH_SHAPES.items() if set(keys) == set(launch)), None)
-
-
 def _target_registrations(elbv2: Any, instance_id: str) -> list[dict[str, Any]]:
     found = []
     for page in elbv2.get_paginator("describe_target_groups").paginate():
@@ -448,8 +445,7 @@ def _replacement(
         for description in elbv2.describe_tags(ResourceArns=arns[chunk : chunk + 20])["TagDescriptions"]:
             resource_tags[description["ResourceArn"]] = {t["Key"]: t["Value"] for t in description["Tags"]}
     launch = launch_parameters(instance)
-    shape = launch_shape(launch)
-    if shape is None:
+    if LAUNCH.shape_of(launch) is None:
         raise PreconditionFailed(
             f"{instance_id}: no supported way to launch a replacement with {', '.join(sorted(launch))}"
             " (needs a subnet and tags): replace it by hand",
@@ -461,7 +457,6 @@ def _replacement(
         found = iam.get_instance_profile(InstanceProfileName=profile_name(profile))["InstanceProfile"]
         roles = sorted(r["Arn"] for r in found.get("Roles", []))
     return {
-        "launch_shape": shape,
         "pass_role_arns": roles,
         "launch": launch,
         "instance_profile_arn": instance.get("IamInstanceProfile", {}).get("Arn"),
@@ -579,70 +574,7 @@ def precheck(ec2: EC2Client, autoscaling: Any, plan: ReplacePlan) -> dict[str, A
     return before
 
 
-def action_calls(plan: ReplacePlan) -> list[dict[str, Any]]:
-    """The exact mutating calls the state machine makes (recorded in would-do/action rows)."""
-    if plan.path == "asg":
-        return [
-            {
-                "action": "autoscaling:SetInstanceHealth",
-                "parameters": {
-                    "InstanceId": plan.instance_id,
-                    "HealthStatus": "Unhealthy",
-                    "ShouldRespectGracePeriod": False,
-                },
-            }
-        ]
-    if plan.path == "stop-start":
-        return [
-            {
-                "action": "ec2:StopInstances",
-                "parameters": {"InstanceIds": [plan.instance_id], "Force": plan.force_stop},
-            },
-            {"action": "ec2:StartInstances", "parameters": {"InstanceIds": [plan.instance_id]}},
-        ]
-    if plan.path == "launch-template":
-        calls: list[dict[str, Any]] = [{"action": "ec2:RunInstances", "parameters": plan.launch}]
-        for registration in plan.registrations:
-            new = {"Id": REPLACEMENT, **{k: v for k, v in registration.target.items() if k != "Id"}}
-            calls.append(
-                {
-                    "action": "elasticloadbalancing:RegisterTargets",
-                    "parameters": {"TargetGroupArn": registration.target_group_arn, "Targets": [new]},
-                }
-            )
-        if plan.has_address:
-            calls.append(
-                {
-                    "action": "ec2:AssociateAddress",
-                    "parameters": {
-                        "AllocationId": plan.allocation_id,
-                        "InstanceId": REPLACEMENT,
-                        "AllowReassociation": True,
-                    },
-                }
-            )
-        for registration in plan.registrations:
-            calls.append(
-                {
-                    "action": "elasticloadbalancing:DeregisterTargets",
-                    "parameters": {
-                        "TargetGroupArn": registration.target_group_arn,
-                        "Targets": [registration.target],
-                    },
-                }
-            )
-        calls.append(retire_call(plan.instance_id, plan.retire))
-        return calls
-    return []
-
-
-def retire_call(instance_id: str, retire: str) -> dict[str, Any]:
-    if retire == "terminate":
-        return {"action": "ec2:TerminateInstances", "parameters": {"InstanceIds": [instance_id]}}
-    return {"action": "ec2:StopInstances", "parameters": {"InstanceIds": [instance_id], "Force": False}}
-
-
-def group_slots(plan: dict[str, Any]) -> list[str]:
+def group_slots(plan: Mapping[str, Any]) -> list[str]:
     """One lease per replacement allowed in flight in the group: concurrent executions on members of
     the same group (a Health event naming several) take them before reading the group's state, so
     they cannot all see "nothing in flight" and all act."""
@@ -650,3 +582,116 @@ def group_slots(plan: dict[str, Any]) -> list[str]:
     if plan.get("path") != "asg" or not group:
         return []
     return [f"autoScalingGroup/{group}#replacing-{n}" for n in range(int(plan.get("maxInFlight", 1)))]
+
+
+_INSTANCE_IDS = {"default": ("InstanceIds",)}
+_STOP = {"default": ("InstanceIds", "Force")}
+_ASSOCIATE = {"default": ("AllocationId", "InstanceId", "AllowReassociation")}
+_TARGETS = {"default": ("TargetGroupArn", "Targets")}
+_HEALTH = {"default": ("InstanceId", "HealthStatus", "ShouldRespectGracePeriod")}
+_NEW_TARGET = {"Targets.0.Id": "replacement"}
+
+# asg
+MARK_UNHEALTHY = CallSpec("mark-unhealthy", "autoscaling:SetInstanceHealth", _HEALTH)
+# stop-start
+STOP = CallSpec("stop", "ec2:StopInstances", _STOP)
+START = CallSpec("start", "ec2:StartInstances", _INSTANCE_IDS)
+# launch-template (RunInstances without a ClientToken: a second send launches a second instance)
+LAUNCH = CallSpec("launch", "ec2:RunInstances", LAUNCH_SHAPES, idempotent=False)
+REGISTER = CallSpec("register", "elasticloadbalancing:RegisterTargets", _TARGETS, runtime=_NEW_TARGET)
+ASSOCIATE = CallSpec("associate", "ec2:AssociateAddress", _ASSOCIATE, runtime={"InstanceId": "replacement"})
+DEREGISTER = CallSpec("deregister", "elasticloadbalancing:DeregisterTargets", _TARGETS)
+RETIRE_TERMINATE = CallSpec("retire-terminate", "ec2:TerminateInstances", _INSTANCE_IDS)
+RETIRE_STOP = CallSpec("retire-stop", "ec2:StopInstances", _STOP)
+# the undo of a replacement that did not take over
+MOVE_BACK = CallSpec("move-back", "ec2:AssociateAddress", _ASSOCIATE, undo=True, contingent=True)
+DEREGISTER_REPLACEMENT = CallSpec(
+    "deregister-replacement",
+    "elasticloadbalancing:DeregisterTargets",
+    _TARGETS,
+    runtime=_NEW_TARGET,
+    undo=True,
+    contingent=True,
+)
+TERMINATE_REPLACEMENT = CallSpec(
+    "terminate-replacement",
+    "ec2:TerminateInstances",
+    _INSTANCE_IDS,
+    runtime={"InstanceIds.0": "replacement"},
+    undo=True,
+    contingent=True,
+)
+
+
+@register
+class ReplaceInstance(Runbook):
+    name = "replace-instance"
+    target_model = ReplaceInstanceTarget
+    params_model = ReplaceInstanceParams
+    plan_model = ReplacePlan
+    permissions = IAM_ACTIONS
+    slots_full = GroupBudgetExceeded
+    calls = (
+        MARK_UNHEALTHY,
+        STOP,
+        START,
+        LAUNCH,
+        REGISTER,
+        ASSOCIATE,
+        DEREGISTER,
+        RETIRE_TERMINATE,
+        RETIRE_STOP,
+        MOVE_BACK,
+        DEREGISTER_REPLACEMENT,
+        TERMINATE_REPLACEMENT,
+    )
+
+    def resolve(self, target: ReplaceInstanceTarget, params: ReplaceInstanceParams) -> ReplacePlan:
+        return resolve(self.clients, target, params, *self.fence)
+
+    def precheck(self, plan: ReplacePlan) -> dict[str, Any]:
+        return precheck(self.clients.ec2, self.clients.autoscaling, plan)
+
+    def exact_calls(self, plan: ReplacePlan) -> list[Call]:
+        ids = [plan.instance_id]
+        if plan.path == "asg":
+            health = {"InstanceId": plan.instance_id, "HealthStatus": "Unhealthy"}
+            return [MARK_UNHEALTHY.call({**health, "ShouldRespectGracePeriod": False})]
+        if plan.path == "stop-start":
+            return [
+                STOP.call({"InstanceIds": ids, "Force": plan.force_stop}),
+                START.call({"InstanceIds": ids}),
+            ]
+        if plan.launch is None:
+            return []
+
+        def targets(registration: Registration, instance: str | None = None) -> dict[str, Any]:
+            target = registration.target if instance is None else {**registration.target, "Id": instance}
+            return {"TargetGroupArn": registration.target_group_arn, "Targets": [target]}
+
+        def address_to(instance: str) -> dict[str, Any]:
+            return {"AllocationId": plan.allocation_id, "InstanceId": instance, "AllowReassociation": True}
+
+        groups = plan.registrations
+        calls = [LAUNCH.call(plan.launch), *(REGISTER.call(targets(r, REPLACEMENT)) for r in groups)]
+        if plan.has_address:
+            calls.append(ASSOCIATE.call(address_to(REPLACEMENT)))
+        calls += [DEREGISTER.call(targets(r)) for r in groups]
+        if plan.retire == "terminate":
+            calls.append(RETIRE_TERMINATE.call({"InstanceIds": ids}))
+        else:
+            calls.append(RETIRE_STOP.call({"InstanceIds": ids, "Force": False}))
+        if plan.has_address:
+            calls.append(MOVE_BACK.call(address_to(plan.instance_id)))
+        calls += [DEREGISTER_REPLACEMENT.call(targets(r, REPLACEMENT)) for r in groups]
+        calls.append(TERMINATE_REPLACEMENT.call({"InstanceIds": [REPLACEMENT]}))
+        return calls
+
+    def out_of_scope(self, plan: ReplacePlan) -> list[str]:
+        return out_of_scope(plan, self.settings.replace_instance_pass_role_arns)
+
+    def slots(self, plan: Mapping[str, Any]) -> list[str]:
+        return group_slots(plan)
+
+    def fallback(self, plan: ReplacePlan) -> ReplacePlan:
+        return fallback_plan(self.clients, plan, *self.fence, self.settings.replace_instance_pass_role_arns)

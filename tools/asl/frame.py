@@ -1,0 +1,323 @@
+"""The one frame every runbook's workflow shares, and its named hooks.
+
+validate -> lease -> guards -> [before start] -> started -> [before precheck] -> precheck
+-> [after precheck] -> dry run? (would-do rows from the plan's calls) | the runbook's body
+-> succeeded | skipped | failed -> release the lease.
+
+A runbook's module gives its body (the path of a real run, from the plan to "Record: verified") and
+only the hooks it needs; every other difference between workflows would be drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from selfheal.errors import LeaseHeld, NotApplicable
+from tools.asl.idioms import Flow, State, catch
+
+VALIDATE = "Validate the input"
+EXPLAIN_REJECTION = "Explain the rejection"
+REJECTED = "Input rejected"
+LEASE = "Acquire the lease on the target"
+GUARDS = "Check the guards"
+MAY_WE_ACT = "May we act?"
+STARTED = "Record: started"
+DRY_RUN = "Is this a dry run?"
+WOULD_DO = "Record: what a real run would do"
+VERIFIED = "Record: verified"
+SUCCEEDED = "Record: succeeded"
+SKIPPED = "Record: skipped"
+FAILED = "Record: failed"
+HEALED = "Healed"
+
+# A hook: (flow, the state that follows it) -> the hook's first state.
+Hook = Callable[[Flow, str], str]
+
+
+@dataclass(frozen=True)
+class Workflow:
+    runbook: str
+    comment: str
+    precheck: str  # the precheck state's sentence: "Precheck: is the standby healthy?"
+    body: Callable[[Flow], str]  # a real run's path after the precheck; returns its first state
+    substitutions: Sequence[str] = ("Partition", "StepsFunctionArn", "LeaseTableName")
+    # Hooks (named differences from the frame):
+    # the precheck, and what it waits for, before the started row (a run that only waited and
+    # skipped must not count for the cooldown: redrive-dlq waits for its consumer there)
+    precheck_first: bool = False
+    precheck_catches: Callable[[Flow], list[State]] | None = None
+    before_precheck: Hook | None = None  # flip-dns: wait out the hold-down
+    after_precheck: Hook | None = None  # flip-dns: the primary healthy for a while, checked again
+
+
+def build(workflow: Workflow) -> dict[str, Any]:
+    """The ASL definition of one runbook: the frame, its hooks and its body."""
+    f = Flow(workflow.runbook)
+    _start(f)
+    proceed = [({"Variable": "$.guard.decision.proceed", "BooleanEquals": True}, STARTED)]
+    started = {"reason.$": "$.request.reason"}
+    precheck = workflow.precheck
+    if workflow.precheck_first:
+        first = _hook(f, workflow.before_precheck, precheck)
+        f.choice(MAY_WE_ACT, [(proceed[0][0], first)], SKIPPED)
+        _precheck(f, workflow, next_state=STARTED)
+        f.record(STARTED, "started", next_state=DRY_RUN, on_error=FAILED, **started)
+    else:
+        f.choice(MAY_WE_ACT, proceed, SKIPPED)
+        hold = Flow(workflow.runbook)
+        first = _hook(hold, workflow.before_precheck, precheck)
+        f.record(STARTED, "started", next_state=first, on_error=FAILED, **started)
+        f.merge(hold)
+        after = Flow(workflow.runbook)
+        _precheck(f, workflow, next_state=_hook(after, workflow.after_precheck, DRY_RUN))
+        f.merge(after)
+    body = Flow(workflow.runbook)
+    entry = workflow.body(body)
+    f.choice(DRY_RUN, [({"Variable": "$.guard.dryRun", "BooleanEquals": True}, WOULD_DO)], entry)
+    f.step(
+        WOULD_DO,
+        "would-do",
+        next_state=SUCCEEDED,
+        payload={"plan.$": "$.guard.plan", "before.$": "$.precheck.before"},
+        catches=[catch("States.ALL", FAILED)],
+    )
+    f.merge(body)
+    _finish(f)
+    return {"Comment": workflow.comment, "StartAt": VALIDATE, "States": f.states}
+
+
+def _hook(f: Flow, hook: Hook | None, next_state: str) -> str:
+    """Build the hook's states into ``f``; its first state (or ``next_state`` when there is none)."""
+    return hook(f, next_state) if hook is not None else next_state
+
+
+def _start(f: Flow) -> None:
+    f.step(
+        VALIDATE,
+        "validate",
+        next_state=LEASE,
+        payload={"input.$": "$$.Execution.Input"},
+        # The state from here on: the request, and empty slots the later states fill.
+        result={
+            "request.$": "$.Payload",
+            "guard": {"decision": {}, "plan": {}, "dryRun": None},
+            "precheck": {"before": None},
+            "error": None,
+        },
+        result_path="$",
+        catches=[catch("States.ALL", EXPLAIN_REJECTION)],
+        with_request=False,
+    )
+    f.pass_(
+        EXPLAIN_REJECTION,
+        next_state=REJECTED,
+        comment="Lambda reports the error as JSON; the console user should read just its message.",
+        parameters={"Error.$": "$.error.Error", "Details.$": "States.StringToJson($.error.Cause)"},
+        result_path="$.error",
+    )
+    f.add(
+        REJECTED,
+        {
+            "Type": "Fail",
+            "Comment": "The validate step wrote a 'rejected' audit row saying why.",
+            "ErrorPath": "$.error.Error",
+            "CausePath": "$.error.Details.errorMessage",
+        },
+    )
+    f.step(
+        LEASE,
+        "acquire-lease",
+        next_state=GUARDS,
+        result={"owner.$": "$.Payload.owner"},
+        result_path="$.lease",
+        catches=[catch(LeaseHeld, SKIPPED), catch("States.ALL", FAILED)],
+    )
+    f.step(
+        GUARDS,
+        "guards",
+        next_state=MAY_WE_ACT,
+        comment="Resolves the plan (what it would touch and the exact calls), then mode, fence, scope,"
+        " cooldown, loop and budget.",
+        result={
+            "decision.$": "$.Payload.decision",
+            "plan.$": "$.Payload.plan",
+            "dryRun.$": "$.Payload.dryRun",
+        },
+        result_path="$.guard",
+        catches=[catch(NotApplicable, SKIPPED), catch("States.ALL", FAILED)],
+    )
+
+
+def _precheck(f: Flow, workflow: Workflow, next_state: str) -> None:
+    extra = workflow.precheck_catches(f) if workflow.precheck_catches else []
+    f.step(
+        workflow.precheck,
+        "precheck",
+        next_state=next_state,
+        payload={"plan.$": "$.guard.plan"},
+        result={"before.$": "$.Payload.before"},
+        result_path="$.precheck",
+        catches=[*extra, catch(NotApplicable, SKIPPED), catch("States.ALL", FAILED)],
+    )
+
+
+def _release(f: Flow, name: str, next_state: str) -> None:
+    f.add(
+        name,
+        {
+            "Type": "Task",
+            "Resource": "arn:${Partition}:states:::dynamodb:deleteItem",
+            "Comment": "Conditional on owner: never releases a lease another execution took over.",
+            "Parameters": {
+                "TableName": "${LeaseTableName}",
+                "Key": {"targetKey": {"S.$": "$.request.targetKey"}},
+                "ConditionExpression": "#o = :me",
+                "ExpressionAttributeNames": {"#o": "owner"},
+                "ExpressionAttributeValues": {":me": {"S.$": "$.request.requestId"}},
+            },
+            "ResultPath": None,
+            "Catch": [catch("States.ALL", next_state, None)],
+            "Next": next_state,
+        },
+    )
+
+
+def _finish(f: Flow) -> None:
+    finish_result = {"outcome.$": "$.Payload"}
+    f.step(
+        SUCCEEDED,
+        "finish",
+        next_state="Release the lease",
+        payload={
+            "outcome": "succeeded",
+            "plan.$": "$.guard.plan",
+            "before.$": "$.precheck.before",
+            "reason.$": "$.request.reason",
+        },
+        result=finish_result,
+        result_path="$.result",
+        comment="A failure here (the row or the notification) fails the run: healed, but not recorded.",
+        catches=[catch("States.ALL", FAILED)],
+    )
+    _release(f, "Release the lease", HEALED)
+    f.succeed(HEALED)
+    f.step(
+        SKIPPED,
+        "finish",
+        next_state="Release the lease after skipping",
+        payload={"outcome": "skipped", "guard.$": "$.guard.decision", "error.$": "$.error"},
+        result=finish_result,
+        result_path="$.result",
+        catches=[catch("States.ALL", FAILED)],
+    )
+    _release(f, "Release the lease after skipping", "Skipped")
+    f.succeed("Skipped", comment="A guard said no (or there was nothing to do); the audit row says why.")
+    f.step(
+        FAILED,
+        "finish",
+        next_state="Release the lease after failure",
+        payload={"outcome": "failed", "error.$": "$.error", "before.$": "$.precheck.before"},
+        # The finish step names the error and gives its message: what the console user reads.
+        result={"Error.$": "$.Payload.error", "Cause.$": "$.Payload.reason"},
+        result_path="$.error",
+        catches=[catch("States.ALL", "Release the lease after failure", None)],
+    )
+    _release(f, "Release the lease after failure", "Remediation failed")
+    f.fail("Remediation failed")
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A human must say yes before ``then``: the question goes to the notification topic with the
+    task token (timeout = no action); the answer is recorded, then the lease is renewed and the run
+    looks again (mode, the plan as approved, the precheck) before it acts."""
+
+    subject: str  # States.Format template and its paths
+    subject_args: Sequence[str]
+    message: str
+    message_args: Sequence[str]
+    timeout: str  # the path of the timeout in seconds
+    why: str  # the path of the reason the run asks (goes in the awaiting-approval row)
+    refused: str  # skip reasons: States.Format templates, with their paths
+    refused_args: Sequence[str]
+    timed_out: str
+    timed_out_args: Sequence[str]
+
+
+def approval(f: Flow, ask: Approval, then: str) -> str:
+    """The approval hook; returns its first state."""
+    f.record(
+        "Record: awaiting approval",
+        "awaiting-approval",
+        next_state="Ask a human to approve",
+        on_error=FAILED,
+        **{"before.$": "$.precheck.before", "reason.$": ask.why},
+    )
+
+    def fmt(template: str, args: Sequence[str]) -> str:
+        return f"States.Format('{template}', {', '.join(args)})"
+
+    f.add(
+        "Ask a human to approve",
+        {
+            "Type": "Task",
+            "Resource": "arn:${Partition}:states:::sns:publish.waitForTaskToken",
+            "Comment": "The task token goes out in the notification; `selfheal approve TOKEN` / `selfheal"
+            " reject TOKEN` (or SendTaskSuccess / SendTaskFailure) answers. Timeout: nothing changes.",
+            "Parameters": {
+                "TopicArn": "${NotificationTopicArn}",
+                "Subject.$": fmt(ask.subject, ask.subject_args),
+                "Message.$": fmt(ask.message, ask.message_args),
+                "MessageAttributes": {"taskToken": {"DataType": "String", "StringValue.$": "$$.Task.Token"}},
+            },
+            "TimeoutSecondsPath": ask.timeout,
+            "ResultPath": "$.approval",
+            "Catch": [
+                catch("States.Timeout", "Not approved in time"),
+                catch("States.ALL", "Approval was refused"),
+            ],
+            "Next": "Record: approved",
+        },
+    )
+    # Not approved: skipped (and escalated), with the reason; the frame's skip path records it.
+    for name, template, args in (
+        ("Not approved in time", ask.timed_out, ask.timed_out_args),
+        ("Approval was refused", ask.refused, ask.refused_args),
+    ):
+        f.pass_(
+            name,
+            next_state=SKIPPED,
+            parameters={"proceed": False, "escalate": True, "skip_reason.$": fmt(template, args)},
+            result_path="$.guard.decision",
+        )
+    f.record(
+        "Record: approved",
+        "approved",
+        next_state="Renew the lease after the approval",
+        on_error=FAILED,
+        **{"after.$": "$.approval"},
+    )
+    f.step(
+        "Renew the lease after the approval",
+        "acquire-lease",
+        next_state="Look again after the approval",
+        comment="The wait may outlast the lease: renew it (same owner), or stop if another execution took"
+        " the target meanwhile.",
+        result={"owner.$": "$.Payload.owner"},
+        result_path="$.lease",
+        catches=[catch(LeaseHeld, SKIPPED), catch("States.ALL", FAILED)],
+    )
+    f.step(
+        "Look again after the approval",
+        "recheck",
+        next_state=then,
+        comment="The answer may come long after the question: the kill switch, the plan (as approved) and"
+        " the precheck are checked again before acting.",
+        payload={"plan.$": "$.guard.plan"},
+        result={"before.$": "$.Payload.before"},
+        result_path="$.precheck",
+        catches=[catch(NotApplicable, SKIPPED), catch("States.ALL", FAILED)],
+    )
+    return "Record: awaiting approval"

@@ -1,0 +1,359 @@
+"""promote-replica: promote an RDS read replica (after a human's yes when its lag is too high or
+unknown) and repoint the DNS name; fail an Aurora cluster over to a reader; switch (or fail) a global
+database over to a secondary. Each path polls until the new writer is the writer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from selfheal.errors import VerificationFailed
+from selfheal.runbooks import promote_replica as rb
+from tools.asl.frame import FAILED, SUCCEEDED, VERIFIED, Approval, Workflow, approval
+from tools.asl.idioms import Call, Flow, all_of, equals, is_true
+
+PLAN = "$.guard.plan"
+
+PROMOTE = Call(
+    rb.PROMOTE,
+    intent="Record: about to promote the replica",
+    task="Promote the replica",
+    done="Record: the promotion started",
+    failed="Record: the promotion failed",
+    result={"status.$": "$.DbInstance.DbInstanceStatus"},
+)
+REPOINT = Call(
+    rb.REPOINT_DNS,
+    intent="Record: about to repoint the DNS name",
+    task="Repoint the DNS name",
+    done="Record: the DNS name was repointed",
+    failed="Record: the DNS change failed",
+    result={"changeId.$": "$.ChangeInfo.Id", "status.$": "$.ChangeInfo.Status"},
+    result_path="$.dnsAct",
+)
+FAILOVER_CLUSTER = Call(
+    rb.FAILOVER_CLUSTER,
+    intent="Record: about to fail the cluster over",
+    task="Fail the cluster over",
+    done="Record: the cluster failover started",
+    failed="Record: the cluster failover failed",
+    result={"status.$": "$.DbCluster.Status"},
+)
+SWITCHOVER = Call(
+    rb.SWITCHOVER_GLOBAL,
+    intent="Record: about to switch the global database over",
+    task="Switch the global database over",
+    done="Record: the switchover started",
+    failed="Record: the switchover failed",
+    result={"status.$": "$.GlobalCluster.Status"},
+)
+FAILOVER_GLOBAL = Call(
+    rb.FAILOVER_GLOBAL,
+    intent="Record: about to fail the global database over",
+    task="Fail the global database over",
+    done="Record: the global failover started",
+    failed="Record: the global failover failed",
+    result={"status.$": "$.GlobalCluster.Status"},
+)
+
+ASK = Approval(
+    subject="[selfheal] APPROVAL NEEDED: promote {}",
+    subject_args=[f"{PLAN}.replicaIdentifier"],
+    message=(
+        "[selfheal] promote-replica needs approval\n\nPrimary:   {}\nPromote:   {}\nDNS:       {}\n"
+        "Why ask:   {}\nReason:    {}\n\nApprove:   selfheal approve {}\n"
+        'Reject:    selfheal reject {} --reason "why not"\n'
+        "(or SendTaskSuccess / SendTaskFailure with this task token, from the console or the AWS CLI)\n"
+        "If nobody answers within {} seconds nothing is changed.\n\nExecution: {}"
+    ),
+    message_args=[
+        f"{PLAN}.primaryIdentifier",
+        f"{PLAN}.replicaIdentifier",
+        "$.precheck.before.trafficMove",
+        "$.precheck.before.lag",
+        "$.request.reason",
+        "$$.Task.Token",
+        "$$.Task.Token",
+        f"{PLAN}.approvalTimeoutSeconds",
+        "$$.Execution.Id",
+    ],
+    timeout=f"{PLAN}.approvalTimeoutSeconds",
+    why="$.precheck.before.lag",
+    refused="promoting {} was rejected ({}: {}): nothing was changed",
+    refused_args=[f"{PLAN}.replicaIdentifier", "$.error.Error", "$.error.Cause"],
+    timed_out="nobody approved promoting {} within {} seconds: nothing was changed ({})",
+    timed_out_args=[f"{PLAN}.replicaIdentifier", f"{PLAN}.approvalTimeoutSeconds", "$.precheck.before.lag"],
+)
+
+
+REPLICA = "Is the replica lag within the limit?"
+GLOBAL = "Switchover or failover?"
+
+
+def _replica(f: Flow) -> None:
+    f.choice(
+        REPLICA,
+        [(is_true("$.precheck.before.needsApproval"), "Record: awaiting approval")],
+        PROMOTE.intent,
+    )
+    approval(f, ASK, then=PROMOTE.intent)
+    f.call(PROMOTE, next_state="Start counting promotion checks", on_error=FAILED)
+    f.poll(
+        start="Start counting promotion checks",
+        describe="Describe the promoted instance",
+        check="Is it a standalone writer?",
+        done=[
+            (
+                all_of(
+                    equals("$.verify.status", "available"),
+                    {"Variable": "$.verify.replicaSources", "NumericEquals": 0},
+                ),
+                "Record: the replica is a standalone writer",
+            )
+        ],
+        give_up="Promotion timed out",
+        wait="Wait for the promotion",
+        count="Count the promotion check",
+    )
+    f.describe(
+        "Describe the promoted instance",
+        "aws-sdk:rds:describeDBInstances",
+        {"DbInstanceIdentifier.$": f"{PLAN}.replicaIdentifier"},
+        {
+            "instance.$": "States.ArrayGetItem($.DbInstances, 0)",
+            "replicates.$": "$.DbInstances[*].ReadReplicaSourceDbInstanceIdentifier",
+        },
+        next_state="Is it still a replica?",
+        on_error=FAILED,
+    )
+    f.pass_(
+        "Is it still a replica?",
+        next_state="Is it a standalone writer?",
+        comment="A list, empty once promoted: no Choice on a field that may be missing.",
+        parameters={
+            "instance.$": "$.verify.instance",
+            "status.$": "$.verify.instance.DbInstanceStatus",
+            "replicaSources.$": "States.ArrayLength($.verify.replicates)",
+        },
+        result_path="$.verify",
+    )
+    f.error(
+        "Promotion timed out",
+        rb.PromotionTimedOut,
+        "{} is still {} after {} checks: not a standalone writer yet; the DNS name {} was NOT moved",
+        f"{PLAN}.replicaIdentifier",
+        "$.verify.status",
+        "$.verifyState.attempt",
+        f"{PLAN}.recordName",
+        next_state=FAILED,
+    )
+    f.record(
+        "Record: the replica is a standalone writer",
+        "verified",
+        next_state=REPOINT.intent,
+        on_error=FAILED,
+        **{"after.$": "$.verify"},
+    )
+    f.call(
+        REPOINT,
+        next_state="Start counting DNS checks",
+        on_error="Explain: promoted but DNS not moved",
+    )
+    f.error(
+        "Explain: promoted but DNS not moved",
+        rb.DnsRepointFailed,
+        "{} IS promoted (a standalone writer) but {} could not be repointed: {}. Repoint it by hand",
+        f"{PLAN}.replicaIdentifier",
+        f"{PLAN}.recordName",
+        "$.error.Cause",
+        next_state=FAILED,
+    )
+    f.poll(
+        start="Start counting DNS checks",
+        describe="Read the DNS record",
+        check="Does the name point at the new writer?",
+        done=[
+            ({"Variable": "$.dnsVerify.value.Value", "StringEqualsPath": f"{PLAN}.replicaEndpoint"}, VERIFIED)
+        ],
+        give_up="DNS verification failed",
+        wait="Wait for the DNS change",
+        count="Count the DNS check",
+    )
+    f.describe(
+        "Read the DNS record",
+        "aws-sdk:route53:listResourceRecordSets",
+        {
+            "HostedZoneId.$": f"{PLAN}.hostedZoneId",
+            "StartRecordName.$": f"{PLAN}.recordName",
+            "StartRecordType": "CNAME",
+            "MaxItems": "1",
+        },
+        {"record.$": "States.ArrayGetItem($.ResourceRecordSets, 0)"},
+        next_state="Pick the record value",
+        on_error=FAILED,
+        result_path="$.dnsVerify",
+    )
+    f.pass_(
+        "Pick the record value",
+        next_state="Does the name point at the new writer?",
+        parameters={
+            "name.$": "$.dnsVerify.record.Name",
+            "value.$": "States.ArrayGetItem($.dnsVerify.record.ResourceRecords, 0)",
+        },
+        result_path="$.dnsVerify",
+    )
+    f.error(
+        "DNS verification failed",
+        VerificationFailed,
+        "{} IS promoted but {} still points at {} after {} checks",
+        f"{PLAN}.replicaIdentifier",
+        f"{PLAN}.recordName",
+        "$.dnsVerify.value.Value",
+        "$.verifyState.attempt",
+        next_state=FAILED,
+    )
+    f.record(VERIFIED, "verified", next_state=SUCCEEDED, on_error=FAILED, **{"after.$": "$.dnsVerify"})
+
+
+@dataclass(frozen=True)
+class WriterPoll:
+    """Poll a cluster (or a global database) until the chosen member is its writer."""
+
+    what: str  # "writer": the states' names
+    describe: str
+    resource: str
+    parameters: dict[str, str]
+    result: dict[str, str]
+    status: str  # the path of the status in the described resource
+    writers: str  # a filter that lists the writers' identifiers
+    chosen_name: str  # "chosen reader"
+    chosen: str  # the path of the chosen member's identifier
+    waiting_for: str  # "cluster failover"
+    done: str
+    timed_out: str
+
+
+def _writer_poll(f: Flow, poll: WriterPoll) -> None:
+    among, check = f"Is the {poll.chosen_name} among the writers?", f"Is the {poll.chosen_name} the writer?"
+    f.poll(
+        start=f"Start counting {poll.what} checks",
+        describe=poll.describe,
+        check=check,
+        done=[
+            (all_of(equals("$.verify.status", "available"), is_true("$.verify.chosenIsWriter")), poll.done)
+        ],
+        give_up=poll.timed_out,
+        wait=f"Wait for the {poll.waiting_for}",
+        count=f"Count the {poll.what} check",
+    )
+    find = f"Find the {poll.what}"
+    f.describe(poll.describe, poll.resource, poll.parameters, poll.result, next_state=find, on_error=FAILED)
+    f.pass_(
+        find,
+        next_state=among,
+        parameters={"status.$": poll.status, "writers.$": poll.writers},
+        result_path="$.verify",
+    )
+    f.pass_(
+        among,
+        next_state=check,
+        parameters={
+            "status.$": "$.verify.status",
+            "writers.$": "$.verify.writers",
+            "chosenIsWriter.$": f"States.ArrayContains($.verify.writers, {poll.chosen})",
+        },
+        result_path="$.verify",
+    )
+    f.record(poll.done, "verified", next_state=SUCCEEDED, on_error=FAILED, **{"after.$": "$.verify"})
+
+
+def _cluster(f: Flow) -> None:
+    f.call(FAILOVER_CLUSTER, next_state="Start counting writer checks", on_error=FAILED)
+    _writer_poll(
+        f,
+        WriterPoll(
+            what="writer",
+            describe="Describe the cluster",
+            resource="aws-sdk:rds:describeDBClusters",
+            parameters={"DbClusterIdentifier.$": f"{PLAN}.clusterIdentifier"},
+            result={"cluster.$": "States.ArrayGetItem($.DbClusters, 0)"},
+            status="$.verify.cluster.Status",
+            writers="$.verify.cluster.DbClusterMembers[?(@.IsClusterWriter == true)].DbInstanceIdentifier",
+            chosen_name="chosen reader",
+            chosen=f"{PLAN}.targetInstanceIdentifier",
+            waiting_for="cluster failover",
+            done="Record: the writer changed",
+            timed_out="Cluster failover timed out",
+        ),
+    )
+    f.error(
+        "Cluster failover timed out",
+        rb.FailoverTimedOut,
+        "{} is not the writer of {} after {} checks",
+        f"{PLAN}.targetInstanceIdentifier",
+        f"{PLAN}.clusterIdentifier",
+        "$.verifyState.attempt",
+        next_state=FAILED,
+    )
+
+
+def _global(f: Flow) -> None:
+    f.choice(
+        GLOBAL, [(equals(f"{PLAN}.globalAction", "failover"), FAILOVER_GLOBAL.intent)], SWITCHOVER.intent
+    )
+    for call in (SWITCHOVER, FAILOVER_GLOBAL):
+        f.call(call, next_state="Start counting global writer checks", on_error=FAILED)
+    _writer_poll(
+        f,
+        WriterPoll(
+            what="global writer",
+            describe="Describe the global database",
+            resource="aws-sdk:rds:describeGlobalClusters",
+            parameters={"GlobalClusterIdentifier.$": f"{PLAN}.globalClusterIdentifier"},
+            result={"globalCluster.$": "States.ArrayGetItem($.GlobalClusters, 0)"},
+            status="$.verify.globalCluster.Status",
+            writers="$.verify.globalCluster.GlobalClusterMembers[?(@.IsWriter == true)].DbClusterArn",
+            chosen_name="secondary",
+            chosen=f"{PLAN}.targetClusterArn",
+            waiting_for="global action",
+            done="Record: the global writer changed",
+            timed_out="Global action timed out",
+        ),
+    )
+    f.error(
+        "Global action timed out",
+        rb.FailoverTimedOut,
+        "{} is not the writer of {} after {} checks",
+        f"{PLAN}.targetClusterArn",
+        f"{PLAN}.globalClusterIdentifier",
+        "$.verifyState.attempt",
+        next_state=FAILED,
+    )
+
+
+def body(f: Flow) -> str:
+    kind = f"{PLAN}.kind"
+    f.choice(
+        "Which kind of database?",
+        [(equals(kind, "rds-replica"), REPLICA), (equals(kind, "aurora-cluster"), FAILOVER_CLUSTER.intent)],
+        GLOBAL,
+    )
+    for path in (_replica, _cluster, _global):
+        path(f)
+    return "Which kind of database?"
+
+
+WORKFLOW = Workflow(
+    runbook=rb.PromoteReplica.name,
+    comment=(
+        "promote-replica: fail a database over to its replica, safely. Input: {target:"
+        " {dbInstanceIdentifier | dbClusterIdentifier | globalClusterIdentifier}, params:"
+        " {replicaIdentifier?, hostedZoneId?, recordName?, maxLagSeconds?, approvalTimeoutSeconds?,"
+        " targetInstanceIdentifier?, targetClusterIdentifier?, globalAction?}, dryRun, reason}. RDS"
+        " replica: checks (fence, available, ReplicaLag) -> approval if the lag is over the limit or"
+        " unknown -> promote -> wait for a standalone writer -> repoint the DNS name -> verify. Aurora:"
+        " fail over to the chosen or best reader. Global: switchover/failover to the named secondary."
+    ),
+    precheck="Precheck: can the replica take over?",
+    body=body,
+    substitutions=("Partition", "StepsFunctionArn", "LeaseTableName", "NotificationTopicArn"),
+)
