@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 
-from localcloud import compat, recording
+from localcloud import compat, faults, recording
 
 DEFAULT_REGION = "us-east-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -46,6 +46,8 @@ class LocalCloud:
         self.region = region
         self._server: Any = None
         self._log = recording.RequestLog()
+        # Faults to answer chosen calls with (throttling, errors), as AWS would: localcloud.faults.
+        self.faults = faults.FaultInjector()
         self._previous: tuple[str | None, dict[str, str]] = (None, {})
 
     def start(self) -> LocalCloud:
@@ -66,6 +68,7 @@ class LocalCloud:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per request otherwise
         moto_api_backend.set_config(MOTO_CONFIG)  # moto's config API, applied in this (server) process
         recording.install(self._log)
+        faults.install(self.faults)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._requested_port, verbose=False)
         self._server.start()
         # The Step Functions interpreter sends its SDK calls to localhost:$MOTO_PORT. Both settings are
@@ -81,6 +84,8 @@ class LocalCloud:
         self._server.stop()
         self._server = None
         recording.uninstall(self._log)
+        faults.uninstall(self.faults)
+        self.faults.clear()
         port, runtime = self._previous
         if port is None:
             os.environ.pop("MOTO_PORT", None)

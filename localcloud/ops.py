@@ -107,6 +107,21 @@ class ExecutionResult:
     def cause(self) -> str | None:
         return self.description.get("cause")
 
+    @property
+    def failed_attempts(self) -> list[tuple[str, str]]:
+        """(state, error) of every task attempt that failed, in order: a task its Retry took again
+        shows once per failed attempt, a run that still succeeded included."""
+        failures: list[tuple[str, str]] = []
+        state = ""
+        for event in self.history:
+            entered = event.get("stateEnteredEventDetails")
+            if entered:
+                state = entered["name"]
+            for key in ("taskFailedEventDetails", "lambdaFunctionFailedEventDetails"):
+                if key in event:
+                    failures.append((state, str(event[key].get("error", ""))))
+        return failures
+
 
 def execution_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []

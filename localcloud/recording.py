@@ -183,7 +183,7 @@ def decode_request(
     return RecordedRequest(service, f"{method} {path}", dict(parse_qsl(parts.query)), now, method, path)
 
 
-def _read_body(request: Any) -> bytes:
+def read_body(request: Any) -> bytes:
     """Read the WSGI body and put it back, exactly as moto's own recorder does."""
     try:
         size = int(request.headers.get("Content-Length") or 0)
@@ -213,7 +213,7 @@ def install(log: RequestLog) -> None:
         def _record_request(self: Recorder, request: Any, body: bytes | None = None) -> None:
             sinks = list(_sinks)
             if sinks and not request.raw_path.startswith("/moto-api"):
-                raw = body if isinstance(body, bytes) else _read_body(request)
+                raw = body if isinstance(body, bytes) else read_body(request)
                 headers = {k: v for k, v in request.headers.items()}
                 # Recording must never break the request it observes.
                 with contextlib.suppress(Exception):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from localcloud.faults import FaultInjector
 from localcloud.harness import LOCAL_STACK_NAME, DeployedCloud, start_deployed_cloud
 
 ROOT = Path(__file__).parents[2]
@@ -29,3 +30,10 @@ def cloud() -> Iterator[DeployedCloud]:
         yield deployed
     finally:
         deployed.cloud.stop()
+
+
+@pytest.fixture
+def faults(cloud: DeployedCloud) -> Iterator[FaultInjector]:
+    """Inject faults into the local cloud's AWS calls for one test; none are left for the next."""
+    yield cloud.cloud.faults
+    cloud.cloud.faults.clear()

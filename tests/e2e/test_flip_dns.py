@@ -19,6 +19,7 @@ from localcloud import ops
 from localcloud.harness import DeployedCloud
 from localcloud.route53 import set_endpoint_health
 from tests.dns_world import PRIMARY_IP, SECONDARY_IP, DnsWorld
+from tests.e2e.throttling import THROTTLES_PAST_THE_CLIENT
 
 FAST = {
     "selfheal:param:verifyIntervalSeconds": "0",
@@ -342,3 +343,14 @@ def test_flip_dns_health_check_updates_have_audit_rows_before_and_after(cloud, d
         if r.get("action") == "route53:UpdateHealthCheck"
     ]
     assert calls == [(True, "pending"), (True, "ok"), (False, "pending"), (False, "ok")]
+
+
+def test_flip_dns_route53_throttling_a_step_is_retried_and_the_run_heals(cloud, dns, scope, faults):
+    primary, _ = dns.simple()
+    scope(zones=[dns.zone])
+    throttle = faults.throttle("route53", "ListResourceRecordSets", times=THROTTLES_PAST_THE_CLIENT)
+    result = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert ("Check the guards", "AwsCallFailed") in result.failed_attempts
+    assert len(throttle.hits) == THROTTLES_PAST_THE_CLIENT
+    assert dns.answer() == [SECONDARY_IP]

@@ -18,6 +18,7 @@ import pytest
 from localcloud import compat_rds, ops
 from localcloud.cli import main
 from localcloud.harness import DeployedCloud
+from tests.e2e.throttling import THROTTLES_PAST_THE_CLIENT
 from tests.events import load_event
 
 FENCE = {"Key": "selfheal:managed", "Value": "true"}
@@ -552,3 +553,14 @@ def test_promote_replica_kill_switch_turned_off_while_waiting_for_approval_stops
     assert rows[-1]["phase"] == "skipped" and "kill switch is off" in rows[-1]["reason"]
     assert rows[-1]["error"]["error"] == "ModeChanged"
     assert not [r for r in rows if r["phase"] == "action"]
+
+
+def test_promote_replica_rds_throttling_a_step_is_retried_and_the_run_heals(cloud, faults):
+    db = make_database(cloud)
+    throttle = faults.throttle("rds", "DescribeDBInstances", times=THROTTLES_PAST_THE_CLIENT)
+    result = cloud.start_and_wait(RUNBOOK, manual_input(db), timeout=90)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert ("Check the guards", "AwsCallFailed") in result.failed_attempts
+    assert len(throttle.hits) == THROTTLES_PAST_THE_CLIENT
+    assert db.replica_state(cloud) == ("available", None)
+    assert db.record_value(cloud) == db.replica_endpoint

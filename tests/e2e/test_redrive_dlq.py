@@ -21,6 +21,7 @@ from localcloud import ops
 from localcloud.harness import DeployedCloud
 from selfheal.audit import AuditRow, AuditTrail
 from selfheal.models import Actor, Phase, utcnow
+from tests.e2e.throttling import THROTTLES_PAST_THE_CLIENT
 from tests.events import load_event
 
 FENCE = {"selfheal:managed": "true"}
@@ -473,3 +474,13 @@ def test_redrive_dlq_task_cancelled_by_someone_else_fails_with_a_named_error(clo
         thread.join()
     assert result.status == "FAILED" and result.error == "MoveTaskFailed", (result.error, result.cause)
     assert "CANCELLED" in (result.cause or "")
+
+
+def test_redrive_dlq_sqs_throttling_a_step_is_retried_and_the_run_heals(cloud, faults):
+    dlq = make_dlq(cloud, messages=3)
+    throttle = faults.throttle("sqs", "ListDeadLetterSourceQueues", times=THROTTLES_PAST_THE_CLIENT)
+    result = cloud.start_and_wait("redrive-dlq", manual_input(dlq))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert ("Check the guards", "AwsCallFailed") in result.failed_attempts
+    assert len(throttle.hits) == THROTTLES_PAST_THE_CLIENT
+    assert dlq.depth(cloud) == 0

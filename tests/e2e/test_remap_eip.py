@@ -18,6 +18,7 @@ import pytest
 
 from localcloud import ops
 from localcloud.harness import DeployedCloud
+from tests.e2e.throttling import THROTTLES_PAST_THE_CLIENT
 from tests.events import load_event
 
 FENCE = {"Key": "selfheal:managed", "Value": "true"}
@@ -418,3 +419,16 @@ def test_remap_eip_failure_is_escalated(cloud, outcome_inbox):
     (note,) = [m for m in received if m.get("Type") == "Notification" and pair.primary in m["Subject"]]
     assert note["MessageAttributes"]["severity"]["Value"] == "escalation"
     assert "ACTION NEEDED" in note["Message"] and "PreconditionFailed" in note["Message"]
+
+
+def test_remap_eip_ec2_throttling_a_step_is_retried_and_the_run_heals(cloud, faults):
+    # Given EC2 throttling the guards step's DescribeInstances (the standby) past the client's retries
+    pair = make_pair(cloud)
+    throttle = faults.throttle("ec2", "DescribeInstances", times=THROTTLES_PAST_THE_CLIENT)
+    # When the runbook runs
+    result = cloud.start_and_wait("remap-eip", manual_input(pair))
+    # Then the step failed once with the retryable error, was run again, and the EIP moved
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert ("Check the guards", "AwsCallFailed") in result.failed_attempts
+    assert len(throttle.hits) == THROTTLES_PAST_THE_CLIENT
+    assert pair.holder(cloud) == pair.standby

@@ -16,6 +16,7 @@ from typing import Any
 from localcloud import autoscaling as local_autoscaling
 from localcloud import ops
 from localcloud.harness import DeployedCloud
+from tests.e2e.throttling import THROTTLES_PAST_THE_CLIENT
 from tests.events import load_event
 
 FENCE = {"Key": "selfheal:managed", "Value": "true"}
@@ -943,3 +944,14 @@ def test_replace_instance_recover_alarm_in_alarm_is_not_fought(cloud):
     assert [r["phase"] for r in rows] == ["received", "skipped", "skipped"]
     assert not [r for r in cloud.recorded_requests() if r.operation in {"StopInstances", "StartInstances"}]
     assert state_of(cloud, instance) == "running"
+
+
+def test_replace_instance_auto_scaling_throttling_a_step_is_retried_and_the_run_heals(cloud, faults):
+    group = make_group(cloud)
+    sick = group.instances[0]
+    throttle = faults.throttle("autoscaling", "DescribeAutoScalingInstances", times=THROTTLES_PAST_THE_CLIENT)
+    result = cloud.start_and_wait("replace-instance", manual_input(sick))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert ("Check the guards", "AwsCallFailed") in result.failed_attempts
+    assert len(throttle.hits) == THROTTLES_PAST_THE_CLIENT
+    assert sick not in [m["InstanceId"] for m in group.members(cloud)]

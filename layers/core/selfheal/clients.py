@@ -14,7 +14,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
 # 3 attempts of at most 5 s connect + 10 s read, plus backoff: well inside the steps function's 60 s.
-RETRIES = {"mode": "standard", "max_attempts": 3}
+RETRIES = {"mode": "standard", "total_max_attempts": 3}
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 10
 
