@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, cast
 from xml.sax.saxutils import escape
 
 import botocore.session
@@ -142,7 +142,8 @@ def install(injector: FaultInjector) -> None:
                 from flask import Response
                 from flask import request as flask_request
 
-                request = moto_utils.normalize_request(flask_request)
+                # moto's own call does the same cast: its Flask app's request class is moto's Request.
+                request = moto_utils.normalize_request(cast(Any, flask_request))
                 if not request.raw_path.startswith("/moto-api"):
                     headers = dict(request.headers.items())
                     entry = decode_request(
