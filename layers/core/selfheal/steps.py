@@ -386,17 +386,17 @@ class Steps:
         except TerminalError as refused:
             return {"plan": None, "refused": f"{refused.name}: {refused.message}"}
         plan_json = plan.model_dump(mode="json", by_alias=True)
+        failed_path = first.model_dump(mode="json", by_alias=True).get("path")
         error = _error(event.error)
-        assert event.plan is not None  # _plan checked it
         self.audit.write(
             self._row(
                 event,
                 request,
                 Phase.STARTED,
-                before={"failedPath": event.plan.get("path"), "plan": plan_json},
+                before={"failedPath": failed_path, "plan": plan_json},
                 error=error,
                 reason=(
-                    f"{event.plan.get('path')} did not heal it"
+                    f"{failed_path} did not heal it"
                     f" ({(error or {}).get('error', 'failed')}: {(error or {}).get('message', '')});"
                     f" falling back to {plan_json.get('path')}"
                 ),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from selfheal.errors import VerificationFailed
 from selfheal.runbooks import flip_dns as rb
 from tools.asl.frame import FAILED, SUCCEEDED, VERIFIED, Workflow
-from tools.asl.idioms import Call, Flow, all_of, equals, is_true
+from tools.asl.idioms import Call, Flow, all_of, catch, equals, is_true
 
 FAILOVER_RECORDS = equals("$.guard.plan.kind", "failover")
 A_FAILBACK = all_of(
@@ -149,7 +149,7 @@ def body(f: Flow) -> str:
             "expected.$": "$.Payload.expected",
         },
         result_path="$.verify",
-        catches=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": FAILED}],
+        catches=[catch("States.ALL", FAILED)],
     )
     f.error(
         "Verification failed",
