@@ -67,3 +67,30 @@ def test_a_failed_run_shows_its_named_error_and_a_readable_cause_in_every_runboo
     assert rows[0]["error"]["error"] == "UnknownResource" and rows[0]["reason"] == result.cause
     leases = cloud.client("dynamodb").scan(TableName=cloud.stack.outputs["LeaseTableName"])["Items"]
     assert not [item for item in leases if item["owner"]["S"] == result.name]
+
+
+@pytest.mark.parametrize("runbook", sorted(RUNBOOKS))
+def test_a_console_input_that_is_no_json_object_is_rejected_in_every_runbook(cloud, runbook):
+    result = cloud.start_and_wait(runbook, [{"target": {}, "reason": "a list, not an object"}])
+    assert (result.status, result.error) == ("FAILED", "InvalidInput"), (result.error, result.cause)
+    assert readable(result.cause), result.cause
+    assert [r["phase"] for r in rows_of(cloud, result.name)] == ["rejected"]
+
+
+@pytest.mark.parametrize(
+    "target,needle",
+    [
+        ({"instanceId": "i-" + "a" * 20_000}, "bytes"),
+        (
+            {"instanceId": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": {"j": "deep"}}}}}}}}}}},
+            "nested",
+        ),
+    ],
+    ids=["oversized", "deeply-nested"],
+)
+def test_an_oversized_or_deeply_nested_input_is_rejected_with_its_row(cloud, target, needle):
+    result = cloud.start_and_wait("replace-instance", {"target": target, "reason": "hostile input"})
+    assert (result.status, result.error) == ("FAILED", "InvalidInput"), (result.error, result.cause)
+    assert needle in (result.cause or "")
+    (rejected,) = rows_of(cloud, result.name)
+    assert rejected["phase"] == "rejected" and needle in rejected["reason"] and rejected["target"] == {}

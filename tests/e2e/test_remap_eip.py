@@ -432,3 +432,48 @@ def test_remap_eip_ec2_throttling_a_step_is_retried_and_the_run_heals(cloud, fau
     assert ("Check the guards", "AwsCallFailed") in result.failed_attempts
     assert len(throttle.hits) == THROTTLES_PAST_THE_CLIENT
     assert pair.holder(cloud) == pair.standby
+
+
+def manual_event(pair: Pair, **detail: Any) -> dict[str, Any]:
+    """A "Remediation Requested" event on the bus, as the EventBridge console sends it."""
+    event = copy.deepcopy(load_event("manual-remap-eip"))
+    event["id"] = str(uuid.uuid4())
+    event["detail"].update(target={"instanceId": pair.primary}, params={"standbyInstanceId": pair.standby})
+    event["detail"].update(detail)
+    return event
+
+
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        (lambda detail: detail.pop("reason"), "reason"),
+        (lambda detail: detail.update(force=True), "force"),
+    ],
+    ids=["without-a-reason", "with-an-unknown-field"],
+)
+def test_remap_eip_bad_manual_request_on_the_bus_is_refused_like_a_console_input(cloud, change, needle):
+    # Given a bus request the console would refuse (no reason; a field no runbook input has)
+    pair = make_pair(cloud)
+    event = manual_event(pair)
+    change(event["detail"])
+    # When it is sent
+    summary = cloud.send_event_and_wait(event)
+    # Then nothing starts, nothing moves, and a rejected row names the field
+    assert summary.executions == []
+    assert pair.holder(cloud) == pair.primary
+    (rejected,) = [r for r in rows_for(cloud, pair.primary) if r["phase"] == "rejected"]
+    assert rejected["error"]["error"] == "InvalidInput" and needle in rejected["reason"]
+
+
+def test_remap_eip_fence_value_is_compared_exactly_as_iam_compares_it(cloud):
+    # Given an EIP tagged selfheal:managed=TRUE (IAM's StringEquals would not match "true")
+    pair = make_pair(cloud)
+    cloud.client("ec2").create_tags(
+        Resources=[pair.allocation], Tags=[{"Key": "selfheal:managed", "Value": "TRUE"}]
+    )
+    # When the runbook is asked to move it
+    result = cloud.start_and_wait("remap-eip", manual_input(pair, target={"allocationId": pair.allocation}))
+    # Then it is not ours: skipped, not moved
+    assert result.status == "SUCCEEDED" and pair.holder(cloud) == pair.primary
+    (skipped,) = [r for r in rows_for(cloud, pair.allocation) if r["phase"] == "skipped"]
+    assert "fence" in skipped["reason"] and pair.allocation in skipped["reason"]

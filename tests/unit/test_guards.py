@@ -97,14 +97,15 @@ def test_guards_budget_counts_only_intents_in_the_last_hour():
     assert decide(runbook_history=actions).proceed
 
 
-def test_fence_violations_lists_untagged_resources_only():
+def test_fence_violations_lists_what_is_not_tagged_exactly_so():
+    """Compared as IAM's StringEquals compares: "TRUE" is not "true"."""
     tags = {
         "eipalloc-1": {"selfheal:managed": "true"},
         "i-1": {"selfheal:managed": "TRUE"},
         "i-2": {"selfheal:managed": "false"},
         "i-3": {},
     }
-    assert fence_violations(tags, "selfheal:managed", "true") == ["i-2", "i-3"]
+    assert fence_violations(tags, "selfheal:managed", "true") == ["i-1", "i-2", "i-3"]
 
 
 def test_guard_limits_tightened_only_makes_guards_stricter():

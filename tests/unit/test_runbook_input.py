@@ -83,3 +83,30 @@ def test_redrive_dlq_target_key_is_the_queue_name_whichever_form_is_given():
 def test_redrive_dlq_bad_input_names_the_problem(target, params, needle):
     with pytest.raises(InvalidInput, match=needle):
         parse_request({"target": target, "params": params, "reason": "t"}, "redrive-dlq", "r1", None)
+
+
+def test_input_problems_refuses_what_no_row_could_record() -> None:
+    from selfheal.models import MAX_INPUT_BYTES, input_problems
+
+    assert input_problems({"target": {"instanceId": "i-1"}, "reason": "ok"}) is None
+    assert "bytes" in (input_problems({"reason": "x" * MAX_INPUT_BYTES}) or "")
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(10_000):  # no recursion limit to hit
+        node["a"] = {}
+        node = node["a"]  # type: ignore[assignment]
+    assert "nested" in (input_problems(deep) or "")
+
+
+def test_audit_rows_too_big_for_dynamodb_are_summarised_not_lost() -> None:
+    from selfheal.audit import MAX_ROW_BYTES, fitted
+
+    body = {
+        "requestId": "r",
+        "phase": "failed",
+        "before": {"blob": "x" * MAX_ROW_BYTES},
+        "reason": "r" * 5000,
+    }
+    small = fitted(body)
+    assert small["before"] == {"truncated": True, "bytes": MAX_ROW_BYTES + 12, "depth": 1}
+    assert len(small["reason"]) == 2000 and fitted({"phase": "ok"}) == {"phase": "ok"}

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from selfheal.errors import InvalidInput
 from selfheal.signals import (
     AlarmState,
     AlarmType,
@@ -21,6 +22,7 @@ from selfheal.signals import (
     parse_records,
     resource_id,
 )
+from selfheal.steps import parse_request
 from tests.events import event_names, load_event
 
 ACCOUNT = "123456789012"
@@ -395,16 +397,32 @@ def test_parse_event_manual_request_keeps_runbook_input_and_requester() -> None:
     }
 
 
-def test_parse_event_manual_request_without_reason_gets_one_naming_the_requester() -> None:
+def test_parse_event_manual_request_is_passed_on_as_written_for_the_runbook_to_check() -> None:
+    """No default reason, no field dropped: the runbook refuses what the console would refuse."""
     event = load_event("manual-remap-eip")
     del event["detail"]["reason"]
     del event["detail"]["params"]
+    event["detail"]["force"] = True
 
     result = parse_event(event)
 
     assert isinstance(result, Signal) and result.manual is not None
-    assert result.manual.input["reason"] == "manual request by alice"
-    assert result.manual.input["params"] == {}
+    assert result.manual.input == {"target": event["detail"]["target"], "dryRun": False, "force": True}
+    assert result.manual.requested_by == "alice"
+
+
+@pytest.mark.parametrize(
+    "field,value,needle",
+    [("target", "i-123", "target"), ("dryRun", "no", "dryRun"), ("reason", "", "reason")],
+)
+def test_a_malformed_manual_request_is_refused_by_the_runbook_input_check(field, value, needle) -> None:
+    """A manual request's input is the runbook's to check, as a console input is."""
+    event = load_event("manual-remap-eip")
+    event["detail"][field] = value
+    result = parse_event(event)
+    assert isinstance(result, Signal) and result.manual is not None
+    with pytest.raises(InvalidInput, match=needle):
+        parse_request(result.manual.input, "remap-eip", "r-1", None)
 
 
 def test_parse_event_every_sample_parses_or_is_knowingly_unrecognised() -> None:
@@ -464,8 +482,6 @@ def _with(name: str, value: Any, *path: str | int) -> dict[str, Any]:
         ),
         (_without("ec2-state-stopped", "detail", "instance-id"), "detail.instance-id is missing"),
         (_with("rds-instance-failure", "failure", "detail", "EventCategories"), "EventCategories is str"),
-        (_with("manual-remap-eip", "i-123", "detail", "target"), "detail.target is str"),
-        (_with("manual-remap-eip", "no", "detail", "dryRun"), "dryRun is str, not true/false"),
         (_without("manual-remap-eip", "detail", "runbook"), "detail.runbook is missing"),
         (_with("alarm-status-check-failed", "aws.s3", "source"), "no parser for source 'aws.s3'"),
         (_with("alarm-lambda-action", None, "alarmData"), "event.alarmData is missing"),

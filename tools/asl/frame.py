@@ -107,14 +107,15 @@ def _start(f: Flow) -> None:
             "error": None,
         },
         result_path="$",
-        catches=[catch("States.ALL", EXPLAIN_REJECTION)],
+        # The whole state: the input may be no object to add an error to (a list, a string).
+        catches=[catch("States.ALL", EXPLAIN_REJECTION, "$")],
         with_request=False,
     )
     f.pass_(
         EXPLAIN_REJECTION,
         next_state=REJECTED,
         comment="Lambda reports the error as JSON; the console user should read just its message.",
-        parameters={"Error.$": "$.error.Error", "Details.$": "States.StringToJson($.error.Cause)"},
+        parameters={"Error.$": "$.Error", "Details.$": "States.StringToJson($.Cause)"},
         result_path="$.error",
     )
     f.add(

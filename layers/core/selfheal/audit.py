@@ -9,6 +9,7 @@ GSIs: ``byTarget`` (targetKey, at) answers "what happened to this resource"; ``b
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,36 @@ class AuditRow(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+# What a row may hold before its bulky fields are summarised (DynamoDB: 400 KB an item, 32 levels).
+MAX_ROW_BYTES = 300_000
+MAX_ROW_DEPTH = 24
+_BULKY = ("before", "after", "parameters", "target", "error")
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def fitted(body: dict[str, Any]) -> dict[str, Any]:
+    """The row as DynamoDB can store it: a field too big or too deep is replaced by a note saying so,
+    so a row is never lost to its own content."""
+    if len(json.dumps(body, default=str)) <= MAX_ROW_BYTES and _depth(body) <= MAX_ROW_DEPTH:
+        return body
+    fitted_body = dict(body)
+    for name in _BULKY:
+        if name in fitted_body:
+            size = len(json.dumps(fitted_body[name], default=str))
+            fitted_body[name] = {"truncated": True, "bytes": size, "depth": _depth(fitted_body[name])}
+    fitted_body["reason"] = str(fitted_body.get("reason") or "")[:2000]
+    return fitted_body
+
+
 def _to_attr(value: Any) -> dict[str, Any]:
     """Plain JSON -> DynamoDB attribute value (floats as numbers, nested maps kept browsable)."""
     if value is None:
@@ -103,7 +134,7 @@ class AuditTrail:
     def write(self, row: AuditRow) -> bool:
         """Write once; True if this call wrote it. A second write of the same key keeps the first row."""
         row = row.with_key()
-        body = row.to_json()
+        body = fitted(row.to_json())
         item = {k: _to_attr(v) for k, v in body.items()}
         logger.info("audit", extra={"audit": body})
         try:

@@ -73,9 +73,15 @@ def read_mode(ssm: SSMClient, parameter: str) -> tuple[Mode, str | None]:
         return Mode.DRY_RUN, f"mode parameter {parameter} has invalid value {value!r}: acting as dry-run"
 
 
+def fenced(tags: Mapping[str, str], key: str, value: str) -> bool:
+    """Tagged key=value, compared exactly, as IAM's StringEquals on aws:ResourceTag compares it: a
+    resource the guard let through must be one IAM lets the call touch too."""
+    return tags.get(key) == value
+
+
 def fence_violations(resource_tags: Mapping[str, Mapping[str, str]], key: str, value: str) -> list[str]:
     """Resource ids (of those the runbook would touch) that are not tagged key=value."""
-    return sorted(rid for rid, tags in resource_tags.items() if tags.get(key, "").lower() != value.lower())
+    return sorted(rid for rid, tags in resource_tags.items() if not fenced(tags, key, value))
 
 
 def evaluate(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -52,7 +53,7 @@ class RunbookInput(StrictModel):
 
     target: dict[str, Any]
     params: dict[str, Any] = Field(default_factory=dict)
-    dry_run: bool = Field(default=False, alias="dryRun")
+    dry_run: bool = Field(default=False, alias="dryRun", strict=True)  # "no" is not false
     reason: str = Field(min_length=1, max_length=1024)
     actor: Actor | None = None
 
@@ -78,3 +79,26 @@ class Request(StrictModel):
     dry_run: bool = Field(alias="dryRun")
     reason: str
     actor: Actor
+
+
+# Limits on what a runbook input may hold, well inside what every row that records it can take
+# (DynamoDB: 400 KB an item, 32 levels of nesting); a request beyond them is refused, not truncated.
+MAX_INPUT_BYTES = 16 * 1024
+MAX_INPUT_DEPTH = 8
+
+
+def input_problems(raw: Any) -> str | None:
+    """Why ``raw`` is too big or too deeply nested to be a runbook input, else None. Depth first, and
+    without recursion: a hostile input nested thousands of levels deep must not crash the check."""
+    stack: list[tuple[Any, int]] = [(raw, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_INPUT_DEPTH:
+                return f"the input is nested more than {MAX_INPUT_DEPTH} levels deep"
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+    size = len(json.dumps(raw, default=str).encode())
+    if size > MAX_INPUT_BYTES:
+        return f"the input is {size} bytes; at most {MAX_INPUT_BYTES}"
+    return None

@@ -206,18 +206,27 @@ _PLACEHOLDERS: dict[SignalKind, dict[str, Any]] = {
     },
     SignalKind.MANUAL: {
         "manual.runbook": lambda s, e: s.manual.runbook,
-        "manual.target": lambda s, e: s.manual.input["target"],
-        "manual.params": lambda s, e: s.manual.input["params"],
+        "manual.target": lambda s, e: _manual_object(s, "target"),
+        "manual.params": lambda s, e: _manual_object(s, "params"),
         "manual.requestedBy": lambda s, e: s.manual.requested_by,
     },
 }
+
+
+def _manual_object(signal: Signal, field: str) -> dict[str, Any]:
+    """A manual request's target or params; not there (or not an object): empty. The request still
+    reaches its runbook, whose input check refuses it (rejected, not ignored)."""
+    value = signal.manual.input.get(field) if signal.manual else None
+    return dict(value) if isinstance(value, dict) else {}
+
+
 # Placeholder prefixes followed by a free key (a dimension name, a tag key...).
 _PREFIXES: dict[SignalKind, dict[str, Any]] = {
     SignalKind.ALARM: {"alarm.dimensions.": lambda s, e: s.alarm.dimensions},
     SignalKind.HEALTH: {"entity.tags.": lambda s, e: e.tags if e else {}},
     SignalKind.MANUAL: {
-        "manual.target.": lambda s, e: s.manual.input["target"],
-        "manual.params.": lambda s, e: s.manual.input["params"],
+        "manual.target.": lambda s, e: _manual_object(s, "target"),
+        "manual.params.": lambda s, e: _manual_object(s, "params"),
     },
 }
 # The only whole-dict templates: a manual request's own target and params.
@@ -417,7 +426,9 @@ def _decisions_for(rule: Rule, signal: Signal, only: list[AffectedEntity] | None
                 target=target,
                 params=params,
                 dry_run=rule.dry_run or bool(manual and manual.input.get("dryRun")),
-                reason=str(manual.input["reason"])[:_MAX_REASON] if manual else _auto_reason(rule, signal),
+                reason=str(manual.input.get("reason") or "-")[:_MAX_REASON]
+                if manual
+                else _auto_reason(rule, signal),
             )
         )
     return decisions

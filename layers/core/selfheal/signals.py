@@ -598,14 +598,11 @@ def _eb_rds(detail: Mapping[str, Any]) -> tuple[SignalKind, BaseModel]:
 def _eb_manual(detail: Mapping[str, Any]) -> tuple[SignalKind, BaseModel]:
     where = "detail"
     runbook = _str(detail, "runbook", where)
-    target = _obj(detail, "target", where)
-    params = _obj(detail, "params", where, required=False)
-    dry_run = detail.get("dryRun", False)
-    if not isinstance(dry_run, bool):
-        raise _Bad(f"{where}.dryRun is {_type_name(dry_run)}, not true/false")
     requested_by = _opt_str(detail, "requestedBy", where)
-    reason = _opt_str(detail, "reason", where) or f"manual request by {requested_by or 'an operator'}"
-    runbook_input = {"target": dict(target), "params": dict(params), "dryRun": dry_run, "reason": reason}
+    # The runbook input exactly as the operator wrote it (no default reason, no field dropped): the
+    # runbook checks it as it checks a console input, so a missing reason or an unknown field is
+    # refused the same way on every path.
+    runbook_input = {str(k): v for k, v in detail.items() if k not in ("runbook", "requestedBy")}
     return SignalKind.MANUAL, ManualRequest(runbook=runbook, input=runbook_input, requested_by=requested_by)
 
 

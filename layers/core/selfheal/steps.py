@@ -30,7 +30,7 @@ from selfheal.errors import (
 )
 from selfheal.guards import GuardLimits, evaluate, fence_violations, hold_down_wait_seconds, read_mode
 from selfheal.lease import LeaseStore
-from selfheal.models import Actor, Mode, Phase, Request, RunbookInput, utcnow
+from selfheal.models import Actor, Mode, Phase, Request, RunbookInput, input_problems, utcnow
 from selfheal.notify import Outcome, publish_outcome
 from selfheal.runbooks import RUNBOOKS, Plan, Runbook
 
@@ -100,6 +100,9 @@ def _problems(exc: ValidationError, prefix: str = "") -> str:
 def parse_request(raw: Any, runbook: str, request_id: str, execution_arn: str | None) -> Request:
     """Check a runbook input against the runbook's models. Raises InvalidInput naming every problem."""
     spec = runbook_class(runbook)
+    problem = input_problems(raw)
+    if problem:
+        raise InvalidInput(f"invalid {runbook} input: {problem}")
     try:
         general = RunbookInput.model_validate(raw)
     except ValidationError as exc:
@@ -129,9 +132,11 @@ def parse_request(raw: Any, runbook: str, request_id: str, execution_arn: str | 
     )
 
 
-def _best_effort_target(raw: Any) -> tuple[dict[str, Any], str]:
+def best_effort_target(raw: Any) -> tuple[dict[str, Any], str]:
+    """The target of an input that may be invalid, for its rejected row (nothing that is too big or
+    too deep to record)."""
     target = raw.get("target") if isinstance(raw, dict) else None
-    if not isinstance(target, dict):
+    if not isinstance(target, dict) or input_problems(target):
         return {}, "-"
     key = next((str(v) for v in target.values() if isinstance(v, str | int)), "-")
     return target, key
@@ -197,7 +202,7 @@ class Steps:
         try:
             request = parse_request(event.input, event.runbook, event.execution.name, event.execution.arn)
         except SelfhealError as exc:
-            target, key = _best_effort_target(event.input)
+            target, key = best_effort_target(event.input)
             self.audit.write(
                 AuditRow(
                     request_id=event.execution.name,

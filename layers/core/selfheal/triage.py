@@ -20,7 +20,7 @@ from selfheal.models import Actor, Phase
 from selfheal.policy import Decision, NoMatch, Policy, decide, describe
 from selfheal.runbooks import RUNBOOKS
 from selfheal.signals import Signal, SignalKind, Unrecognised, parse_records
-from selfheal.steps import parse_request
+from selfheal.steps import best_effort_target, parse_request
 
 if TYPE_CHECKING:
     from selfheal.clients import Clients
@@ -125,14 +125,14 @@ class Triage:
                 raise UnknownRunbook(f"no state machine for runbook {decision.runbook!r}")
             request = parse_request(body, decision.runbook, name, None)
         except SelfhealError as exc:
-            target = body.get("target") if isinstance(body.get("target"), dict) else {}
+            target, key = best_effort_target(body)
             self.audit.write(
                 AuditRow(
                     request_id=name,
                     phase=Phase.REJECTED,
                     runbook=decision.runbook,
-                    target_key=next((str(v) for v in (target or {}).values()), "-"),
-                    target=target or {},
+                    target_key=key,
+                    target=target,
                     step="triage",
                     actor=actor,
                     error=exc.as_dict(),

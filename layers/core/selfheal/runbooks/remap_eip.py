@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from selfheal.ec2 import describe_instance
 from selfheal.errors import NotApplicable, PreconditionFailed, UnknownResource
+from selfheal.guards import fenced
 from selfheal.models import StrictModel
 from selfheal.runbooks.base import Call, CallSpec, Plan, Runbook, register
 from selfheal.tags import TAG_PARAM_PREFIX, tag_dict, tag_params
@@ -90,11 +91,11 @@ def _find_addresses(ec2: EC2Client, target: RemapEipTarget, fence_key: str) -> l
     else:
         # One call, not one per way an EIP can belong to the instance (associated with it, or tagged
         # selfheal:primary after the instance was terminated): only fenced EIPs may move anyway, so ask
-        # for the EIPs carrying the fence tag key (its value is compared case-insensitively by the
-        # caller) and pick the instance's ones here.
-        fenced = ec2.describe_addresses(Filters=[{"Name": "tag-key", "Values": [fence_key]}])["Addresses"]
+        # for the EIPs carrying the fence tag key (its value is compared by the caller) and pick the
+        # instance's ones here.
+        tagged = ec2.describe_addresses(Filters=[{"Name": "tag-key", "Values": [fence_key]}])["Addresses"]
         return [
-            a for a in fenced if a.get("InstanceId") == target.key or _tags(a).get(PRIMARY_TAG) == target.key
+            a for a in tagged if a.get("InstanceId") == target.key or _tags(a).get(PRIMARY_TAG) == target.key
         ]
     try:
         return list(ec2.describe_addresses(**query)["Addresses"])
@@ -111,7 +112,7 @@ def resolve(
     addresses = _find_addresses(ec2, target, fence_key)
     if target.instance_id:
         # Only managed EIPs move; an unmanaged one on the same instance is not ours to touch.
-        addresses = [a for a in addresses if _tags(a).get(fence_key, "").lower() == fence_value.lower()]
+        addresses = [a for a in addresses if fenced(_tags(a), fence_key, fence_value)]
         if not addresses:
             raise NotApplicable(f"instance {target.instance_id} holds no managed Elastic IP")
     if not addresses:
@@ -198,9 +199,7 @@ def applies(
     if not target.instance_id:
         return None
     addresses = [
-        a
-        for a in _find_addresses(ec2, target, fence_key)
-        if _tags(a).get(fence_key, "").lower() == fence_value.lower()
+        a for a in _find_addresses(ec2, target, fence_key) if fenced(_tags(a), fence_key, fence_value)
     ]
     if not addresses:
         try:
