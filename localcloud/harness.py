@@ -47,6 +47,17 @@ class DeployedCloud:
             self.client("stepfunctions"), arn, execution_input, name=name, timeout=timeout
         )
 
+    def start(self, state_machine: str, execution_input: Any, name: str | None = None) -> str:
+        return ops.start(
+            self.client("stepfunctions"), self.state_machine_arn(state_machine), execution_input, name
+        )
+
+    def wait(self, execution_arn: str, timeout: float = 60.0) -> ops.ExecutionResult:
+        return ops.wait_for_execution(self.client("stepfunctions"), execution_arn, timeout=timeout)
+
+    def wait_for_state(self, execution_arn: str, state: str, timeout: float = 60.0) -> None:
+        ops.wait_for_state(self.client("stepfunctions"), execution_arn, state, timeout=timeout)
+
     def send_event_and_wait(self, event: Mapping[str, Any], timeout: float = 60.0) -> ops.SendSummary:
         return ops.send_event_and_wait(self.client, self.stack.name, event, timeout=timeout)
 

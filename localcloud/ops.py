@@ -146,15 +146,36 @@ def wait_for_execution(
     return ExecutionResult(description, history)
 
 
-def start_and_wait(
-    sfn: Any, state_machine_arn: str, execution_input: Any, name: str | None = None, timeout: float = 60.0
-) -> ExecutionResult:
-    """StartExecution exactly as the console does (input as JSON text), then wait for the end."""
+def start(sfn: Any, state_machine_arn: str, execution_input: Any, name: str | None = None) -> str:
+    """StartExecution exactly as the console does (input as JSON text); the execution's ARN."""
     text = execution_input if isinstance(execution_input, str) else json.dumps(execution_input)
     started = sfn.start_execution(
         stateMachineArn=state_machine_arn, name=name or str(uuid.uuid4()), input=text
     )
-    return wait_for_execution(sfn, started["executionArn"], timeout=timeout)
+    return str(started["executionArn"])
+
+
+def wait_for_state(
+    sfn: Any, execution_arn: str, state: str, timeout: float = 60.0, poll: float = 0.1
+) -> None:
+    """Until the execution has entered ``state`` (or ended without it: OpsError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        history = execution_history(sfn, execution_arn)
+        if any(e.get("stateEnteredEventDetails", {}).get("name") == state for e in history):
+            return
+        if sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING":
+            raise OpsError(f"execution {execution_arn} ended without entering {state!r}")
+        if time.monotonic() > deadline:
+            raise OpsError(f"execution {execution_arn} did not enter {state!r} within {timeout}s")
+        time.sleep(poll)
+
+
+def start_and_wait(
+    sfn: Any, state_machine_arn: str, execution_input: Any, name: str | None = None, timeout: float = 60.0
+) -> ExecutionResult:
+    """StartExecution exactly as the console does (input as JSON text), then wait for the end."""
+    return wait_for_execution(sfn, start(sfn, state_machine_arn, execution_input, name), timeout=timeout)
 
 
 def execution_arns(sfn: Any, state_machine_arns: Iterable[str]) -> set[str]:

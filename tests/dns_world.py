@@ -117,6 +117,11 @@ class DnsWorld:
         )
         return primary, secondary
 
+    def on_secondary(self, label: str = "api") -> None:
+        """The weighted pair as an earlier failover left it: all the weight on green."""
+        records = {r["SetIdentifier"]: r for r in self.records(label)}
+        self.upsert({**records["blue"], "Weight": 0}, {**records["green"], "Weight": 100})
+
     def weights(self, label: str = "api") -> dict[str, int]:
         return {r["SetIdentifier"]: int(r["Weight"]) for r in self.records(label)}
 

@@ -6,7 +6,7 @@ use moto's in-process mock, which only intercepts AWS hostnames): use ``cloud.cl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,3 +37,32 @@ def faults(cloud: DeployedCloud) -> Iterator[FaultInjector]:
     """Inject faults into the local cloud's AWS calls for one test; none are left for the next."""
     yield cloud.cloud.faults
     cloud.cloud.faults.clear()
+
+
+@pytest.fixture
+def steps_env(cloud: DeployedCloud) -> Iterator[Callable[..., None]]:
+    """Change the steps function's variables (the stack parameters behind them) for one test."""
+    lam = cloud.client("lambda")
+    name = cloud.stack.outputs["RunbookStepsFunctionArn"]
+    configured = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    original = {k: str(v) for k, v in configured.items()}  # the local cloud keeps template numbers as ints
+    current = dict(original)
+
+    def set_variables(**variables: str) -> None:
+        current.update(variables)
+        lam.update_function_configuration(FunctionName=name, Environment={"Variables": dict(current)})
+
+    yield set_variables
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": original})
+
+
+@pytest.fixture
+def mode(cloud: DeployedCloud) -> Iterator[Callable[[str], None]]:
+    """Set the kill switch for one test; always back to enforce afterwards."""
+    ssm, name = cloud.client("ssm"), cloud.stack.outputs["ModeParameterName"]
+
+    def set_mode(value: str) -> None:
+        ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+
+    yield set_mode
+    set_mode("enforce")

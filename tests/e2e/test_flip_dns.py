@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from localcloud import ops
+from localcloud.faults import Fault
 from localcloud.harness import DeployedCloud
 from localcloud.route53 import set_endpoint_health
 from tests.dns_world import PRIMARY_IP, SECONDARY_IP, DnsWorld
@@ -61,25 +62,20 @@ def dns(cloud: DeployedCloud) -> DnsWorld:
 
 
 @pytest.fixture
-def scope(cloud: DeployedCloud) -> Iterator[Callable[..., None]]:
+def scope(steps_env: Callable[..., None]) -> Callable[..., None]:
     """Put zones / health checks into the stack's flip-dns scope (the FlipDns* parameters' variables)."""
-    lam = cloud.client("lambda")
-    name = cloud.stack.outputs["RunbookStepsFunctionArn"]
-    configured = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
-    original = {k: str(v) for k, v in configured.items()}  # the local cloud keeps template numbers as ints
 
     def allow(zones: list[str] = (), checks: list[str] = (), names: str = "*") -> None:  # type: ignore[assignment]
-        variables = dict(original)
-        variables["FLIP_DNS_HOSTED_ZONE_IDS"] = ",".join(zones)
-        variables["FLIP_DNS_HEALTH_CHECK_IDS"] = ",".join(checks)
-        variables["FLIP_DNS_RECORD_NAMES"] = names
-        # The session's many flip-dns tests would otherwise open the per-runbook budget breaker
-        # (BudgetPerHour actions per runbook per hour) and be skipped.
-        variables["BUDGET_PER_HOUR"] = "1000"
-        lam.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+        steps_env(
+            FLIP_DNS_HOSTED_ZONE_IDS=",".join(zones),
+            FLIP_DNS_HEALTH_CHECK_IDS=",".join(checks),
+            FLIP_DNS_RECORD_NAMES=names,
+            # The session's many flip-dns tests would otherwise open the per-runbook budget breaker
+            # (BudgetPerHour actions per runbook per hour) and be skipped.
+            BUDGET_PER_HOUR="1000",
+        )
 
-    yield allow
-    lam.update_function_configuration(FunctionName=name, Environment={"Variables": original})
+    return allow
 
 
 def alarm_on(cloud: DeployedCloud, health_check: str) -> str:
@@ -354,3 +350,103 @@ def test_flip_dns_route53_throttling_a_step_is_retried_and_the_run_heals(cloud, 
     assert ("Check the guards", "AwsCallFailed") in result.failed_attempts
     assert len(throttle.hits) == THROTTLES_PAST_THE_CLIENT
     assert dns.answer() == [SECONDARY_IP]
+
+
+# ------------------------------------------------------------ a failback that waits (mode, lease)
+
+HEALTHY_WAIT = "Wait while the primary stays healthy"
+
+
+def start_failback(cloud: DeployedCloud, dns: DnsWorld, primary: str, wait_seconds: int = 3) -> str:
+    """A failback of the weighted pair (all weight on green, as a failover left it) that waits
+    ``wait_seconds`` for the primary to stay healthy: it is inside that wait when this returns."""
+    dns.on_secondary()
+    arn = cloud.start(
+        "flip-dns",
+        manual(
+            {"healthCheckId": primary},
+            direction="failback",
+            holdDownSeconds=0,
+            primaryHealthySeconds=wait_seconds,
+        ),
+    )
+    cloud.wait_for_state(arn, HEALTHY_WAIT)
+    return arn
+
+
+def _delete_mode(cloud: DeployedCloud) -> None:
+    cloud.client("ssm").delete_parameter(Name=cloud.stack.outputs["ModeParameterName"])
+
+
+def _refuse_mode_reads(cloud: DeployedCloud) -> None:
+    cloud.cloud.faults.add(Fault("ssm", "GetParameter", code="AccessDeniedException", times=20))
+
+
+@pytest.mark.parametrize(
+    "switch,needle",
+    [
+        (lambda cloud, mode: mode("off"), "off"),
+        (lambda cloud, mode: mode("maybe"), "invalid value 'maybe'"),
+        (lambda cloud, mode: _delete_mode(cloud), "unreadable"),
+        (lambda cloud, mode: _refuse_mode_reads(cloud), "unreadable"),
+    ],
+    ids=["set-off", "invalid", "deleted", "unreadable"],
+)
+def test_flip_dns_kill_switch_is_read_again_before_the_change_and_fails_closed(
+    cloud, dns, scope, mode, faults, switch, needle
+):
+    # Given a failback waiting for the primary to stay healthy (its guards read enforce)
+    primary, _ = dns.weighted()
+    scope(zones=[dns.zone])
+    arn = start_failback(cloud, dns, primary)
+    # When the kill switch is turned off, set to nonsense, deleted or made unreadable meanwhile
+    switch(cloud, mode)
+    result = cloud.wait(arn)
+    # Then nothing changes, and the run ends skipped with a row naming the mode
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert dns.weights() == {"blue": 0, "green": 100}
+    rows = [r for r in rows_for(cloud, primary) if r["requestId"] == result.name]
+    assert not [r for r in rows if r["phase"] == "action"]
+    (skipped,) = [r for r in rows if r["phase"] == "skipped"]
+    assert skipped["error"]["error"] == "ModeChanged" and needle in skipped["reason"]
+    assert "kill switch" in skipped["reason"]
+
+
+def test_flip_dns_run_that_lost_its_lease_stops_before_the_change(cloud, dns, scope):
+    # Given a failback waiting; another execution takes the target's lease meanwhile
+    primary, _ = dns.weighted()
+    scope(zones=[dns.zone])
+    arn = start_failback(cloud, dns, primary)
+    cloud.client("dynamodb").put_item(
+        TableName=cloud.stack.outputs["LeaseTableName"],
+        Item={"targetKey": {"S": primary}, "owner": {"S": "intruder"}, "expiresAt": {"N": "99999999999"}},
+    )
+    try:
+        result = cloud.wait(arn)
+    finally:
+        cloud.client("dynamodb").delete_item(
+            TableName=cloud.stack.outputs["LeaseTableName"], Key={"targetKey": {"S": primary}}
+        )
+    # Then it does not act: skipped, the lease lost named
+    assert result.status == "SUCCEEDED" and dns.weights() == {"blue": 0, "green": 100}
+    (skipped,) = [r for r in rows_for(cloud, primary) if r["phase"] == "skipped"]
+    assert skipped["error"]["error"] == "LeaseLost" and "intruder" in skipped["reason"]
+
+
+def test_flip_dns_lease_outlives_a_wait_longer_than_the_lease(cloud, dns, scope, steps_env):
+    # Given leases of 2 s, and a failback that waits 4 s (longer than its lease)
+    primary, _ = dns.weighted()
+    scope(zones=[dns.zone])
+    steps_env(LEASE_SECONDS="2")
+    first = start_failback(cloud, dns, primary, wait_seconds=4)
+    time.sleep(2.5)  # past the lease it took; the wait is not over
+    # When a second request for the same target comes while the first still waits
+    second = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}, direction="failback"))
+    result = cloud.wait(first)
+    # Then the first still holds the target (renewed for its wait): the second is skipped, the first
+    # fails back, once
+    assert result.status == "SUCCEEDED" and dns.weights() == {"blue": 100, "green": 0}
+    phases = {r["requestId"]: r["phase"] for r in terminal(rows_for(cloud, primary))}
+    assert (phases[result.name], phases[second.name]) == ("succeeded", "skipped")
+    (refused,) = [r for r in rows_for(cloud, primary) if r["requestId"] == second.name]
+    assert refused["error"]["error"] == "LeaseHeld"

@@ -88,18 +88,6 @@ def manual_input(pair: Pair, **overrides: Any) -> dict[str, Any]:
     return body
 
 
-@pytest.fixture
-def mode(cloud: DeployedCloud) -> Iterator[Any]:
-    """Set the kill switch for one test; always back to enforce afterwards."""
-    ssm, name = cloud.client("ssm"), cloud.stack.outputs["ModeParameterName"]
-
-    def set_mode(value: str) -> None:
-        ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
-
-    yield set_mode
-    set_mode("enforce")
-
-
 def test_remap_eip_alarm_on_the_primary_moves_its_eip_to_the_standby(cloud):
     pair = make_pair(cloud)
     summary = cloud.send_event_and_wait(alarm_event(pair.primary))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from selfheal.errors import LeaseHeld, NotApplicable
-from tools.asl.idioms import Flow, State, catch
+from tools.asl.idioms import SKIPPED, Flow, State, catch
 
 VALIDATE = "Validate the input"
 EXPLAIN_REJECTION = "Explain the rejection"
@@ -28,7 +28,6 @@ DRY_RUN = "Is this a dry run?"
 WOULD_DO = "Record: what a real run would do"
 VERIFIED = "Record: verified"
 SUCCEEDED = "Record: succeeded"
-SKIPPED = "Record: skipped"
 FAILED = "Record: failed"
 HEALED = "Healed"
 
@@ -252,9 +251,13 @@ def approval(f: Flow, ask: Approval, then: str) -> str:
     f.record(
         "Record: awaiting approval",
         "awaiting-approval",
-        next_state="Ask a human to approve",
+        next_state="Renew the lease for the approval",
         on_error=FAILED,
         **{"before.$": "$.precheck.before", "reason.$": ask.why},
+    )
+
+    f.renew(
+        "Renew the lease for the approval", ask.timeout, next_state="Ask a human to approve", on_error=FAILED
     )
 
     def fmt(template: str, args: Sequence[str]) -> str:

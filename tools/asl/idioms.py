@@ -13,11 +13,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from selfheal.errors import AwsCallFailed, SelfhealError
+from selfheal.errors import AwsCallFailed, LeaseHeld, NotApplicable, SelfhealError
 from selfheal.runbooks import CallSpec
 
 State = dict[str, Any]
 Condition = dict[str, Any]
+# The frame's skip path (frame.py), where a run stops without acting: the kill switch left enforce,
+# the lease was lost, there is nothing to do. States inside a Map cannot reach it: they fail, and
+# the Map's Catch sends these errors there.
+SKIPPED = "Record: skipped"
+STOPS: tuple[type[SelfhealError], ...] = (NotApplicable, LeaseHeld)
 # A Catch target: an error class (its subclasses are listed too) or a Step Functions name.
 Catchable = type[SelfhealError] | str
 
@@ -104,6 +109,10 @@ def mutation_retry(spec: CallSpec) -> list[State]:
             "JitterStrategy": "FULL",
         }
     ]
+
+
+def _stops(skip: str | None, result_path: str = "$.error") -> list[State]:
+    return [catch(STOPS, skip, result_path)] if skip else []
 
 
 def catch(
@@ -370,13 +379,15 @@ class Flow:
         before: str | None = "$.precheck.before",
         on_failed: str | None = None,
         on_unrecorded: str | None = None,
+        skip: str | None = SKIPPED,
     ) -> str:
         """An audited mutating call, from its declaration: the intent row (the intent step returns
         the call as the plan declared it, with the runtime values filled in) -> the SDK task (its
         retry and catch) -> the outcome row. ``on_error``: where a failure of the intent or the outcome
         row goes; ``on_failed``: where the call's own failure goes after its error row;
         ``on_unrecorded``: where a failure to write the outcome row of a call that was made goes
-        (both default to ``on_error``)."""
+        (both default to ``on_error``); ``skip``: where the intent step's refusals go (the kill
+        switch, a lost lease; None inside a Map)."""
         spec = call.spec
         payload: dict[str, Any] = {"call": spec.name, "plan.$": "$.guard.plan"}
         if index is not None:
@@ -408,7 +419,7 @@ class Flow:
                 "parameters.$": "$.Payload.parameters",
             },
             result_path=call.call_path,
-            catches=[catch("States.ALL", on_error, call.error_path)],
+            catches=[*_stops(skip, call.error_path), catch("States.ALL", on_error, call.error_path)],
         )
         if len(tasks) > 1:
             assert call.shape_choice is not None
@@ -454,23 +465,53 @@ class Flow:
         give_up: str,
         wait: str,
         count: str,
+        on_error: str,
         attempts: str = "$.guard.plan.verifyAttempts",
         interval: str = "$.guard.plan.verifyIntervalSeconds",
+        skip: str | None = SKIPPED,
     ) -> str:
-        """describe -> check -> wait -> count -> describe, counted. The caller adds ``describe`` (an
-        SDK read, or a Lambda verify step) leading to ``check``; ``done`` are the conditions that end
-        the loop, ``give_up`` the state once the attempts are spent. Returns ``start``, which resets
-        the counter."""
+        """describe -> check -> count -> wait -> describe. The caller adds ``describe`` (an SDK read,
+        or a Lambda verify step) leading to ``check``; ``done`` are the conditions that end the loop,
+        ``give_up`` the state once the attempts are spent. The count renews the lease past the wait
+        (a run must not lose its target while it waits). Returns ``start``, which resets the count."""
         self.pass_(start, next_state=describe, result={"attempt": 1}, result_path="$.verifyState")
-        self.choice(check, [*done, (out_of_attempts(attempts), give_up)], wait)
-        self.wait(wait, interval, next_state=count)
-        self.pass_(
+        self.choice(check, [*done, (out_of_attempts(attempts), give_up)], count)
+        self.renew(
             count,
-            next_state=describe,
-            parameters={"attempt.$": "States.MathAdd($.verifyState.attempt, 1)"},
+            interval,
+            next_state=wait,
+            keep={"attempt.$": "States.MathAdd($.verifyState.attempt, 1)"},
             result_path="$.verifyState",
+            on_error=on_error,
+            skip=skip,
         )
+        self.wait(wait, interval, next_state=describe)
         return start
+
+    def renew(
+        self,
+        name: str,
+        for_seconds: str,
+        *,
+        next_state: str,
+        on_error: str,
+        keep: Mapping[str, Any] | None = None,
+        result_path: str | None = None,
+        skip: str | None = SKIPPED,
+    ) -> str:
+        """Renew the lease past the wait that follows (``for_seconds``: its path); ``keep`` comes
+        back as the result (so a count can ride along without a state of its own)."""
+        return self.step(
+            name,
+            "renew-lease",
+            next_state=next_state,
+            payload={"forSeconds.$": for_seconds, **({"keep": dict(keep)} if keep else {})},
+            result={k.removesuffix(".$") + ".$": f"$.Payload.{k.removesuffix('.$')}" for k in keep or {}}
+            if keep
+            else None,
+            result_path=result_path,
+            catches=[*_stops(skip), catch("States.ALL", on_error)],
+        )
 
     def describe(
         self,

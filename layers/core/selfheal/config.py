@@ -28,7 +28,8 @@ class Settings(BaseModel):
     # Runbook name -> state machine ARN, from one STATE_MACHINE_<RUNBOOK> variable per runbook
     # (STATE_MACHINE_REMAP_EIP -> "remap-eip"), so adding a runbook adds a line, not an edit.
     state_machines: dict[str, str] = Field(default_factory=dict)
-    lease_seconds: int = Field(default=900, alias="LEASE_SECONDS", ge=60)
+    # The stack's LeaseSeconds (MinValue 60); shorter here only so tests can outlive a lease.
+    lease_seconds: int = Field(default=900, alias="LEASE_SECONDS", ge=1)
     cooldown_seconds: int = Field(default=600, alias="COOLDOWN_SECONDS", ge=0)
     loop_window_seconds: int = Field(default=3600, alias="LOOP_WINDOW_SECONDS", ge=0)
     loop_threshold: int = Field(default=3, alias="LOOP_THRESHOLD", ge=1)

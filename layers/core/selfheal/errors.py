@@ -77,6 +77,11 @@ class LeaseHeld(TerminalError):
     """Another runbook execution holds the lease on this target."""
 
 
+class LeaseLost(LeaseHeld):
+    """This run's lease on the target was taken over by another execution (it had expired): the run
+    stops before it acts again."""
+
+
 class AwsCallFailed(RetryableError):
     """An AWS API call failed for a reason that may pass: throttling, a 5xx, a timeout, even after the
     client's own retries. The state machines retry the step."""
@@ -107,7 +112,8 @@ class PrimaryUnhealthy(PreconditionFailed):
 
 
 class ModeChanged(NotApplicable):
-    """The kill switch left enforce while the runbook waited (for a human's approval): it does not act."""
+    """The kill switch is not (or no longer) enforce, or cannot be read: the run stops before its
+    next mutating call."""
 
 
 class AlreadyRecovering(NotApplicable):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from selfheal.errors import LeaseHeld
+from selfheal.errors import LeaseHeld, LeaseLost
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -38,6 +38,16 @@ class LeaseStore:
         except self._client.exceptions.ConditionalCheckFailedException as exc:
             holder = self.holder(target_key)
             raise LeaseHeld(f"another execution holds the lease on {target_key}", holder=holder) from exc
+
+    def renew(self, target_key: str, owner: str, now: datetime, seconds: int) -> None:
+        """Extend our lease to ``now + seconds``; ``LeaseLost`` when another execution holds it."""
+        try:
+            self.acquire(target_key, owner, now, seconds)
+        except LeaseHeld as held:
+            raise LeaseLost(
+                f"the lease on {target_key} was taken over by {held.details.get('holder')}: stopping",
+                holder=held.details.get("holder"),
+            ) from held
 
     def holder(self, target_key: str) -> str | None:
         item = self._client.get_item(

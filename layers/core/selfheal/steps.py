@@ -56,6 +56,7 @@ class StepEvent(BaseModel):
         "guards",
         "precheck",
         "intent",
+        "renew-lease",
         "would-do",
         "audit",
         "finish",
@@ -76,6 +77,9 @@ class StepEvent(BaseModel):
     call: dict[str, Any] | str | None = None
     index: int = 0
     runtime: dict[str, Any] | None = None
+    # renew-lease: how long the wait that follows lasts, and values to hand back (a poll's count)
+    for_seconds: int = Field(default=0, alias="forSeconds", ge=0)
+    keep: dict[str, Any] | None = None
     outcome: str | None = None
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
@@ -158,6 +162,7 @@ class Steps:
             "guards": self.guards,
             "precheck": self.precheck,
             "intent": self.intent,
+            "renew-lease": self.renew_lease,
             "would-do": self.would_do,
             "audit": self.record,
             "finish": self.finish,
@@ -292,13 +297,23 @@ class Steps:
         return {"before": before}
 
     def intent(self, event: StepEvent) -> dict[str, Any]:
-        """The intent row of one mutating call, written before the workflow makes it; returns the call
-        with the values only the workflow knows filled in (what the SDK task then sends, exactly)."""
+        """Right before a mutating call: the kill switch must say enforce (read now: a run can wait
+        long after its guards), the lease must still be ours (renewed), then the intent row. Returns
+        the call with the values only the workflow knows filled in: what the SDK task sends."""
         request = self._request(event)
         runbook = self._runbook(request.runbook)
         if not isinstance(event.call, str):
             raise InvalidInput("intent needs the name of the call")
         call = self._plan(runbook, event).call(event.call, event.index)
+        mode, problem = read_mode(self.clients.ssm, self.settings.mode_parameter)
+        if mode is not Mode.ENFORCE:
+            why = f" ({problem})" if problem else ""
+            raise ModeChanged(
+                f"the kill switch is {mode.value}{why}: stopped before {call.action} ({call.name});"
+                " nothing more is changed",
+                mode=mode.value,
+            )
+        self._renew(request, seconds=0)
         spec = runbook.spec(call.name)
         parameters = spec.render(call, event.runtime or {})
         self.audit.write(
@@ -319,6 +334,16 @@ class Steps:
             "shape": spec.shape_of(parameters),
             "parameters": parameters,
         }
+
+    def renew_lease(self, event: StepEvent) -> dict[str, Any]:
+        """Before a wait: the lease outlives it (``forSeconds``), or the run stops (LeaseLost)."""
+        self._renew(self._request(event), seconds=event.for_seconds)
+        return event.keep or {}
+
+    def _renew(self, request: Request, seconds: int) -> None:
+        LeaseStore(self.clients.dynamodb, self.settings.lease_table).renew(
+            request.target_key, request.request_id, utcnow(), seconds + self.settings.lease_seconds
+        )
 
     def would_do(self, event: StepEvent) -> dict[str, Any]:
         """A dry run: one would-do row per call a real run would make, in its order (contingent ones,

@@ -60,11 +60,13 @@ def hold_down(f: Flow, precheck: str) -> str:
     )
     f.choice(
         "Is this a failback that must wait?",
-        [(A_FAILBACK, "Wait out the hold-down")],
+        [(A_FAILBACK, "Renew the lease for the hold-down")],
         precheck,
         comment="Dry runs do not wait.",
     )
-    f.wait("Wait out the hold-down", "$.guard.decision.holdDownWaitSeconds", next_state=precheck)
+    hold = "$.guard.decision.holdDownWaitSeconds"
+    f.renew("Renew the lease for the hold-down", hold, next_state="Wait out the hold-down", on_error=FAILED)
+    f.wait("Wait out the hold-down", hold, next_state=precheck)
     return "Start the failback clock"
 
 
@@ -80,11 +82,13 @@ def healthy_for_a_while(f: Flow, next_state: str) -> str:
         ],
         next_state,
     )
-    f.pass_(
+    f.renew(
         "Note that the primary was healthy",
+        "$.guard.plan.primaryHealthySeconds",
         next_state="Wait while the primary stays healthy",
-        parameters={"waited": True, "healthySince.$": "$$.State.EnteredTime"},
+        keep={"waited": True, "healthySince.$": "$$.State.EnteredTime"},
         result_path="$.healthyFor",
+        on_error=FAILED,
     )
     f.wait("Wait while the primary stays healthy", "$.guard.plan.primaryHealthySeconds", next_state=PRECHECK)
     return "Must the primary stay healthy for a while?"
@@ -109,6 +113,7 @@ def body(f: Flow) -> str:
         wait="Wait for the change to propagate",
         count="Count the poll",
         attempts="$.guard.plan.changeAttempts",
+        on_error=FAILED,
     )
     f.describe(
         "Get the change status",
@@ -137,6 +142,7 @@ def body(f: Flow) -> str:
         give_up="Verification failed",
         wait="Wait before verifying again",
         count="Count the verify attempt",
+        on_error=FAILED,
     )
     f.step(
         "Verify: does DNS now point at the target?",

@@ -113,6 +113,7 @@ def _replica(f: Flow) -> None:
         give_up="Promotion timed out",
         wait="Wait for the promotion",
         count="Count the promotion check",
+        on_error=FAILED,
     )
     f.describe(
         "Describe the promoted instance",
@@ -177,6 +178,7 @@ def _replica(f: Flow) -> None:
         give_up="DNS verification failed",
         wait="Wait for the DNS change",
         count="Count the DNS check",
+        on_error=FAILED,
     )
     f.describe(
         "Read the DNS record",
@@ -244,6 +246,7 @@ def _writer_poll(f: Flow, poll: WriterPoll) -> None:
         give_up=poll.timed_out,
         wait=f"Wait for the {poll.waiting_for}",
         count=f"Count the {poll.what} check",
+        on_error=FAILED,
     )
     find = f"Find the {poll.what}"
     f.describe(poll.describe, poll.resource, poll.parameters, poll.result, next_state=find, on_error=FAILED)

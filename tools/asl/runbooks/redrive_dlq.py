@@ -55,22 +55,20 @@ def wait_for_the_consumer(f: Flow, precheck: str) -> str:
         [
             (
                 {"Variable": "$.progress.attempt", "NumericLessThanPath": f"{PLAN}.consumerWaitAttempts"},
-                "Wait for the consumer to recover",
+                "Count the consumer check",
             )
         ],
         SKIPPED,
     )
-    f.wait(
-        "Wait for the consumer to recover",
-        f"{PLAN}.consumerWaitSeconds",
-        next_state="Count the consumer check",
-    )
-    f.pass_(
+    f.renew(
         "Count the consumer check",
-        next_state=precheck,
-        parameters={"attempt.$": "States.MathAdd($.progress.attempt, 1)", "movedEarlier": 0},
+        f"{PLAN}.consumerWaitSeconds",
+        next_state="Wait for the consumer to recover",
+        keep={"attempt.$": "States.MathAdd($.progress.attempt, 1)", "movedEarlier": 0},
         result_path="$.progress",
+        on_error=FAILED,
     )
+    f.wait("Wait for the consumer to recover", f"{PLAN}.consumerWaitSeconds", next_state=precheck)
     return "Start counting consumer checks"
 
 
@@ -98,20 +96,27 @@ def _depth(f: Flow, name: str, next_state: str) -> None:
     )
 
 
-def _add_up(f: Flow, name: str, next_state: str) -> None:
-    """Left in the DLQ + moved out by this task + moved by the canary before it."""
+def _add_up(f: Flow, name: str, next_state: str, polling: bool = False) -> None:
+    """Left in the DLQ + moved out by this task + moved by the canary before it. While polling, the
+    second sum also renews the lease past the next poll's wait."""
     f.pass_(
         name,
         next_state=f"{name} (earlier tasks)",
         parameters={"sum.$": "States.MathAdd($.depth.depth, $.poll.task.ApproximateNumberOfMessagesMoved)"},
         result_path="$.tally",
     )
-    f.pass_(
-        f"{name} (earlier tasks)",
-        next_state=next_state,
-        parameters={"sum.$": "States.MathAdd($.tally.sum, $.progress.movedEarlier)"},
-        result_path="$.tally",
-    )
+    earlier = {"sum.$": "States.MathAdd($.tally.sum, $.progress.movedEarlier)"}
+    if polling:
+        f.renew(
+            f"{name} (earlier tasks)",
+            "$.moving.pollSeconds",
+            next_state=next_state,
+            keep=earlier,
+            result_path="$.tally",
+            on_error=FAILED,
+        )
+    else:
+        f.pass_(f"{name} (earlier tasks)", next_state=next_state, parameters=earlier, result_path="$.tally")
 
 
 def _list_tasks(f: Flow, name: str, next_state: str) -> None:
@@ -140,7 +145,7 @@ def body(f: Flow) -> str:
     f.wait("Wait before polling the move task", "$.moving.pollSeconds", next_state="List the move tasks")
     _list_tasks(f, "List the move tasks", "Read the DLQ depth while moving")
     _depth(f, "Read the DLQ depth while moving", "Add up where the messages are")
-    _add_up(f, "Add up where the messages are", "Is the DLQ refilling?")
+    _add_up(f, "Add up where the messages are", "Is the DLQ refilling?", polling=True)
     f.choice(
         "Is the DLQ refilling?",
         [
@@ -215,15 +220,17 @@ def body(f: Flow) -> str:
         [(equals("$.moving.phase", "canary"), "Remember what the canary moved")],
         "Read the DLQ depth at the end",
     )
-    f.pass_(
+    f.renew(
         "Remember what the canary moved",
+        f"{PLAN}.canaryObserveSeconds",
         next_state="Watch the DLQ after the canary",
-        parameters={
+        keep={
             "attempt.$": "$.progress.attempt",
             "movedEarlier.$": "$.poll.task.ApproximateNumberOfMessagesMoved",
             "canary.$": "$.poll.task",
         },
         result_path="$.progress",
+        on_error=FAILED,
     )
     f.wait(
         "Watch the DLQ after the canary",

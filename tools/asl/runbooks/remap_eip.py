@@ -47,6 +47,7 @@ def body(f: Flow) -> str:
         give_up="Verification failed",
         wait="Wait before verifying again",
         count="Count the verify attempt",
+        on_error=FAILED,
     )
     f.describe(
         "Describe the EIP",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from selfheal.errors import VerificationFailed
 from selfheal.runbooks import replace_instance as rb
 from tools.asl.frame import FAILED, SUCCEEDED, VERIFIED, Workflow
-from tools.asl.idioms import Call, Flow, all_of, catch, equals, is_true
+from tools.asl.idioms import SKIPPED, STOPS, Call, Flow, all_of, catch, equals, is_true
 
 PLAN = "$.guard.plan"
 REPLACEMENT = {"replacement": "$.replacement.instanceId"}
@@ -169,6 +169,7 @@ def _group_member(f: Flow) -> None:
         give_up="The group did not replace the instance",
         wait="Wait before checking the group again",
         count="Count the group check",
+        on_error=FAILED,
     )
     f.describe(
         "Describe the group",
@@ -232,6 +233,7 @@ def _restart(f: Flow) -> None:
         give_up="The instance did not stop",
         wait="Wait for the instance to stop",
         count="Count the stop check",
+        on_error=FAILED,
     )
     _status(f, "Describe the stopping instance", f"{PLAN}.instanceId", "Has the instance stopped?", FAILED)
     f.error(
@@ -252,6 +254,7 @@ def _restart(f: Flow) -> None:
         give_up="The instance is not healthy after the restart",
         wait="Wait for the status checks",
         count="Count the health check",
+        on_error=FAILED,
     )
     _status(
         f,
@@ -326,6 +329,7 @@ def _replacement(f: Flow) -> None:
         give_up="The replacement is not healthy",
         wait="Wait for the replacement's status checks",
         count="Count the replacement check",
+        on_error=UNDO,
     )
     _status(
         f,
@@ -364,7 +368,7 @@ def _replacement(f: Flow) -> None:
         _register(),
         REGISTER.intent,
         next_state="Does the old instance have an Elastic IP?",
-        catches=[catch("States.ALL", UNDO)],
+        catches=[catch(STOPS, SKIPPED), catch("States.ALL", UNDO)],
         item={"replacement": "$.replacement"},
         comment="One group at a time: register the replacement on the old one's port, then wait until it is"
         " healthy there.",
@@ -406,6 +410,7 @@ def _replacement(f: Flow) -> None:
         give_up="The Elastic IP is not on the replacement",
         wait="Wait for the Elastic IP",
         count="Count the address check",
+        on_error=UNDO,
     )
     f.describe(
         "Describe the Elastic IP",
@@ -435,7 +440,7 @@ def _replacement(f: Flow) -> None:
         _deregister(),
         DEREGISTER.intent,
         next_state="How is the old instance retired?",
-        catches=[catch("States.ALL", FAILED)],
+        catches=[catch(STOPS, SKIPPED), catch("States.ALL", FAILED)],
         comment="The replacement is healthy in every group and holds the address: take the old one out.",
     )
     f.choice(
@@ -470,6 +475,7 @@ def _register() -> Flow:
         index="$.index",
         runtime=REPLACEMENT,
         before=None,
+        skip=None,
     )
     it.fail("Registration failed", comment="The Map's Catch undoes the replacement.")
     it.poll(
@@ -480,6 +486,8 @@ def _register() -> Flow:
         give_up="The replacement is not healthy in the target group",
         wait="Wait for the target health",
         count="Count the target health check",
+        on_error="Target health unknown",
+        skip=None,
     )
     it.describe(
         "Describe the replacement's target health",
@@ -514,6 +522,7 @@ def _deregister() -> Flow:
         on_error="Deregistration failed",
         index="$.index",
         before=None,
+        skip=None,
     )
     it.fail("Deregistration failed", comment="The replacement serves already: no undo, escalate.")
     it.succeed("Deregistered from this target group")
@@ -535,7 +544,10 @@ def _undo(f: Flow) -> None:
         _deregister_replacement(),
         "Name the replacement's target (undo)",
         next_state=TERMINATE_REPLACEMENT.intent,
-        catches=[catch("States.ALL", TERMINATE_REPLACEMENT.intent, "$.compensationError")],
+        catches=[
+            catch(STOPS, SKIPPED),
+            catch("States.ALL", TERMINATE_REPLACEMENT.intent, "$.compensationError"),
+        ],
         item={"replacement": "$.replacement"},
         comment="Undo the registrations, where they were made.",
     )
@@ -580,6 +592,7 @@ def _deregister_replacement() -> Flow:
         index="$.index",
         runtime=REPLACEMENT,
         before=None,
+        skip=None,
     )
     it.fail(
         "Deregistering the replacement failed",
