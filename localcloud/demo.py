@@ -701,7 +701,16 @@ def run(argv: Sequence[str] | None = None) -> int:
     print("selfheal demo: a local cloud (moto), the real template.yaml and state machines, no AWS account\n")
     patch_service_events()
     # WARNING: the functions' own INFO logs would drown the story; `selfheal audit` has it all.
-    cloud = start_deployed_cloud(args.template, {"Mode": "enforce", "LogLevel": "WARNING"})
+    # The DNS fault fails back seconds after it failed over: the demo's stack waits no cooldown and
+    # no minimum hold-down. A real stack keeps CooldownSeconds (600) and FlipDnsMinHoldDownSeconds
+    # (300): its failback comes after them, or by hand.
+    parameters = {
+        "Mode": "enforce",
+        "LogLevel": "WARNING",
+        "CooldownSeconds": "0",
+        "FlipDnsMinHoldDownSeconds": "0",
+    }
+    cloud = start_deployed_cloud(args.template, parameters)
     # The functions' EMF metric lines go to stdout, as in Lambda; here they would drown the story.
     set_lambda_runtime_environment({**lambda_runtime_environment(), "POWERTOOLS_METRICS_DISABLED": "true"})
     try:

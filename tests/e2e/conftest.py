@@ -18,7 +18,8 @@ ROOT = Path(__file__).parents[2]
 TEMPLATE = ROOT / "template.yaml"
 # One session runs many remediations per runbook within the hour: a budget the tests never reach
 # unless they mean to (the budget guard itself is unit-tested in tests/unit/test_guards.py).
-PARAMETERS = {"Mode": "enforce", "BudgetPerHour": "1000"}
+# flip-dns tests wait hold-downs of seconds, not the stack's default minimum of 300.
+PARAMETERS = {"Mode": "enforce", "BudgetPerHour": "1000", "FlipDnsMinHoldDownSeconds": "0"}
 
 
 @pytest.fixture(scope="session")

@@ -131,7 +131,8 @@ def test_flip_dns_simple_record_is_upserted_to_the_secondary(cloud, dns, scope):
     ]
 
 
-def test_flip_dns_failover_records_force_the_primary_health_check_and_fail_back(cloud, dns, scope):
+def test_flip_dns_failover_records_force_the_primary_health_check_and_fail_back(cloud, dns, scope, steps_env):
+    steps_env(COOLDOWN_SECONDS="0")  # the failback follows the failover at once
     primary, _ = dns.failover()
     scope(zones=[dns.zone], checks=[primary])
     target = {"hostedZoneId": dns.zone, "recordName": dns.name("app")}
@@ -226,7 +227,8 @@ def test_flip_dns_dry_run_records_the_exact_change_batch_and_changes_nothing(clo
 # ------------------------------------------------------------------------- hold-down and failback
 
 
-def test_flip_dns_failback_after_recovery_respects_the_hold_down(cloud, dns, scope):
+def test_flip_dns_failback_after_recovery_respects_the_hold_down(cloud, dns, scope, steps_env):
+    steps_env(COOLDOWN_SECONDS="0")  # the hold-down alone keeps them apart here
     primary, _ = dns.weighted()
     dns.tag_health_check(primary, FAST)
     scope(zones=[dns.zone])
@@ -317,8 +319,9 @@ def test_flip_dns_change_that_never_shows_is_undone_and_escalated(cloud, dns, sc
     assert undo["outcome"] == "pending" and undo["action"] == "route53:ChangeResourceRecordSets"
 
 
-def test_flip_dns_health_check_updates_have_audit_rows_before_and_after(cloud, dns, scope):
+def test_flip_dns_health_check_updates_have_audit_rows_before_and_after(cloud, dns, scope, steps_env):
     """Failover records: UpdateHealthCheck (force, then un-force) is bracketed like any change."""
+    steps_env(COOLDOWN_SECONDS="0")  # the failback follows the failover at once
     primary, _ = dns.failover()
     scope(zones=[dns.zone], checks=[primary])
     target = {"hostedZoneId": dns.zone, "recordName": dns.name("app")}
@@ -450,3 +453,42 @@ def test_flip_dns_lease_outlives_a_wait_longer_than_the_lease(cloud, dns, scope,
     assert (phases[result.name], phases[second.name]) == ("succeeded", "skipped")
     (refused,) = [r for r in rows_for(cloud, primary) if r["requestId"] == second.name]
     assert refused["error"]["error"] == "LeaseHeld"
+
+
+# ------------------------------------------------------------------------------- it cannot flap
+
+
+def test_flip_dns_is_not_exempt_from_the_cooldown(cloud, dns, scope):
+    # Given a failover, then the record put back by hand (the primary looked fine again)
+    primary, _ = dns.weighted()
+    scope(zones=[dns.zone])
+    assert cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary})).status == "SUCCEEDED"
+    records = {r["SetIdentifier"]: r for r in dns.records()}
+    dns.upsert({**records["blue"], "Weight": 100}, {**records["green"], "Weight": 0})
+    # When the primary fails again within CooldownSeconds
+    again = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}))
+    # Then selfheal does not flip again: skipped and escalated, as for any runbook
+    assert again.status == "SUCCEEDED" and dns.weights() == {"blue": 100, "green": 0}
+    (skipped,) = [r for r in rows_for(cloud, primary) if r["requestId"] == again.name]
+    assert skipped["phase"] == "skipped" and "cooldown" in skipped["reason"]
+
+
+def test_flip_dns_hold_down_never_goes_below_the_stacks_minimum(cloud, dns, scope, steps_env):
+    # Given a stack minimum hold-down of 3 s, no cooldown, and a failover just done
+    primary, _ = dns.weighted()
+    scope(zones=[dns.zone])
+    steps_env(COOLDOWN_SECONDS="0", FLIP_DNS_MIN_HOLD_DOWN_SECONDS="3")
+    failover = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}))
+    # When a failback asks for no hold-down at all
+    back = cloud.start_and_wait(
+        "flip-dns",
+        manual({"healthCheckId": primary}, direction="failback", holdDownSeconds=0, primaryHealthySeconds=0),
+    )
+    # Then it still waited out the stack's minimum before it flipped back
+    assert (failover.status, back.status) == ("SUCCEEDED", "SUCCEEDED")
+    assert dns.weights() == {"blue": 100, "green": 0}
+    first, second = flips(rows_for(cloud, primary))
+    from datetime import datetime
+
+    gap = datetime.fromisoformat(second["at"]) - datetime.fromisoformat(first["at"])
+    assert gap.total_seconds() >= 3

@@ -1,4 +1,4 @@
-"""Guard extensions used by flip-dns: scope, cooldown exemption, hold-down (backward compatible)."""
+"""Guard extensions used by flip-dns: scope, hold-down; and no exemption from the cooldown."""
 
 from selfheal.guards import hold_down_wait_seconds
 from selfheal.models import Phase
@@ -11,12 +11,9 @@ def test_guards_out_of_scope_is_refused_and_escalated():
     assert "Z9" in (decision.skip_reason or "")
 
 
-def test_guards_cooldown_exempt_runbook_may_run_again_but_loops_still_stop_it():
-    recent = [row(Phase.STARTED, 2)]
-    assert decide(target_history=recent, cooldown_exempt=True).proceed
-    assert decide(target_history=recent).guard == "cooldown"
-    healed = [row(Phase.SUCCEEDED, m) for m in (5, 10, 20)]
-    assert decide(target_history=healed, cooldown_exempt=True).guard == "loop"
+def test_guards_no_runbook_is_exempt_from_the_cooldown_or_the_loop_guard():
+    assert decide(target_history=[row(Phase.STARTED, 2)]).guard == "cooldown"
+    assert decide(target_history=[row(Phase.SUCCEEDED, m) for m in (15, 20, 30)]).guard == "loop"
 
 
 def test_hold_down_counts_from_the_last_successful_action():

@@ -40,6 +40,8 @@ class Settings(BaseModel):
     flip_dns_hosted_zone_ids: str = Field(default="", alias="FLIP_DNS_HOSTED_ZONE_IDS")
     flip_dns_record_names: str = Field(default="", alias="FLIP_DNS_RECORD_NAMES")
     flip_dns_health_check_ids: str = Field(default="", alias="FLIP_DNS_HEALTH_CHECK_IDS")
+    # The shortest hold-down a failback may have, whatever a request or tag asks.
+    flip_dns_min_hold_down_seconds: int = Field(default=300, alias="FLIP_DNS_MIN_HOLD_DOWN_SECONDS", ge=0)
     # replace-instance: ARNs of the roles (comma-separated; empty or "none": none) a replacement's
     # instance profile may pass; the same template parameter scopes iam:PassRole.
     replace_instance_pass_role_arns: str = Field(default="", alias="REPLACE_INSTANCE_PASS_ROLE_ARNS")

@@ -96,12 +96,9 @@ def evaluate(
     limits: GuardLimits,
     now: datetime,
     out_of_scope: Sequence[str] = (),
-    cooldown_exempt: bool = False,
 ) -> GuardDecision:
     """``out_of_scope``: what the plan touches outside the stack's configured scope (refused like the
-    fence). ``cooldown_exempt``: the runbook applies its own hold-down instead of the cooldown (a
-    flip-dns failback right after a failover is expected, not "it came back"); loop and budget still
-    apply."""
+    fence). No runbook is exempt from the cooldown: a failback right after a failover is a flap."""
     dry_run = requested_dry_run or mode is Mode.DRY_RUN
 
     def skip(guard: str, reason: str, escalate: bool = False) -> GuardDecision:
@@ -125,7 +122,7 @@ def evaluate(
         for r in others
         if r.phase is Phase.STARTED and r.at >= now - timedelta(seconds=limits.cooldown_seconds)
     ]
-    if recent_starts and not cooldown_exempt:
+    if recent_starts:
         last = max(r.at for r in recent_starts)
         return skip(
             "cooldown",

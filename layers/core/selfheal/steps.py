@@ -259,7 +259,6 @@ class Steps:
             limits=limits,
             now=now,
             out_of_scope=runbook.out_of_scope(plan),
-            cooldown_exempt=bool(plan_json.get("cooldownExempt")),
         )
         result = decision.model_dump(mode="json", by_alias=True)
         if mode_problem:

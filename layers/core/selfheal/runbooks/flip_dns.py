@@ -161,9 +161,9 @@ class FlipPlan(Plan):
     health_check_update: dict[str, Any] | None = Field(default=None, alias="healthCheckUpdate")
     undo: dict[str, Any]
     expected: dict[str, Any]
-    # Read by steps.guards (generic): failback waits out the hold-down instead of the cooldown.
+    # Read by steps.guards (generic): a failback waits out the hold-down (never below the stack's
+    # minimum), on top of the cooldown every runbook has.
     hold_down_seconds: int | None = Field(alias="holdDownSeconds")
-    cooldown_exempt: bool = Field(default=True, alias="cooldownExempt")
     primary_healthy_seconds: int = Field(alias="primaryHealthySeconds")
     change_attempts: int = Field(alias="changeAttempts")
     verify_attempts: int = Field(alias="verifyAttempts")
@@ -621,7 +621,12 @@ class FlipDns(Runbook):
     calls = (CHANGE, FORCE_HEALTH_CHECK, UNDO_CHANGE, UNDO_HEALTH_CHECK)
 
     def resolve(self, target: FlipDnsTarget, params: FlipDnsParams) -> FlipPlan:
-        return resolve(self.clients.route53, target, params, *self.fence)
+        plan = resolve(self.clients.route53, target, params, *self.fence)
+        if plan.hold_down_seconds is None:
+            return plan
+        # A request or a tag may lengthen the hold-down, never shorten it past the stack's minimum.
+        floor = self.settings.flip_dns_min_hold_down_seconds
+        return plan.model_copy(update={"hold_down_seconds": max(plan.hold_down_seconds, floor)})
 
     def precheck(self, plan: FlipPlan) -> dict[str, Any]:
         return precheck(self.clients.route53, plan)
