@@ -412,16 +412,9 @@ _FLIP_PACE = {"verifyIntervalSeconds": "0"}
 
 def _flip_dns_scope(cloud: Any, zone: str) -> None:
     """Add the zone to what flip-dns may change: the variables the FlipDns* stack parameters set."""
-    lam = cloud.client("lambda")
-    name = cloud.stack.outputs["RunbookStepsFunctionArn"]
-    variables = {
-        k: str(v)
-        for k, v in lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"].items()
-    }
+    variables = cloud.set_steps_variables()
     zones = [z for z in variables.get("FLIP_DNS_HOSTED_ZONE_IDS", "").split(",") if z and z != "none"]
-    variables["FLIP_DNS_HOSTED_ZONE_IDS"] = ",".join([*zones, zone])
-    variables["FLIP_DNS_RECORD_NAMES"] = "*"
-    lam.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+    cloud.set_steps_variables(FLIP_DNS_HOSTED_ZONE_IDS=",".join([*zones, zone]), FLIP_DNS_RECORD_NAMES="*")
 
 
 def _flip_dns_setup(cloud: Any) -> dict[str, Any]:
@@ -581,6 +574,8 @@ def _promote_replica_setup(cloud: Any) -> dict[str, Any]:
     )["HostedZone"]["Id"].rsplit("/", 1)[-1]
     route53.change_tags_for_resource(ResourceType="hostedzone", ResourceId=zone, AddTags=[FENCE])
     record = f"db.{suffix}.internal."
+    # The stack's DatabaseHostedZoneId and DatabaseRecordNames: the zone exists only now.
+    cloud.set_steps_variables(DATABASE_HOSTED_ZONE_ID=zone, DATABASE_RECORD_NAMES="db.*.internal")
     params = {"hostedZoneId": zone, "recordName": record, **_PROMOTE_PACE}
     tags = [FENCE, *({"Key": f"selfheal:param:{k}", "Value": v} for k, v in params.items())]
     primary_endpoint = rds.create_db_instance(

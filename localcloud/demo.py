@@ -380,6 +380,10 @@ def _build_orders_database(cloud: DeployedCloud) -> None:
         VPC={"VPCRegion": "us-east-1", "VPCId": "vpc-0demo0000000000a"},
     )["HostedZone"]["Id"].rsplit("/", 1)[-1]
     r53.change_tags_for_resource(ResourceType="hostedzone", ResourceId=zone, AddTags=[FENCE])
+    # The stack's DatabaseHostedZoneId and DatabaseRecordNames: the zone exists only now.
+    cloud.set_steps_variables(
+        DATABASE_HOSTED_ZONE_ID=zone, DATABASE_RECORD_NAMES=db["record"].rstrip(".").lower()
+    )
     db["zone"] = zone
     primary = rds.create_db_instance(
         DBInstanceIdentifier=db["primary"],
@@ -525,7 +529,7 @@ DNS_TUNING = {  # demo-sized; production defaults: hold-down 900s, primary healt
 
 
 def _dns_environment(cloud: DeployedCloud, env: Environment) -> None:
-    r53, cw, lam = cloud.client("route53"), cloud.client("cloudwatch"), cloud.client("lambda")
+    r53, cw = cloud.client("route53"), cloud.client("cloudwatch")
     zone = r53.create_hosted_zone(Name="shop.example.com", CallerReference=f"demo-{time.time()}")
     zone_id = zone["HostedZone"]["Id"].rsplit("/", 1)[-1]
     r53.change_tags_for_resource(ResourceType="hostedzone", ResourceId=zone_id, AddTags=[FENCE])
@@ -575,11 +579,7 @@ def _dns_environment(cloud: DeployedCloud, env: Environment) -> None:
         ComparisonOperator="LessThanThreshold",
     )
     # The stack's scope parameters (FlipDnsHostedZoneIds, FlipDnsRecordNames): the zone exists only now.
-    steps = cloud.stack.outputs["RunbookStepsFunctionArn"]
-    variables = lam.get_function_configuration(FunctionName=steps)["Environment"]["Variables"]
-    variables = {k: str(v) for k, v in variables.items()}
-    variables |= {"FLIP_DNS_HOSTED_ZONE_IDS": zone_id, "FLIP_DNS_RECORD_NAMES": name.rstrip(".")}
-    lam.update_function_configuration(FunctionName=steps, Environment={"Variables": variables})
+    cloud.set_steps_variables(FLIP_DNS_HOSTED_ZONE_IDS=zone_id, FLIP_DNS_RECORD_NAMES=name.rstrip("."))
     env.extra.update(dns_zone=zone_id, dns_name=name, dns_blue=checks["blue"], dns_green=checks["green"])
 
 

@@ -58,6 +58,18 @@ class DeployedCloud:
     def wait_for_state(self, execution_arn: str, state: str, timeout: float = 60.0) -> None:
         ops.wait_for_state(self.client("stepfunctions"), execution_arn, state, timeout=timeout)
 
+    def set_steps_variables(self, **variables: str) -> dict[str, str]:
+        """Set stack parameters the steps function reads (FLIP_DNS_HOSTED_ZONE_IDS, ...) once the
+        resources they name exist, as a stack update would; returns the variables it had."""
+        lam = self.client("lambda")
+        name = self.stack.outputs["RunbookStepsFunctionArn"]
+        configured = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+        previous = {k: str(v) for k, v in configured.items()}  # the local cloud keeps numbers as ints
+        lam.update_function_configuration(
+            FunctionName=name, Environment={"Variables": {**previous, **variables}}
+        )
+        return previous
+
     def send_event_and_wait(self, event: Mapping[str, Any], timeout: float = 60.0) -> ops.SendSummary:
         return ops.send_event_and_wait(self.client, self.stack.name, event, timeout=timeout)
 

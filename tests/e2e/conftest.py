@@ -43,18 +43,13 @@ def faults(cloud: DeployedCloud) -> Iterator[FaultInjector]:
 @pytest.fixture
 def steps_env(cloud: DeployedCloud) -> Iterator[Callable[..., None]]:
     """Change the steps function's variables (the stack parameters behind them) for one test."""
-    lam = cloud.client("lambda")
-    name = cloud.stack.outputs["RunbookStepsFunctionArn"]
-    configured = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
-    original = {k: str(v) for k, v in configured.items()}  # the local cloud keeps template numbers as ints
-    current = dict(original)
+    original = cloud.set_steps_variables()
 
     def set_variables(**variables: str) -> None:
-        current.update(variables)
-        lam.update_function_configuration(FunctionName=name, Environment={"Variables": dict(current)})
+        cloud.set_steps_variables(**variables)
 
     yield set_variables
-    lam.update_function_configuration(FunctionName=name, Environment={"Variables": original})
+    cloud.set_steps_variables(**original)
 
 
 @pytest.fixture

@@ -492,3 +492,36 @@ def test_flip_dns_hold_down_never_goes_below_the_stacks_minimum(cloud, dns, scop
 
     gap = datetime.fromisoformat(second["at"]) - datetime.fromisoformat(first["at"])
     assert gap.total_seconds() >= 3
+
+
+# --------------------------------------------------------------- where traffic may go: declared only
+
+
+def test_flip_dns_a_request_cannot_send_traffic_to_a_value_of_its_own(cloud, dns, scope):
+    # Given a simple record and its fenced secondary (health check on SECONDARY_IP)
+    primary, _ = dns.simple()
+    scope(zones=[dns.zone])
+    # When a request names another address for the secondary
+    result = cloud.start_and_wait(
+        "flip-dns", manual({"healthCheckId": primary}, secondaryValue="203.0.113.66")
+    )
+    # Then it is refused: the record still answers the primary
+    assert (result.status, result.error) == ("FAILED", "PreconditionFailed"), (result.error, result.cause)
+    assert "never a value of its own" in (result.cause or "")
+    assert dns.answer() == [PRIMARY_IP]
+
+
+def test_flip_dns_a_request_cannot_vouch_with_a_health_check_outside_the_fence(cloud, dns, scope):
+    # Given any health check (not fenced) watching another address
+    primary, _ = dns.simple()
+    scope(zones=[dns.zone])
+    elsewhere = dns.health_check("203.0.113.66", fenced=False)
+    # When a request names it as the secondary's
+    result = cloud.start_and_wait(
+        "flip-dns",
+        manual({"healthCheckId": primary}, secondaryHealthCheckId=elsewhere, secondaryValue="203.0.113.66"),
+    )
+    # Then the fence refuses it: skipped, the record untouched
+    assert result.status == "SUCCEEDED" and dns.answer() == [PRIMARY_IP]
+    (skipped,) = [r for r in rows_for(cloud, primary) if r["requestId"] == result.name]
+    assert skipped["phase"] == "skipped" and f"healthcheck/{elsewhere}" in skipped["reason"]

@@ -46,6 +46,19 @@ class Database:
         return db["DBInstanceStatus"], db.get("ReadReplicaSourceDBInstanceIdentifier")
 
 
+# The record names the stack allows promote-replica to repoint (DatabaseRecordNames): the tests' own.
+RECORD_NAMES = "db.*.internal"
+
+
+@pytest.fixture(autouse=True)
+def database_scope(cloud: DeployedCloud) -> Any:
+    """Each test's database lives in its own zone: the stack's DatabaseHostedZoneId follows it (set by
+    make_database), and is put back after the test."""
+    original = cloud.set_steps_variables()
+    yield
+    cloud.set_steps_variables(**original)
+
+
 def make_database(
     cloud: DeployedCloud, lag: float | None = 2.0, fence_replica: bool = True, tag_primary: bool = True
 ) -> Database:
@@ -59,6 +72,7 @@ def make_database(
         VPC={"VPCRegion": "us-east-1", "VPCId": "vpc-0a1b2c3d"},
     )["HostedZone"]["Id"].rsplit("/", 1)[-1]
     r53.change_tags_for_resource(ResourceType="hostedzone", ResourceId=zone, AddTags=[FENCE])
+    cloud.set_steps_variables(DATABASE_HOSTED_ZONE_ID=zone, DATABASE_RECORD_NAMES=RECORD_NAMES)
     record = f"db.{suffix}.internal."
     tags = [FENCE]
     if tag_primary:
@@ -564,3 +578,26 @@ def test_promote_replica_rds_throttling_a_step_is_retried_and_the_run_heals(clou
     assert len(throttle.hits) == THROTTLES_PAST_THE_CLIENT
     assert db.replica_state(cloud) == ("available", None)
     assert db.record_value(cloud) == db.replica_endpoint
+
+
+@pytest.mark.parametrize(
+    "allowed,needle",
+    [("orders.*.internal", "record db."), (RECORD_NAMES, "hosted zone")],
+    ids=["record-not-allowed", "zone-not-allowed"],
+)
+def test_promote_replica_dns_name_outside_the_stacks_scope_is_refused_before_the_promotion(
+    cloud, allowed, needle
+):
+    # Given a database whose DNS name (or zone) the stack does not allow promote-replica to repoint
+    db = make_database(cloud)
+    zone = "Z0000000000000000NONE" if needle == "hosted zone" else db.zone
+    cloud.set_steps_variables(DATABASE_HOSTED_ZONE_ID=zone, DATABASE_RECORD_NAMES=allowed)
+    cloud.reset_recording()
+    # When a promotion is asked for
+    result = cloud.start_and_wait(RUNBOOK, manual_input(db))
+    # Then nothing is promoted: the scope guard refuses first (not the record change, after)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert db.replica_state(cloud) == ("available", db.primary)
+    assert not [r for r in cloud.recorded_requests() if r.operation == "PromoteReadReplica"]
+    (skipped,) = [r for r in rows_for(cloud, db.primary) if r["phase"] == "skipped"]
+    assert "outside the scope" in skipped["reason"] and needle in skipped["reason"]

@@ -49,7 +49,12 @@ def test_resolve_weighted_pair_moves_all_weight_to_the_secondary(dns):
     primary, secondary = dns.weighted()
     plan = plan_for(dns, primary)
     assert (plan.kind, plan.to_health_check_id) == ("weighted", secondary)
-    assert set(plan.resource_tags) == {f"hostedzone/{dns.zone}", f"healthcheck/{primary}"}
+    # the zone, the health check the request names, and the one that vouches for the destination
+    assert set(plan.resource_tags) == {
+        f"hostedzone/{dns.zone}",
+        f"healthcheck/{primary}",
+        f"healthcheck/{secondary}",
+    }
     changes = plan.change["ChangeBatch"]["Changes"]
     assert {c["ResourceRecordSet"]["SetIdentifier"]: c["ResourceRecordSet"]["Weight"] for c in changes} == {
         "blue": 0,
@@ -98,9 +103,9 @@ def test_resolve_simple_record_pointing_elsewhere_is_refused(dns):
         plan_for(dns, primary)
 
 
-def test_resolve_simple_record_without_values_says_what_to_set(dns):
+def test_resolve_simple_record_without_a_health_check_for_the_destination_says_what_to_set(dns):
     dns.simple()
-    with pytest.raises(PreconditionFailed, match="primaryValue and secondaryValue"):
+    with pytest.raises(PreconditionFailed, match="secondaryHealthCheckId"):
         resolve(
             dns.route53,
             FlipDnsTarget(hostedZoneId=dns.zone, recordName=dns.name("www")),
@@ -108,6 +113,19 @@ def test_resolve_simple_record_without_values_says_what_to_set(dns):
             KEY,
             VALUE,
         )
+
+
+def test_resolve_simple_record_moves_only_to_what_the_destination_health_check_watches(dns):
+    """A request chooses a side; the value comes from the side's health check, never the request."""
+    primary, secondary = dns.simple()
+    with pytest.raises(PreconditionFailed, match="never a value of its own"):
+        plan_for(dns, primary, secondaryValue="203.0.113.66")
+    elsewhere = dns.health_check("203.0.113.66", fenced=False)
+    plan = plan_for(dns, primary, secondaryHealthCheckId=elsewhere, secondaryValue="203.0.113.66")
+    # The value is what that health check watches, and that health check must pass the fence.
+    assert plan.expected == {"value": "203.0.113.66"}
+    assert plan.resource_tags[f"healthcheck/{elsewhere}"] == {}
+    assert plan_for(dns, primary).expected == {"value": SECONDARY_IP} and secondary
 
 
 def test_resolve_failover_records_force_the_primary_health_check(dns):

@@ -42,6 +42,10 @@ class Settings(BaseModel):
     flip_dns_health_check_ids: str = Field(default="", alias="FLIP_DNS_HEALTH_CHECK_IDS")
     # The shortest hold-down a failback may have, whatever a request or tag asks.
     flip_dns_min_hold_down_seconds: int = Field(default=300, alias="FLIP_DNS_MIN_HOLD_DOWN_SECONDS", ge=0)
+    # promote-replica scope: the one zone and the record names it may repoint (the same template
+    # parameters scope its IAM statement).
+    database_hosted_zone_id: str = Field(default="", alias="DATABASE_HOSTED_ZONE_ID")
+    database_record_names: str = Field(default="", alias="DATABASE_RECORD_NAMES")
     # replace-instance: ARNs of the roles (comma-separated; empty or "none": none) a replacement's
     # instance profile may pass; the same template parameter scopes iam:PassRole.
     replace_instance_pass_role_arns: str = Field(default="", alias="REPLACE_INSTANCE_PASS_ROLE_ARNS")

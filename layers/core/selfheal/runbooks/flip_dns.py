@@ -22,11 +22,11 @@ State across executions (hold-down, failback) lives in the audit trail: see ``st
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
 
+from selfheal.dns import bare_zone_id, iam_record_name, listed, normalise_name, record_name_allowed
 from selfheal.errors import (
     NotApplicable,
     PreconditionFailed,
@@ -53,20 +53,6 @@ ALIAS_PREFIX = "alias:"
 
 Kind = Literal["weighted", "simple", "failover"]
 Direction = Literal["failover", "failback"]
-
-
-def normalise_name(name: str) -> str:
-    """Route 53's form of a record name: lower case, trailing dot."""
-    return name.strip().lower().rstrip(".") + "."
-
-
-def iam_record_name(name: str) -> str:
-    """The form the ``route53:ChangeResourceRecordSetsNormalizedRecordNames`` condition key compares."""
-    return normalise_name(name).rstrip(".")
-
-
-def bare_zone_id(zone: str) -> str:
-    return zone.rsplit("/", 1)[-1]
 
 
 class FlipDnsTarget(StrictModel):
@@ -331,11 +317,12 @@ def resolve(
     if any(r.get("Failover") for r in records):
         return _failover_plan(route53, records, params, primary_hc, common, resource_tags)
     if any(r.get("SetIdentifier") for r in records):
-        return _weighted_plan(records, params, primary_hc, common, resource_tags)
-    return _simple_plan(records[0], params, primary_hc, common, resource_tags)
+        return _weighted_plan(route53, records, params, primary_hc, common, resource_tags)
+    return _simple_plan(route53, records[0], params, primary_hc, common, resource_tags)
 
 
 def _weighted_plan(
+    route53: Any,
     records: list[dict[str, Any]],
     params: FlipDnsParams,
     primary_hc: str | None,
@@ -378,6 +365,8 @@ def _weighted_plan(
             f" {'secondary' if to is secondary else 'primary'}HealthCheckId);"
             " never flip onto an unchecked target"
         )
+    # The health check that vouches for the destination is part of what the run relies on: fenced.
+    resource_tags[f"healthcheck/{to_hc}"] = _tags(route53, "healthcheck", to_hc)
     comment = f"selfheal flip-dns {common['direction']}: {away['SetIdentifier']} -> {to['SetIdentifier']}"
     change = _upsert(common["hosted_zone_id"], comment, [{**away, "Weight": 0}, {**to, "Weight": total}])
     undo = _upsert(common["hosted_zone_id"], f"selfheal flip-dns undo: {comment}", [away, to])
@@ -393,38 +382,65 @@ def _weighted_plan(
     )
 
 
+def watched_endpoint(route53: Any, health_check_id: str, record_type: str) -> str | None:
+    """The value a record of ``record_type`` pointing at what this health check watches would have:
+    its IP address (A, AAAA) or its domain name (CNAME); None when it watches no such endpoint."""
+    config = _health_check(route53, health_check_id)["HealthCheckConfig"]
+    if record_type in ("A", "AAAA"):
+        return config.get("IPAddress") or None
+    if record_type == "CNAME":
+        name = config.get("FullyQualifiedDomainName")
+        return normalise_name(name) if name else None
+    return None
+
+
 def _simple_plan(
+    route53: Any,
     record: dict[str, Any],
     params: FlipDnsParams,
     primary_hc: str | None,
     common: dict[str, Any],
     resource_tags: dict[str, dict[str, str]],
 ) -> FlipPlan:
-    if not params.secondary_value or not params.primary_value:
-        raise PreconditionFailed(
-            f"simple record {common['record_name']}: set primaryValue and secondaryValue (values or"
-            " alias:<zone>:<dns name>) in params or selfheal:param tags"
-        )
+    """A simple record moves only to the endpoint a fenced health check watches: the request (or a
+    tag) chooses the side by its health check, never a value of its own (Route 53's IAM has no
+    condition on record values: this is the only place that can refuse one)."""
     failover = common["direction"] == "failover"
-    to_value, away_value = (
-        (params.secondary_value, params.primary_value)
-        if failover
-        else (params.primary_value, params.secondary_value)
+    side, other = ("secondary", "primary") if failover else ("primary", "secondary")
+    to_hc = params.secondary_health_check_id if failover else (params.primary_health_check_id or primary_hc)
+    away_hc = (params.primary_health_check_id or primary_hc) if failover else params.secondary_health_check_id
+    if not to_hc:
+        raise PreconditionFailed(
+            f"no health check for the {side} of {common['record_name']}: set {side}HealthCheckId;"
+            " never flip onto an unchecked target"
+        )
+    to_value = watched_endpoint(route53, to_hc, common["record_type"])
+    if to_value is None:
+        raise PreconditionFailed(
+            f"health check {to_hc} watches no endpoint a {common['record_type']} record can point at"
+            f" (an {'IP address' if common['record_type'] != 'CNAME' else 'domain name'}): not flipping"
+            f" {common['record_name']} to the {side}"
+        )
+    asked = params.secondary_value if failover else params.primary_value
+    if asked is not None and not _same_value(_with_value(record, to_value), asked):
+        raise PreconditionFailed(
+            f"{side}Value {asked} is not the endpoint the {side}'s health check {to_hc} watches"
+            f" ({to_value}): a request chooses a side, never a value of its own",
+            healthCheck=to_hc,
+        )
+    # The health check that vouches for the destination is part of what the run relies on: fenced.
+    resource_tags[f"healthcheck/{to_hc}"] = _tags(route53, "healthcheck", to_hc)
+    away_value = (watched_endpoint(route53, away_hc, common["record_type"]) if away_hc else None) or (
+        params.primary_value if failover else params.secondary_value
     )
     if _same_value(record, to_value):
         raise NotApplicable(f"{common['record_name']} already answers {to_value}")
-    if not _same_value(record, away_value):
+    if away_value and not _same_value(record, away_value):
         raise PreconditionFailed(
-            f"{common['record_name']} answers {_values(record)}, not the"
-            f" {'primary' if failover else 'secondary'} {away_value}: someone changed it; not touching it"
+            f"{common['record_name']} answers {_values(record)}, not the {other} {away_value}: someone"
+            " changed it; not touching it"
         )
-    to_hc = params.secondary_health_check_id if failover else (params.primary_health_check_id or primary_hc)
-    if not to_hc:
-        raise PreconditionFailed(
-            f"no health check for the {'secondary' if failover else 'primary'} of {common['record_name']}:"
-            f" set {'secondary' if failover else 'primary'}HealthCheckId; never flip onto an unchecked target"
-        )
-    comment = f"selfheal flip-dns {common['direction']}: {away_value} -> {to_value}"
+    comment = f"selfheal flip-dns {common['direction']}: {_values(record)} -> {to_value}"
     return FlipPlan(
         kind="simple",
         to_health_check_id=to_hc,
@@ -472,6 +488,7 @@ def _failover_plan(
                 f"the SECONDARY failover record of {common['record_name']} has no health check: set"
                 " secondaryHealthCheckId; never flip onto an unchecked target"
             )
+        resource_tags[f"healthcheck/{to_hc}"] = _tags(route53, "healthcheck", to_hc)
         update = {"HealthCheckId": forced_hc, "Disabled": True, "Inverted": True}
         undo = {
             "HealthCheckId": forced_hc,
@@ -564,40 +581,22 @@ def verify(route53: Any, plan: FlipPlan) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ scope
 
 
-def _listed(raw: str) -> list[str]:
-    return [v.strip() for v in raw.split(",") if v.strip() and v.strip().lower() != "none"]
-
-
 def out_of_scope(plan: FlipPlan, hosted_zone_ids: str, record_names: str, health_check_ids: str) -> list[str]:
     """What the plan touches outside the zones / record names / health checks the stack allows
     (the same lists the IAM statements are built from: the guard and IAM agree)."""
     problems = []
-    zones = [bare_zone_id(z) for z in _listed(hosted_zone_ids)]
+    zones = [bare_zone_id(z) for z in listed(hosted_zone_ids)]
     if plan.hosted_zone_id not in zones:
         problems.append(f"hosted zone {plan.hosted_zone_id} (allowed: {', '.join(zones) or 'none'})")
-    names = [n.lower() for n in _listed(record_names)]
-    if not any(fnmatch.fnmatchcase(iam_record_name(plan.record_name), n) for n in names):
-        problems.append(f"record {iam_record_name(plan.record_name)} (allowed: {', '.join(names) or 'none'})")
+    if not record_name_allowed(plan.record_name, record_names):
+        names = ", ".join(n.lower() for n in listed(record_names)) or "none"
+        problems.append(f"record {iam_record_name(plan.record_name)} (allowed: {names})")
     if plan.health_check_update is not None:
-        checks = _listed(health_check_ids)
+        checks = listed(health_check_ids)
         hc = plan.health_check_update["HealthCheckId"]
         if hc not in checks:
             problems.append(f"health check {hc} (allowed: {', '.join(checks) or 'none'})")
     return problems
-
-
-__all__ = [
-    "IAM_ACTIONS",
-    "FlipDns",
-    "FlipDnsParams",
-    "FlipDnsTarget",
-    "FlipPlan",
-    "health",
-    "out_of_scope",
-    "precheck",
-    "resolve",
-    "verify",
-]
 
 
 _CHANGE = {"default": ("HostedZoneId", "ChangeBatch")}

@@ -21,6 +21,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, ValidationError, model_validator
 
+from selfheal.dns import iam_record_name, listed, record_name_allowed
 from selfheal.errors import (
     NotApplicable,
     PreconditionFailed,
@@ -656,6 +657,20 @@ class PromoteReplica(Runbook):
 
     def precheck(self, plan: PromotionPlan) -> dict[str, Any]:
         return precheck(self.clients, plan)
+
+    def out_of_scope(self, plan: PromotionPlan) -> list[str]:
+        """The DNS name it would repoint, outside the one zone and the names the stack allows: refused
+        before anything is promoted (never found out after, when the record change is denied)."""
+        if plan.kind != "rds-replica":
+            return []
+        zone, names = bare_zone_id(self.settings.database_hosted_zone_id), self.settings.database_record_names
+        problems = []
+        if plan.hosted_zone_id != zone:
+            problems.append(f"hosted zone {plan.hosted_zone_id} (allowed: {zone or 'none'})")
+        if not record_name_allowed(plan.record_name or "", names):
+            allowed = ", ".join(listed(names)) or "none"
+            problems.append(f"record {iam_record_name(plan.record_name or '')} (allowed: {allowed})")
+        return problems
 
     def exact_calls(self, plan: PromotionPlan) -> list[Call]:
         if plan.kind == "rds-replica":
