@@ -465,3 +465,108 @@ def test_remap_eip_fence_value_is_compared_exactly_as_iam_compares_it(cloud):
     assert result.status == "SUCCEEDED" and pair.holder(cloud) == pair.primary
     (skipped,) = [r for r in rows_for(cloud, pair.allocation) if r["phase"] == "skipped"]
     assert "fence" in skipped["reason"] and pair.allocation in skipped["reason"]
+
+
+# ------------------------------------------------------------------ trust boundaries for signals
+
+FOREIGN_ACCOUNT = "210987654321"
+
+
+def _delivered_directly(cloud: DeployedCloud, deliver: Any) -> tuple[set[str], list[dict[str, Any]]]:
+    """Run ``deliver`` (a publish or an invoke, both delivered before they return on the local cloud);
+    the executions it started and the triage rows it wrote."""
+    sfn, dynamodb = cloud.client("stepfunctions"), cloud.client("dynamodb")
+    machines = ops.stack_state_machines(cloud.client("cloudformation"), cloud.stack.name)
+    table = cloud.stack.outputs["AuditTableName"]
+    executions, rows = ops.execution_arns(sfn, machines), ops.scan_audit(dynamodb, table)
+    deliver()
+    seen = {json.dumps(r, sort_keys=True, default=str) for r in rows}
+    new_rows = [
+        r for r in ops.scan_audit(dynamodb, table) if json.dumps(r, sort_keys=True, default=str) not in seen
+    ]
+    return ops.execution_arns(sfn, machines) - executions, new_rows
+
+
+def sns_alarm_message(instance: str, arn_account: str = "123456789012") -> dict[str, Any]:
+    """The sample alarm notification, about this instance, from an alarm in ``arn_account``."""
+    sample = load_event("alarm-sns")["Records"][0]["Sns"]["Message"]
+    message = json.loads(sample)
+    message["AlarmName"] = f"{instance}-status-check-{uuid.uuid4().hex[:6]}"
+    message["AlarmArn"] = f"arn:aws:cloudwatch:us-east-1:{arn_account}:alarm:{message['AlarmName']}"
+    message["Trigger"]["Dimensions"] = [{"name": "InstanceId", "value": instance}]
+    return dict(message)
+
+
+@pytest.mark.parametrize(
+    "message,needle",
+    [
+        # An AWS Health event published to the topic: EventBridge would refuse it from PutEvents.
+        (lambda pair: remap_health_event(pair.primary), "no AlarmName"),
+        # An alarm notification that claims this account while its alarm is another's.
+        (lambda pair: sns_alarm_message(pair.primary, FOREIGN_ACCOUNT), "claims account 123456789012"),
+        # An alarm of another account, saying so.
+        (
+            lambda pair: {
+                **sns_alarm_message(pair.primary, FOREIGN_ACCOUNT),
+                "AWSAccountId": FOREIGN_ACCOUNT,
+            },
+            f"from account {FOREIGN_ACCOUNT}",
+        ),
+    ],
+    ids=["health-event-in-an-sns-message", "alarm-arn-of-another-account", "alarm-of-another-account"],
+)
+def test_remap_eip_alarm_topic_takes_only_this_accounts_alarm_notifications(cloud, message, needle):
+    # Given a managed EIP, and a message on the alarm topic that is not an alarm of this account
+    pair = make_pair(cloud)
+    body = json.dumps(message(pair))
+    # When it is published to the alarm topic
+    started, rows = _delivered_directly(
+        cloud,
+        lambda: cloud.client("sns").publish(TopicArn=cloud.stack.outputs["AlarmTopicArn"], Message=body),
+    )
+    # Then nothing starts, the address stays, and triage's row says why
+    assert started == set()
+    assert pair.holder(cloud) == pair.primary
+    (ignored,) = [r for r in rows if r["phase"] == "ignored"]
+    assert needle in ignored["reason"]
+
+
+def remap_health_event(instance: str) -> dict[str, Any]:
+    event = copy.deepcopy(load_event("health-ec2-retirement"))
+    event["id"] = str(uuid.uuid4())
+    event["detail"]["eventArn"] += uuid.uuid4().hex[:8]
+    event["resources"] = [instance]
+    event["detail"]["affectedEntities"] = [{"entityValue": instance, "status": "IMPAIRED"}]
+    return event
+
+
+def test_remap_eip_health_event_is_healed_from_eventbridge(cloud):
+    # The same Health event that the alarm topic ignores heals when EventBridge delivers it.
+    pair = make_pair(cloud)
+    summary = cloud.send_event_and_wait(remap_health_event(pair.primary))
+    (execution,) = summary.executions
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert pair.holder(cloud) == pair.standby
+
+
+@pytest.mark.parametrize("field", ["account", "detail.affectedAccount"])
+def test_remap_eip_event_of_another_account_invoked_directly_is_ignored(cloud, field):
+    # Given a managed EIP and an event about its primary, from (or about) another account
+    pair = make_pair(cloud)
+    event = remap_health_event(pair.primary)
+    if field == "account":
+        event["account"] = FOREIGN_ACCOUNT
+    else:
+        event["detail"]["affectedAccount"] = FOREIGN_ACCOUNT
+    # When triage is invoked with it directly (the rules filter on the account; an invoke does not)
+    started, rows = _delivered_directly(
+        cloud,
+        lambda: cloud.client("lambda").invoke(
+            FunctionName=cloud.stack.outputs["TriageFunctionArn"], Payload=json.dumps(event).encode()
+        ),
+    )
+    # Then nothing starts and the row names the account
+    assert started == set()
+    assert pair.holder(cloud) == pair.primary
+    (ignored,) = [r for r in rows if r["phase"] == "ignored"]
+    assert FOREIGN_ACCOUNT in ignored["reason"]

@@ -85,3 +85,26 @@ def test_triage_manual_request_starts_the_runbook_as_the_operator_wrote_it(triag
     assert body["target"] == event["detail"]["target"] and body["actor"]["kind"] == "manual"
     trail = AuditTrail(clients.dynamodb, settings.audit_table)
     assert [r.phase.value for r in trail.for_request(outcome.request_id)] == ["received"]
+
+
+@pytest.mark.parametrize(
+    ("accepted", "account", "decision"),
+    [
+        ("none", "123456789012", "started"),  # the stack's own account
+        ("none", "210987654321", "ignored"),  # another account
+        ("111111111111,210987654321", "210987654321", "started"),  # one the stack was told to accept
+    ],
+)
+def test_triage_acts_only_on_signals_of_accepted_accounts(
+    triage, clients, settings, accepted, account, decision
+):
+    triage.settings = triage.settings.model_copy(
+        update={"account_id": "123456789012", "accepted_account_ids": accepted}
+    )
+    event = load_event("alarm-status-check-failed")
+    event["account"] = account
+    (outcome,) = triage.handle(event)
+    assert outcome.decision == decision
+    assert len(executions(clients)) == (decision == "started")
+    if decision == "ignored":
+        assert account in outcome.reason and "123456789012" in outcome.reason

@@ -17,13 +17,18 @@ from cfnlint.decode import decode
 from moto.events.models import EventPattern
 
 from tests.events import event_names, load_event
+from tools.lint_iam import Resolver
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 # The patterns the template is meant to carry; used only while template.yaml does not exist yet.
+# Every rule takes the stack's own account and AcceptedAccountIds ("none" by default, which no
+# account id equals).
+ACCOUNTS = ["123456789012", "none"]
 FALLBACK_PATTERNS: dict[str, dict[str, Any]] = {
     "AlarmStateChange": {
         "source": ["aws.cloudwatch"],
+        "account": ACCOUNTS,
         "detail-type": ["CloudWatch Alarm State Change"],
         "detail": {
             "$or": [
@@ -34,6 +39,7 @@ FALLBACK_PATTERNS: dict[str, dict[str, Any]] = {
     },
     "HealthEvent": {
         "source": ["aws.health"],
+        "account": ACCOUNTS,
         "detail-type": ["AWS Health Event"],
         "detail": {
             "service": ["EC2", "RDS", "SQS", "ROUTE53", "ELASTICLOADBALANCING", "AUTOSCALING"],
@@ -42,15 +48,21 @@ FALLBACK_PATTERNS: dict[str, dict[str, Any]] = {
     },
     "Ec2StateChange": {
         "source": ["aws.ec2"],
+        "account": ACCOUNTS,
         "detail-type": ["EC2 Instance State-change Notification"],
         "detail": {"state": ["stopped", "terminated"]},
     },
     "RdsEvent": {
         "source": ["aws.rds"],
+        "account": ACCOUNTS,
         "detail-type": ["RDS DB Instance Event", "RDS DB Cluster Event"],
         "detail": {"EventCategories": ["failure", "failover", "availability", "low storage"]},
     },
-    "ManualRequest": {"source": ["selfheal.manual"], "detail-type": ["Remediation Requested"]},
+    "ManualRequest": {
+        "source": ["selfheal.manual"],
+        "account": ACCOUNTS,
+        "detail-type": ["Remediation Requested"],
+    },
 }
 RULES = set(FALLBACK_PATTERNS)
 
@@ -95,8 +107,10 @@ def _template_patterns() -> dict[str, dict[str, Any]]:
     template, matches = decode(str(TEMPLATE))
     assert not matches, f"template.yaml does not parse: {matches}"
     events = template["Resources"]["TriageFunction"]["Properties"]["Events"]
+    # Intrinsics (the stack's account) resolved as deployed in the samples' account, 123456789012.
+    resolver = Resolver(template)
     return {
-        name: event["Properties"]["Pattern"]
+        name: resolver.resolve(event["Properties"]["Pattern"])
         for name, event in events.items()
         if event.get("Type") == "EventBridgeRule"
     }
@@ -175,6 +189,12 @@ def _variant(name: str, changes: dict[str, Any]) -> dict[str, Any]:
         ("ec2-state-stopped", {"detail.state": "stopping"}),
         ("rds-instance-failure", {"detail.EventCategories": ["notification"]}),
         ("rds-instance-failure", {"detail-type": "RDS DB Snapshot Event"}),
+        # Another account's events (a bus that receives them, a rule target shared across accounts).
+        ("alarm-status-check-failed", {"account": "210987654321"}),
+        ("health-ec2-retirement", {"account": "210987654321"}),
+        ("ec2-state-stopped", {"account": "210987654321"}),
+        ("rds-instance-failure", {"account": "210987654321"}),
+        ("manual-remap-eip", {"account": "210987654321"}),
     ],
 )
 def test_patterns_do_not_select_non_fault_events(

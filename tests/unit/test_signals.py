@@ -267,6 +267,32 @@ def test_parse_records_sns_batch_gives_one_result_per_record() -> None:
     assert isinstance(single, Unrecognised) and "parse_records" in single.reason
 
 
+def _sns_with(message: dict[str, object]) -> dict[str, object]:
+    event = load_event("alarm-sns")
+    event["Records"][0]["Sns"]["Message"] = json.dumps(message)
+    return event
+
+
+def test_parse_event_sns_message_shaped_like_an_eventbridge_event_is_not_read_as_one() -> None:
+    # Given an AWS Health event published to the alarm topic (EventBridge would refuse its source)
+    result = parse_event(_sns_with(load_event("health-ec2-retirement")))
+
+    # Then it is no signal at all
+    assert isinstance(result, Unrecognised) and "no AlarmName" in result.reason
+
+
+def test_parse_event_sns_alarm_account_is_its_arns_and_a_contradiction_is_refused() -> None:
+    message = json.loads(load_event("alarm-sns")["Records"][0]["Sns"]["Message"])
+    foreign = {**message, "AlarmArn": message["AlarmArn"].replace(ACCOUNT, "210987654321")}
+
+    # Claiming this account with another's alarm ARN: refused, and the reason names both
+    forged = parse_event(_sns_with(foreign))
+    assert isinstance(forged, Unrecognised) and ACCOUNT in forged.reason and "210987654321" in forged.reason
+    # Without the claim, the ARN's account is the signal's
+    bare = parse_event(_sns_with({k: v for k, v in foreign.items() if k != "AWSAccountId"}))
+    assert isinstance(bare, Signal) and bare.account == "210987654321"
+
+
 def test_parse_records_non_sns_event_gives_one_result() -> None:
     results = parse_records(load_event("alarm-status-check-failed"))
 

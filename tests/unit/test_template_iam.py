@@ -181,3 +181,12 @@ def test_template_state_machine_role_allows_every_sdk_call_its_asl_makes(logical
     calls = set(_sdk_calls(definition))
     assert calls, "expected direct SDK integrations"
     assert calls <= granted(logical_id), calls - granted(logical_id)
+
+
+def test_only_cloudwatch_may_publish_to_the_alarm_topic():
+    # Triage reads every message on the alarm topic as an alarm of this account: nobody else publishes
+    # (an explicit deny beats any identity policy's sns:Publish).
+    policy = RESOURCES["AlarmTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (deny,) = [s for s in policy if s["Effect"] == "Deny"]
+    assert deny["Principal"] == "*" and deny["Action"] == "sns:Publish"
+    assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalServiceName": "cloudwatch.amazonaws.com"}}

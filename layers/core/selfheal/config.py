@@ -15,6 +15,11 @@ from selfheal.errors import ConfigurationError
 STATE_MACHINE_PREFIX = "STATE_MACHINE_"
 
 
+def listed(raw: str) -> list[str]:
+    """A stack parameter's comma-separated list ("none" or empty: nothing)."""
+    return [v.strip() for v in raw.split(",") if v.strip() and v.strip().lower() != "none"]
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
@@ -35,6 +40,9 @@ class Settings(BaseModel):
     loop_threshold: int = Field(default=3, alias="LOOP_THRESHOLD", ge=1)
     budget_per_hour: int = Field(default=10, alias="BUDGET_PER_HOUR", ge=0)
     stack_name: str = Field(default="selfheal", alias="STACK_NAME")
+    # Signals are accepted from this account, and from the AcceptedAccountIds the stack names.
+    account_id: str = Field(default="", alias="ACCOUNT_ID")
+    accepted_account_ids: str = Field(default="", alias="ACCEPTED_ACCOUNT_IDS")
     # flip-dns scope (comma-separated; empty or "none": nothing). The same template parameters build
     # the IAM statements, so the guard and IAM agree.
     flip_dns_hosted_zone_ids: str = Field(default="", alias="FLIP_DNS_HOSTED_ZONE_IDS")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fnmatch
 
+from selfheal.config import listed
+
 
 def normalise_name(name: str) -> str:
     """Route 53's form of a record name: lower case, trailing dot."""
@@ -17,11 +19,6 @@ def iam_record_name(name: str) -> str:
 
 def bare_zone_id(zone: str) -> str:
     return zone.rsplit("/", 1)[-1]
-
-
-def listed(raw: str) -> list[str]:
-    """A stack parameter's comma-separated list ("none" or empty: nothing)."""
-    return [v.strip() for v in raw.split(",") if v.strip() and v.strip().lower() != "none"]
 
 
 def record_name_allowed(name: str, patterns: str) -> bool:

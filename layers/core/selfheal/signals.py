@@ -405,6 +405,15 @@ def _account_from_arn(arn: str | None) -> str | None:
     return None
 
 
+def _alarm_account(claimed: str | None, arn: str | None, where: str) -> str | None:
+    """The alarm's account: the one its ARN names. A message that claims another account than its
+    alarm's ARN is malformed (a forged account field must not make a foreign alarm look local)."""
+    from_arn = _account_from_arn(arn)
+    if claimed and from_arn and claimed != from_arn:
+        raise _Bad(f"{where} claims account {claimed} but its alarm ARN is in account {from_arn}")
+    return from_arn or claimed
+
+
 # ----------------------------------------------------------------------------------- EventBridge
 
 
@@ -640,7 +649,7 @@ def _parse_lambda_alarm_action(event: Mapping[str, Any]) -> ParseResult:
         envelope=Envelope.LAMBDA_ALARM_ACTION,
         detail_type=ALARM_STATE_CHANGE,
         time=_time(event.get("time"), "event.time") if event.get("time") else changed_at,
-        account=_opt_str(event, "accountId", "event") or _account_from_arn(arn),
+        account=_alarm_account(_opt_str(event, "accountId", "event"), arn, "event"),
         region=_opt_str(event, "region", "event") or _region_from_arn(arn),
         resources=(arn,),
         alarm=alarm,
@@ -661,9 +670,9 @@ def _parse_sns_record(record: Mapping[str, Any]) -> ParseResult:
     sns = _obj(record, "Sns", "record")
     message = _as_object(sns.get("Message"), "Sns.Message")
     if "AlarmName" not in message:
-        # An SNS topic can carry anything (e.g. an EventBridge event forwarded by a rule).
-        if "detail-type" in message:
-            return parse_event(message)
+        # The alarm topic takes CloudWatch alarm notifications only: a message shaped like another
+        # event (an AWS Health event, say) is never read as one. EventBridge refuses aws.* sources
+        # from PutEvents; re-parsing a published body would be a way around that.
         return Unrecognised(reason="SNS message is not a CloudWatch alarm notification (no AlarmName)")
     return _sns_alarm(message, sns)
 
@@ -710,7 +719,7 @@ def _sns_alarm(message: Mapping[str, Any], sns: Mapping[str, Any]) -> Signal:
         detail_type=ALARM_STATE_CHANGE,
         time=changed_at,
         # "Region" in the message is a display name ("US East (N. Virginia)"): take the code from the ARN.
-        account=_opt_str(message, "AWSAccountId", where) or _account_from_arn(arn),
+        account=_alarm_account(_opt_str(message, "AWSAccountId", where), arn, where),
         region=_region_from_arn(arn) or _region_from_arn(_opt_str(sns, "TopicArn", "Sns")),
         resources=(arn,) if arn else (),
         alarm=alarm,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from selfheal.audit import AuditRow, AuditTrail
+from selfheal.config import listed
 from selfheal.errors import SelfhealError, UnknownRunbook
 from selfheal.models import Actor, Phase
 from selfheal.policy import Decision, NoMatch, Policy, decide, describe
@@ -64,12 +65,31 @@ class Triage:
             if isinstance(item, Unrecognised):
                 outcomes.append(self._ignore_unrecognised(item, raw))
                 continue
+            foreign = self._foreign(item)
+            if foreign:
+                outcomes.append(self._ignore(item, foreign))
+                continue
             result = decide(self.policy, item, applies=self._applies)
             if isinstance(result, NoMatch):
                 outcomes.append(self._ignore(item, result.reason))
                 continue
             outcomes += [self._start(item, decision) for decision in result]
         return outcomes
+
+    def _foreign(self, signal: Signal) -> str | None:
+        """Why the signal is not this stack's to act on (another account), else None. Rules filter on
+        the account too; this also covers the alarm topic, alarm actions and direct invokes."""
+        accepted = [a for a in (self.settings.account_id, *listed(self.settings.accepted_account_ids)) if a]
+        if not accepted:
+            return None
+        allowed = ", ".join(accepted)
+        if signal.account not in accepted:
+            return f"from account {signal.account or 'unknown'}, not one this stack accepts ({allowed})"
+        # An organizational AWS Health event names the member account it is about.
+        affected = signal.health.affected_account if signal.health else None
+        if affected and affected not in accepted:
+            return f"about account {affected}, not one this stack accepts ({allowed})"
+        return None
 
     def _applies(self, decision: Decision) -> str | None:
         """Ask the decision's runbook whether it applies to the target (rules with whenApplicable).

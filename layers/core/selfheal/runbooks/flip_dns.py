@@ -26,7 +26,8 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
 
-from selfheal.dns import bare_zone_id, iam_record_name, listed, normalise_name, record_name_allowed
+from selfheal.config import listed
+from selfheal.dns import bare_zone_id, iam_record_name, normalise_name, record_name_allowed
 from selfheal.errors import (
     NotApplicable,
     PreconditionFailed,

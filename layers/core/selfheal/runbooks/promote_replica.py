@@ -21,7 +21,8 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, ValidationError, model_validator
 
-from selfheal.dns import iam_record_name, listed, record_name_allowed
+from selfheal.config import listed
+from selfheal.dns import iam_record_name, record_name_allowed
 from selfheal.errors import (
     NotApplicable,
     PreconditionFailed,
