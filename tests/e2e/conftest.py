@@ -19,7 +19,12 @@ TEMPLATE = ROOT / "template.yaml"
 # One session runs many remediations per runbook within the hour: a budget the tests never reach
 # unless they mean to (the budget guard itself is unit-tested in tests/unit/test_guards.py).
 # flip-dns tests wait hold-downs of seconds, not the stack's default minimum of 300.
-PARAMETERS = {"Mode": "enforce", "BudgetPerHour": "1000", "FlipDnsMinHoldDownSeconds": "0"}
+PARAMETERS = {
+    "Mode": "enforce",
+    "BudgetPerHour": "1000",
+    "FlipDnsMinHoldDownSeconds": "0",
+    "BusRequestsMode": "enforce",
+}
 
 
 @pytest.fixture(scope="session")

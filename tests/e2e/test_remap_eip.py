@@ -570,3 +570,62 @@ def test_remap_eip_event_of_another_account_invoked_directly_is_ignored(cloud, f
     assert pair.holder(cloud) == pair.primary
     (ignored,) = [r for r in rows if r["phase"] == "ignored"]
     assert FOREIGN_ACCOUNT in ignored["reason"]
+
+
+# ------------------------------------------------------------------------------------- who asked
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        {"kind": "automatic", "rule": "ec2-status-check-failed", "eventId": "made-up"},
+        {"kind": "manual", "principal": "arn:aws:iam::123456789012:role/Admin"},
+    ],
+    ids=["claims-to-be-a-rule", "claims-a-principal"],
+)
+def test_remap_eip_direct_start_is_audited_as_one_and_its_actor_kept_as_a_claim(cloud, claim):
+    # Given a run started directly, its input naming an actor
+    pair = make_pair(cloud)
+    result = cloud.start_and_wait("remap-eip", manual_input(pair, actor=claim))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    # Then every row says it was started directly, and what it claimed is a claim, not the actor
+    rows = rows_for(cloud, pair.primary)
+    assert rows and {r["actor"]["kind"] for r in rows} == {"direct"}
+    assert all(r["actor"]["claimed"] == claim for r in rows)
+    assert not any("principal" in r["actor"] or "rule" in r["actor"] for r in rows)
+
+
+def test_remap_eip_run_triage_started_carries_triages_actor_in_every_row(cloud):
+    pair = make_pair(cloud)
+    summary = cloud.send_event_and_wait(alarm_event(pair.primary))
+    (execution,) = summary.executions
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    actors = [r["actor"] for r in rows_for(cloud, pair.primary)]
+    assert len(actors) == 6 and all(a == actors[0] for a in actors)
+    assert actors[0]["kind"] == "automatic" and actors[0]["rule"] == "ec2-status-check-failed"
+
+
+def test_remap_eip_bus_request_runs_dry_when_the_stack_says_bus_requests_may_not_act(cloud, steps_env):
+    # Given a stack whose BusRequestsMode is dry-run (the default), and a bus request to act
+    steps_env(BUS_REQUESTS_MODE="dry-run")
+    pair = make_pair(cloud)
+    summary = cloud.send_event_and_wait(manual_event(pair, params={"standbyInstanceId": pair.standby}))
+    # Then the run does everything but the move, and says why
+    (execution,) = summary.executions
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert pair.holder(cloud) == pair.primary
+    rows = rows_for(cloud, pair.primary)
+    would_do = [r for r in rows if r["phase"] == "would-do"]
+    assert would_do and all(r["dryRun"] for r in would_do)
+    assert "BusRequestsMode" in would_do[0]["reason"]
+    assert {r["actor"]["kind"] for r in rows} == {"manual"}
+    assert rows[0]["actor"]["requestedBy"] == "alice" and "principal" not in rows[0]["actor"]
+
+
+def test_remap_eip_bus_request_acts_when_the_stack_lets_bus_requests_act(cloud):
+    # The e2e stack's BusRequestsMode is enforce
+    pair = make_pair(cloud)
+    summary = cloud.send_event_and_wait(manual_event(pair, params={"standbyInstanceId": pair.standby}))
+    (execution,) = summary.executions
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert pair.holder(cloud) == pair.standby

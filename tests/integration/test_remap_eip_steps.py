@@ -110,12 +110,12 @@ def test_resolve_by_instance_ignores_unfenced_and_other_instances_eips(world):
         resolve(world.ec2, target(instanceId=primary), RemapEipParams(), KEY, VALUE)
 
 
-def test_resolve_by_instance_compares_the_fence_value_case_insensitively(world):
+def test_resolve_by_instance_compares_the_fence_value_exactly_as_iam_does(world):
     primary, standby = world.instance(), world.instance()
     allocation = world.eip(on=primary, standby=standby)
     world.ec2.create_tags(Resources=[allocation], Tags=[{"Key": KEY, "Value": "TRUE"}])
-    move = resolve(world.ec2, target(instanceId=primary), RemapEipParams(), KEY, VALUE)
-    assert move.allocation_id == allocation
+    with pytest.raises(NotApplicable, match="no managed Elastic IP"):
+        resolve(world.ec2, target(instanceId=primary), RemapEipParams(), KEY, VALUE)
 
 
 def test_precheck_refuses_a_standby_that_no_longer_exists(world):

@@ -6,6 +6,7 @@ import pytest
 
 from selfheal.audit import AuditTrail, item_to_json
 from selfheal.policy import load_policy
+from selfheal.steps import StepEvent, Steps
 from selfheal.triage import Triage, execution_name
 from tests.events import load_event
 
@@ -108,3 +109,32 @@ def test_triage_acts_only_on_signals_of_accepted_accounts(
     assert len(executions(clients)) == (decision == "started")
     if decision == "ignored":
         assert account in outcome.reason and "123456789012" in outcome.reason
+
+
+def _validate(clients, settings, execution_arn, execution_input):
+    event = StepEvent.model_validate(
+        {
+            "step": "validate",
+            "runbook": "remap-eip",
+            "execution": {"arn": execution_arn, "name": execution_arn.rsplit(":", 1)[-1]},
+            "state": {"name": "Validate the input", "enteredTime": "2026-11-22T03:00:00.000Z"},
+            "input": execution_input,
+        }
+    )
+    return Steps(settings, clients).run(event)["actor"]
+
+
+def test_triage_actor_is_taken_only_for_the_execution_and_input_triage_started(triage, clients, settings):
+    # Given a run triage started for an alarm
+    (outcome,) = triage.handle(load_event("alarm-status-check-failed"))
+    (execution,) = executions(clients)
+    sent = json.loads(clients.stepfunctions.describe_execution(executionArn=outcome.execution_arn)["input"])
+    # Then its own input is vouched for by triage's received row: triage's actor, verified
+    assert _validate(clients, settings, execution["executionArn"], sent)["kind"] == "automatic"
+    # But the same name with another input (a start that beat triage to the name), or another
+    # execution claiming the same actor, is a direct start that merely claims it
+    changed = {**sent, "params": {"standbyInstanceId": "i-0fffffffffffffff0"}}
+    actor = _validate(clients, settings, execution["executionArn"], changed)
+    assert (actor["kind"], actor["claimed"], actor["rule"]) == ("direct", sent["actor"], None)
+    other = execution["executionArn"].rsplit(":", 1)[0] + ":someone-elses"
+    assert _validate(clients, settings, other, sent)["kind"] == "direct"

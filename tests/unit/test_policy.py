@@ -207,9 +207,9 @@ def test_decide_manual_request_uses_its_runbook_target_params_and_dry_run(shippe
     )
     assert decision.dry_run is True
     assert decision.reason.startswith("web-1 unreachable")
-    runbook_input = decision.runbook_input(Actor(kind="manual", principal="alice"))
+    runbook_input = decision.runbook_input(Actor(kind="manual", requested_by="alice"))
     assert runbook_input.dry_run is True
-    assert runbook_input.actor is not None and runbook_input.actor.principal == "alice"
+    assert runbook_input.actor == {"kind": "manual", "requestedBy": "alice"}
 
 
 def test_decide_manual_request_for_unknown_runbook_is_no_match(shipped: Policy) -> None:

@@ -44,6 +44,8 @@ class AuditRow(BaseModel):
     reason: str | None = None
     actor: Actor | None = None
     execution_arn: str | None = Field(default=None, alias="executionArn")
+    # received rows: the digest of the input triage started the execution with (models.input_digest)
+    input_digest: str | None = Field(default=None, alias="inputDigest")
     dry_run: bool = Field(default=False, alias="dryRun")
     at: datetime = Field(default_factory=utcnow)
 
@@ -157,9 +159,12 @@ class AuditTrail:
         return self._query("byRunbook", "runbook", runbook, since)
 
     def for_request(self, request_id: str) -> list[AuditRow]:
+        """Every row of one remediation, read consistently (the table, not an index): a row written a
+        moment ago, by triage say, is there."""
         return self._paged_query(
             KeyConditionExpression="requestId = :r",
             ExpressionAttributeValues={":r": {"S": request_id}},
+            ConsistentRead=True,
         )
 
     def _query(self, index: str, key: str, value: str, since: datetime) -> list[AuditRow]:

@@ -7,6 +7,7 @@ values down.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -35,6 +36,8 @@ class Settings(BaseModel):
     state_machines: dict[str, str] = Field(default_factory=dict)
     # The stack's LeaseSeconds (MinValue 60); shorter here only so tests can outlive a lease.
     lease_seconds: int = Field(default=900, alias="LEASE_SECONDS", ge=1)
+    # Whether a request put on the bus (its requestedBy self-declared) may act, or only dry-run.
+    bus_requests_mode: Literal["enforce", "dry-run"] = Field(default="dry-run", alias="BUS_REQUESTS_MODE")
     cooldown_seconds: int = Field(default=600, alias="COOLDOWN_SECONDS", ge=0)
     loop_window_seconds: int = Field(default=3600, alias="LOOP_WINDOW_SECONDS", ge=0)
     loop_threshold: int = Field(default=3, alias="LOOP_THRESHOLD", ge=1)

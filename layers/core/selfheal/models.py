@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,12 +41,25 @@ class Mode(StrEnum):
 
 
 class Actor(StrictModel):
-    """Who asked: automatic (rule and event id) or manual (who)."""
+    """Who asked, with what is verified kept apart from what is only claimed.
 
-    kind: str = Field(description="automatic | manual")
+    - ``automatic``: triage started the run for a signal (rule and event id: verified, triage wrote
+      them in its ``received`` row, which the run checks).
+    - ``manual``: triage started the run for a request on the bus. ``requestedBy`` is what the
+      request says of itself; EventBridge does not tell who put the event: self-declared.
+    - ``direct``: the run was started without triage (the console, the CLI, StartExecution).
+      ``claimed`` is the actor its input claimed, kept as a claim, never as fact; who started it is
+      in CloudTrail (StartExecution), not in the input.
+
+    ``principal`` is only ever a caller AWS authenticated; nothing in a request body sets it.
+    """
+
+    kind: Literal["automatic", "manual", "direct"]
     rule: str | None = None
     event_id: str | None = Field(default=None, alias="eventId")
     principal: str | None = None
+    requested_by: str | None = Field(default=None, alias="requestedBy")
+    claimed: dict[str, Any] | None = None
 
 
 class RunbookInput(StrictModel):
@@ -55,7 +69,16 @@ class RunbookInput(StrictModel):
     params: dict[str, Any] = Field(default_factory=dict)
     dry_run: bool = Field(default=False, alias="dryRun", strict=True)  # "no" is not false
     reason: str = Field(min_length=1, max_length=1024)
-    actor: Actor | None = None
+    # Who asked, as the input says: triage's word is checked against its received row; anything
+    # else is a claim (see Actor).
+    actor: dict[str, Any] | None = None
+
+
+def input_digest(value: Any) -> str:
+    """A digest of a runbook input that survives a JSON round trip (key order, spacing): how a run
+    checks that the input it got is the one triage sent."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def utcnow() -> datetime:

@@ -62,7 +62,10 @@ def _actor(row: AuditRow) -> str:
         return "-"
     if actor.kind == "automatic":
         return f"automatic (rule {actor.rule}, event {actor.event_id})"
-    return f"manual ({actor.principal or 'console/CLI'})"
+    if actor.kind == "manual":
+        return f"manual request on the bus (requestedBy {actor.requested_by or '-'}, self-declared)"
+    claim = f"; its input claims {json.dumps(actor.claimed, sort_keys=True)}" if actor.claimed else ""
+    return f"started directly (who: CloudTrail StartExecution){claim}"
 
 
 def publish_outcome(

@@ -160,7 +160,11 @@ class Decision(_Doc):
     def runbook_input(self, actor: Actor | None = None) -> RunbookInput:
         """What the runbook's state machine receives."""
         return RunbookInput(
-            target=self.target, params=self.params, dry_run=self.dry_run, reason=self.reason, actor=actor
+            target=self.target,
+            params=self.params,
+            dry_run=self.dry_run,
+            reason=self.reason,
+            actor=actor.model_dump(mode="json", by_alias=True, exclude_none=True) if actor else None,
         )
 
 

@@ -30,7 +30,16 @@ from selfheal.errors import (
 )
 from selfheal.guards import GuardLimits, evaluate, fence_violations, hold_down_wait_seconds, read_mode
 from selfheal.lease import LeaseStore
-from selfheal.models import Actor, Mode, Phase, Request, RunbookInput, input_problems, utcnow
+from selfheal.models import (
+    Actor,
+    Mode,
+    Phase,
+    Request,
+    RunbookInput,
+    input_digest,
+    input_problems,
+    utcnow,
+)
 from selfheal.notify import Outcome, publish_outcome
 from selfheal.runbooks import RUNBOOKS, Plan, Runbook
 
@@ -132,7 +141,9 @@ def parse_request(raw: Any, runbook: str, request_id: str, execution_arn: str | 
         params=params.model_dump(by_alias=True, exclude_none=True),
         dry_run=general.dry_run,
         reason=general.reason,
-        actor=general.actor or Actor(kind="manual"),
+        # What the input alone proves of who asked: nothing. The validate step upgrades this to
+        # triage's word when triage's received row vouches for this very execution and input.
+        actor=Actor(kind="direct", claimed=general.actor),
     )
 
 
@@ -223,7 +234,23 @@ class Steps:
                 )
             )
             raise
+        request = request.model_copy(update={"actor": self._who_asked(event, request)})
         return request.model_dump(mode="json", by_alias=True)
+
+    def _who_asked(self, event: StepEvent, request: Request) -> Actor:
+        """Triage's actor, if triage's received row vouches for this execution and this very input;
+        otherwise a direct start, whose input's actor is kept as what it claimed."""
+        digest = input_digest(event.input)
+        for row in self.audit.for_request(request.request_id):
+            if (
+                row.phase is Phase.RECEIVED
+                and row.step == "triage"
+                and row.execution_arn == event.execution.arn
+                and row.input_digest == digest
+                and row.actor is not None
+            ):
+                return row.actor
+        return request.actor
 
     def acquire_lease(self, event: StepEvent) -> dict[str, Any]:
         request = self._request(event)
@@ -248,9 +275,10 @@ class Steps:
             budget_per_hour=s.budget_per_hour,
         ).tightened(plan_json.get("guardLimits"))
         window = max(limits.cooldown_seconds, limits.loop_window_seconds)
+        bus_only_dry_run = self._bus_request_dry_run(request)
         decision = evaluate(
             mode=mode,
-            requested_dry_run=request.dry_run,
+            requested_dry_run=request.dry_run or bus_only_dry_run is not None,
             request_id=request.request_id,
             runbook=request.runbook,
             unfenced=fence_violations(plan_json["resourceTags"], s.fence_tag_key, s.fence_tag_value),
@@ -263,6 +291,8 @@ class Steps:
         result = decision.model_dump(mode="json", by_alias=True)
         if mode_problem:
             result["modeProblem"] = mode_problem
+        if bus_only_dry_run and not request.dry_run:
+            result["dryRunReason"] = bus_only_dry_run
         if "holdDownSeconds" in plan_json:
             # A runbook with a hold-down (flip-dns failback) waits it out in the ASL: how long is left.
             hold = int(plan_json["holdDownSeconds"] or 0)
@@ -278,6 +308,15 @@ class Steps:
                 else 0
             )
         return {"decision": result, "plan": plan_json, "dryRun": decision.dry_run}
+
+    def _bus_request_dry_run(self, request: Request) -> str | None:
+        """Why this request may only dry-run though it asked to act (None: it may act)."""
+        if request.actor.kind == "manual" and self.settings.bus_requests_mode == "dry-run":
+            return (
+                "a request from the event bus (requestedBy is self-declared) runs as a dry run:"
+                " this stack's BusRequestsMode is dry-run"
+            )
+        return None
 
     def _resolve(self, runbook: Runbook, request: Request) -> Plan:
         """What the runbook would touch and the exact calls it would make (read-only)."""
@@ -358,6 +397,7 @@ class Steps:
                 action=call.action,
                 parameters=call.parameters,
                 before=event.before,
+                reason=None if request.dry_run else self._bus_request_dry_run(request),
             )
             # One state writes them all: a microsecond apart, so time order is call order.
             at = event.state.entered_time + timedelta(microseconds=n)

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from selfheal.audit import AuditRow, AuditTrail
 from selfheal.config import listed
 from selfheal.errors import SelfhealError, UnknownRunbook
-from selfheal.models import Actor, Phase
+from selfheal.models import Actor, Phase, input_digest
 from selfheal.policy import Decision, NoMatch, Policy, decide, describe
 from selfheal.runbooks import RUNBOOKS
 from selfheal.signals import Signal, SignalKind, Unrecognised, parse_records
@@ -126,11 +126,9 @@ class Triage:
         if signal.kind is SignalKind.MANUAL and signal.manual is not None:
             # The operator's input goes to the runbook as they wrote it: validation names their mistakes.
             body = dict(signal.manual.input)
-            body["actor"] = {
-                "kind": "manual",
-                "principal": signal.manual.requested_by,
-                "eventId": signal.event_id,
-            }
+            # requestedBy is the request's word about itself (EventBridge does not say who put it).
+            manual = Actor(kind="manual", requested_by=signal.manual.requested_by, event_id=signal.event_id)
+            body["actor"] = manual.model_dump(mode="json", by_alias=True, exclude_none=True)
             return body
         actor = Actor(kind="automatic", rule=decision.rule, event_id=signal.event_id)
         return decision.runbook_input(actor).model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -174,6 +172,7 @@ class Triage:
                 step="triage",
                 actor=actor,
                 execution_arn=execution_arn,
+                input_digest=input_digest(body),
                 dry_run=request.dry_run,
                 reason=request.reason,
                 at=_fault_time(signal),
