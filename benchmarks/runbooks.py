@@ -24,7 +24,12 @@ from benchmarks.scenarios import ROOT, SCENARIOS, Scenario
 TEMPLATE = ROOT / "template.yaml"
 NOT_CALLS = {"lambda:Invoke"}  # reported as invocations
 # enforce: the benchmark measures real repairs. The budget is raised so repeated runs are not skipped.
-PARAMETERS = {"Mode": "enforce", "BudgetPerHour": "1000"}
+PARAMETERS = {
+    "Mode": "enforce",
+    "BudgetPerHour": "1000",
+    "MaxFailedRunsPerHour": "1000",
+    "MaxConcurrentActions": "50",
+}
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from localcloud import ops
+
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS_DIR = ROOT / "events"
 FENCE = {"Key": "selfheal:managed", "Value": "true"}
@@ -74,7 +76,7 @@ def load_event(name: str) -> dict[str, Any]:
 def _remap_eip_setup(cloud: Any) -> dict[str, Any]:
     """A fenced primary holding a fenced EIP tagged with its standby (as the README says to tag it)."""
     ec2 = cloud.client("ec2")
-    image = ec2.describe_images()["Images"][0]["ImageId"]
+    image = ops.any_image_id(ec2)
 
     def instance() -> str:
         tags = [{"Key": "Name", "Value": "api"}, FENCE]
@@ -175,7 +177,7 @@ REMAP_EIP = Scenario(
 
 
 def _image(ec2: Any) -> str:
-    return str(ec2.describe_images()["Images"][0]["ImageId"])
+    return ops.any_image_id(ec2)
 
 
 def _replace_instance_setup(cloud: Any) -> dict[str, Any]:

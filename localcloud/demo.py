@@ -80,7 +80,7 @@ def build_environment(cloud: DeployedCloud) -> Environment:
         ]["SubnetId"]
         for i, az in enumerate("ab", start=1)
     ]
-    image = ec2.describe_images()["Images"][0]["ImageId"]
+    image = ops.any_image_id(ec2)
     web = [_instance(ec2, image, subnets[i], f"web-{i + 1}", "web") for i in range(2)]
     balancer = elb.create_load_balancer(Name="shop", Subnets=subnets, Type="application")["LoadBalancers"][0]
     group = elb.create_target_group(Name="shop-web", Protocol="HTTP", Port=80, VpcId=vpc)["TargetGroups"][0]

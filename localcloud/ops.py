@@ -123,6 +123,19 @@ class ExecutionResult:
         return failures
 
 
+_IMAGES: dict[str, str] = {}
+
+
+def any_image_id(ec2: Any) -> str:
+    """A machine image to launch test instances from. moto's region ships 1,300 images and an
+    unfiltered DescribeImages of them costs two seconds of CPU; they are the same in every moto
+    cloud of a region, so the first answer is kept for the process."""
+    region = ec2.meta.region_name
+    if region not in _IMAGES:
+        _IMAGES[region] = str(ec2.describe_images()["Images"][0]["ImageId"])
+    return _IMAGES[region]
+
+
 def execution_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):

@@ -61,6 +61,10 @@ PARLIAMENT_ACCEPTED: dict[tuple[str, str], str] = {
         "RunInstances is split as the EC2 user guide shows (instance/* with an aws:RequestTag"
         " condition; image, subnet, security group... without): each statement alone matches part"
     ),
+    ("RESOURCE_MISMATCH", "states:DescribeExecution"): (
+        "parliament asks for both of the action's resource types (execution and express); the stack's"
+        " state machines are STANDARD, so only their execution ARNs are granted"
+    ),
 }
 
 # The AWS managed policies SAM may reference by name (Policies: [Name], Tracing, VPC, SQS/DDB

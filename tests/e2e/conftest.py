@@ -6,8 +6,11 @@ use moto's in-process mock, which only intercepts AWS hostnames): use ``cloud.cl
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +27,9 @@ PARAMETERS = {
     "BudgetPerHour": "1000",
     "FlipDnsMinHoldDownSeconds": "0",
     "BusRequestsMode": "enforce",
+    # Tests of failure paths fail runs on purpose; tests run side by side with their waits.
+    "MaxFailedRunsPerHour": "1000",
+    "MaxConcurrentActions": "50",
 }
 
 
@@ -67,3 +73,28 @@ def mode(cloud: DeployedCloud) -> Iterator[Callable[[str], None]]:
 
     yield set_mode
     set_mode("enforce")
+
+
+@pytest.fixture
+def outcome_inbox(cloud: DeployedCloud) -> Iterator[Any]:
+    """An SQS queue subscribed to the notification topic and to the stack's outcome events."""
+    sqs, sns, events = cloud.client("sqs"), cloud.client("sns"), cloud.client("events")
+    name = f"inbox-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(
+        TopicArn=cloud.stack.outputs["NotificationTopicArn"],
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "false"},
+    )
+    events.put_rule(Name=name, EventPattern=json.dumps({"source": ["selfheal"]}))
+    events.put_targets(Rule=name, Targets=[{"Id": "inbox", "Arn": arn}])
+
+    def read() -> list[dict[str, Any]]:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(m["Body"]) for m in messages]
+
+    yield read
+    events.remove_targets(Rule=name, Ids=["inbox"])
+    events.delete_rule(Name=name)

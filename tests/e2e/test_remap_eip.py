@@ -10,7 +10,6 @@ import copy
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +36,7 @@ class Pair:
 
 def make_pair(cloud: DeployedCloud, fence_standby: bool = True, standby_tag: bool = True) -> Pair:
     ec2 = cloud.client("ec2")
-    image = ec2.describe_images()["Images"][0]["ImageId"]
+    image = ops.any_image_id(ec2)
 
     def instance(fenced: bool) -> str:
         tags = [{"Key": "Name", "Value": "api"}] + ([FENCE] if fenced else [])
@@ -220,7 +219,7 @@ def test_remap_eip_lease_held_by_another_execution_skips(cloud):
 
 def test_remap_eip_instance_without_a_managed_eip_is_not_applicable(cloud):
     ec2 = cloud.client("ec2")
-    image = ec2.describe_images()["Images"][0]["ImageId"]
+    image = ops.any_image_id(ec2)
     lonely = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     result = cloud.start_and_wait(
         "remap-eip", {"target": {"instanceId": lonely}, "reason": "e2e: nothing to move"}
@@ -351,31 +350,6 @@ def test_every_mutating_call_has_audit_rows_before_and_after(cloud):
         ]
         outcomes = [r["outcome"] for r in matching]
         assert outcomes == ["pending", "ok"], json.dumps(rows, default=str)
-
-
-@pytest.fixture
-def outcome_inbox(cloud: DeployedCloud) -> Iterator[Any]:
-    """An SQS queue subscribed to the notification topic and to the stack's outcome events."""
-    sqs, sns, events = cloud.client("sqs"), cloud.client("sns"), cloud.client("events")
-    name = f"inbox-{uuid.uuid4().hex[:8]}"
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(
-        TopicArn=cloud.stack.outputs["NotificationTopicArn"],
-        Protocol="sqs",
-        Endpoint=arn,
-        Attributes={"RawMessageDelivery": "false"},
-    )
-    events.put_rule(Name=name, EventPattern=json.dumps({"source": ["selfheal"]}))
-    events.put_targets(Rule=name, Targets=[{"Id": "inbox", "Arn": arn}])
-
-    def read() -> list[dict[str, Any]]:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        return [json.loads(m["Body"]) for m in messages]
-
-    yield read
-    events.remove_targets(Rule=name, Ids=["inbox"])
-    events.delete_rule(Name=name)
 
 
 def test_remap_eip_outcome_is_notified_and_published_on_the_bus(cloud, outcome_inbox):

@@ -11,11 +11,15 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from localcloud import autoscaling as local_autoscaling
 from localcloud import ops
 from localcloud.harness import DeployedCloud
+from selfheal.audit import AuditTrail
+from selfheal.budget import Budgets
+from selfheal.models import Phase, utcnow
 from tests.e2e.throttling import THROTTLES_PAST_THE_CLIENT
 from tests.events import load_event
 
@@ -34,7 +38,7 @@ class Group:
 
 
 def _image(cloud: DeployedCloud) -> str:
-    return str(cloud.client("ec2").describe_images()["Images"][0]["ImageId"])
+    return ops.any_image_id(cloud.client("ec2"))
 
 
 def make_group(cloud: DeployedCloud, size: int = 2, fenced: bool = True) -> Group:
@@ -114,7 +118,8 @@ def test_replace_instance_group_member_is_replaced_by_the_group(cloud):
 
 
 def test_replace_instance_group_budget_refuses_a_second_concurrent_replacement(cloud, monkeypatch):
-    monkeypatch.setattr(local_autoscaling, "REPLACEMENT_DELAY_SECONDS", 3.0)
+    # Long enough that the first run is still replacing when the second asks, however busy the machine
+    monkeypatch.setattr(local_autoscaling, "REPLACEMENT_DELAY_SECONDS", 8.0)
     group = make_group(cloud, size=3)
     first, second = group.instances[0], group.instances[1]
     sfn = cloud.client("stepfunctions")
@@ -122,9 +127,9 @@ def test_replace_instance_group_budget_refuses_a_second_concurrent_replacement(c
     running = sfn.start_execution(
         stateMachineArn=arn, input=json.dumps(manual_input(first, verifyIntervalSeconds=1, verifyAttempts=15))
     )
-    for _ in range(100):  # until the first replacement is in flight
-        if any(r["phase"] == "action" and r.get("outcome") == "ok" for r in replace_rows(cloud, first)):
-            break
+    deadline = time.monotonic() + 60  # until the first replacement is in flight (slow on a busy machine)
+    while not any(r["phase"] == "action" and r.get("outcome") == "ok" for r in replace_rows(cloud, first)):
+        assert time.monotonic() < deadline, "the first replacement never started"
         time.sleep(0.1)
     refused = cloud.start_and_wait("replace-instance", manual_input(second))
     assert refused.status == "FAILED" and refused.error == "GroupBudgetExceeded"
@@ -955,3 +960,71 @@ def test_replace_instance_auto_scaling_throttling_a_step_is_retried_and_the_run_
     assert ("Check the guards", "AwsCallFailed") in result.failed_attempts
     assert len(throttle.hits) == THROTTLES_PAST_THE_CLIENT
     assert sick not in [m["InstanceId"] for m in group.members(cloud)]
+
+
+# --------------------------------------------------------------------------------- under a burst
+
+
+def _budget_left_at(cloud: DeployedCloud, runbook: str, room: int) -> int:
+    """Make exactly ``room`` more runs of ``runbook`` fit in its hourly budget, whatever earlier tests
+    of this session spent, and return the BudgetPerHour that does it. The guards count this hour's
+    acting runs from the audit trail; the atomic budget is made to hold the same number (the lease
+    table's budget items for the runbook are replaced by as many placeholders), and no escalation of
+    this hour is on record yet."""
+    dynamodb, table = cloud.client("dynamodb"), cloud.stack.outputs["LeaseTableName"]
+    for item in dynamodb.scan(TableName=table)["Items"]:
+        key = item["targetKey"]["S"]
+        if key.startswith((f"budget#{runbook}#", f"escalated#{runbook}#")):
+            dynamodb.delete_item(TableName=table, Key={"targetKey": {"S": key}})
+    now = utcnow()
+    audit = AuditTrail(dynamodb, cloud.stack.outputs["AuditTableName"])
+    acted = {
+        r.request_id
+        for r in audit.for_runbook(runbook, now - timedelta(hours=1))
+        if r.phase is Phase.ACTION and r.outcome == "pending" and not r.dry_run
+    }
+    limit = len(acted) + room
+    budgets = Budgets(dynamodb, table)
+    for n in range(len(acted)):
+        budgets.take_hourly(runbook, f"earlier-run-{n}", limit, now)
+    return limit
+
+
+def test_replace_instance_one_health_event_naming_20_instances_acts_within_the_budget(
+    cloud, steps_env, outcome_inbox
+):
+    # Given 20 fenced standalone instances and room for 5 more replace-instance runs this hour
+    budget = 5
+    steps_env(BUDGET_PER_HOUR=str(_budget_left_at(cloud, "replace-instance", budget)))
+    instances = [make_standalone(cloud) for _ in range(20)]
+    # When one AWS Health event names them all (20 runs start at once)
+    summary = cloud.send_event_and_wait(
+        health_event("AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED", *instances), timeout=300
+    )
+    replace = [e for e in summary.executions if runbook_of(summary, e) == "replace-instance"]
+    assert len(replace) == 20 and all(e.status == "SUCCEEDED" for e in replace), [
+        (e.error, e.cause) for e in replace if e.status != "SUCCEEDED"
+    ]
+    # Then exactly the budget acted; the rest changed nothing and say why
+    rows = {i: replace_rows(cloud, i) for i in instances}
+    acted = [i for i in instances if any(r["phase"] == "action" for r in rows[i])]
+    assert len(acted) == budget, [[r["phase"] for r in rows[i]] for i in instances]
+    for instance in set(instances) - set(acted):
+        assert rows[instance][-1]["phase"] == "skipped"
+        assert "budget exhausted" in rows[instance][-1]["reason"]
+        assert state_of(cloud, instance) == "running"
+    # And one escalation says so (the other skips are on record, without paging again)
+    notices = []
+    for _ in range(10):
+        batch = outcome_inbox()
+        if not batch:
+            break
+        notices += batch
+    escalations = [
+        n
+        for n in notices
+        if n.get("MessageAttributes", {}).get("severity", {}).get("Value") == "escalation"
+        and n["MessageAttributes"]["runbook"]["Value"] == "replace-instance"
+    ]
+    assert len(escalations) == 1, [n.get("Subject") for n in escalations]
+    assert "budget exhausted" in escalations[0]["Message"]

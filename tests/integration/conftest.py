@@ -11,6 +11,7 @@ import pytest
 from cfnlint.decode import decode
 from moto import mock_aws
 
+from localcloud import ops
 from selfheal.clients import Clients
 from selfheal.config import Settings
 
@@ -71,7 +72,7 @@ class Ec2World:
 
     def __init__(self, ec2: Any) -> None:
         self.ec2 = ec2
-        image = ec2.describe_images()["Images"][0]["ImageId"]
+        image = ops.any_image_id(ec2)
         self.image = image
 
     def instance(self, fenced: bool = True, name: str = "web") -> str:

@@ -104,6 +104,24 @@ def test_precheck_allows_two_in_flight_when_the_policy_says_so(clients, world):
     assert before["group"]["inFlight"] == 1 and before["group"]["withinBudget"]
 
 
+@pytest.mark.parametrize(("stack_max", "asked", "effective"), [(1, 2, 1), (2, 5, 2), (3, 2, 2)])
+def test_a_request_may_lower_max_in_flight_but_never_raise_it_above_the_stacks(
+    clients, settings, world, stack_max, asked, effective
+):
+    # Given the stack's ReplaceInstanceMaxInFlight, and a request (or tag) asking for maxInFlight
+    _, members = _group(clients, world, size=3)
+    runbook = ri.ReplaceInstance(
+        clients, settings.model_copy(update={"replace_instance_max_in_flight": stack_max})
+    )
+    plan = runbook.plan(
+        ri.ReplaceInstanceTarget(instanceId=members[0]),
+        ri.ReplaceInstanceParams.model_validate({"maxInFlight": asked}),
+    )
+    # Then the plan (and the group's slots made from it) carries the lower of the two
+    assert plan.max_in_flight == effective
+    assert len(runbook.slots(plan.model_dump(mode="json", by_alias=True))) == effective
+
+
 def test_precheck_records_state_type_and_az_without_describing_the_instance_again(clients, world):
     _, members = _group(clients, world)
     plan = _resolve(clients, members[0])

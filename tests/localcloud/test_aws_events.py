@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from localcloud import ops
 from localcloud.aws_events import patch_service_events
 from selfheal.signals import Signal, SignalKind, parse_event
 
@@ -77,7 +78,7 @@ def test_alarm_setting_the_same_state_again_emits_nothing(bus):
 def test_instance_stop_emits_stopping_then_stopped(bus):
     _, sqs, url = bus
     ec2 = boto3.client("ec2", region_name="us-east-1")
-    image = ec2.describe_images()["Images"][0]["ImageId"]
+    image = ops.any_image_id(ec2)
     instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     ec2.stop_instances(InstanceIds=[instance])
     states = [e["detail"]["state"] for e in seen(sqs, url)]

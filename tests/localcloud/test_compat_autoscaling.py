@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from localcloud import autoscaling as local_autoscaling
+from localcloud import ops
 from localcloud.harness import DeployedCloud
 
 
@@ -20,7 +21,7 @@ def quick(monkeypatch: pytest.MonkeyPatch) -> None:
 def _group(local: DeployedCloud, size: int = 2) -> str:
     ec2, asg = local.client("ec2"), local.client("autoscaling")
     name = f"g-{uuid.uuid4().hex[:8]}"
-    image = ec2.describe_images()["Images"][0]["ImageId"]
+    image = ops.any_image_id(ec2)
     template = ec2.create_launch_template(
         LaunchTemplateName=name, LaunchTemplateData={"ImageId": image, "InstanceType": "t3.micro"}
     )["LaunchTemplate"]["LaunchTemplateId"]

@@ -129,3 +129,27 @@ def test_guards_budget_counts_remediations_not_their_calls():
     calls = [row(Phase.ACTION, m, request_id="one-redrive", outcome="pending") for m in (10, 11, 12)]
     # Then it used one unit of the budget, not three
     assert decide(runbook_history=calls).proceed
+
+
+def test_guards_breaker_opens_after_max_failed_runs_in_the_hour():
+    failed = [row(Phase.FAILED, minutes_ago=m, request_id=f"r{m}") for m in (5, 20, 40)]
+    decision = decide(runbook_history=failed)
+    assert not decision.proceed and decision.guard == "breaker" and decision.escalate
+    assert "failed 3 times" in (decision.skip_reason or "")
+    # Older failures, dry runs and fewer of them do not open it
+    assert decide(runbook_history=failed[:2]).proceed
+    assert decide(runbook_history=[row(Phase.FAILED, 61, request_id=f"o{n}") for n in range(5)]).proceed
+
+
+def test_guards_ignore_rows_dated_in_the_future():
+    # Given ten action rows dated 2099 (a forged or far-off clock): no evidence of anything
+    future = [
+        row(Phase.ACTION, minutes_ago=-(60 * 24 * 365 * 73), request_id=f"r{n}", outcome="pending")
+        for n in range(10)
+    ]
+    future += [row(Phase.STARTED, minutes_ago=-60, request_id="soon")]
+    decision = decide(runbook_history=future, target_history=future)
+    assert decision.proceed, decision.skip_reason
+    # A little skew still counts (functions' clocks differ by seconds)
+    skewed = [row(Phase.STARTED, minutes_ago=-1, request_id="skew")]
+    assert decide(target_history=skewed).guard == "cooldown"

@@ -108,6 +108,8 @@ FRAME = {
         "dynamodb:Query",
         "dynamodb:GetItem",
         "dynamodb:DeleteItem",
+        "dynamodb:UpdateItem",  # the budgets (lease table)
+        "states:DescribeExecution",  # is a run still running (the runs acting now)
         "ssm:GetParameter",
         "sns:Publish",
         "events:PutEvents",

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from selfheal.errors import AwsCallFailed, LeaseHeld, NotApplicable, SelfhealError
+from selfheal.errors import AwsCallFailed, LeaseHeld, NotApplicable, SelfhealError, TooManyActionsAtOnce
 from selfheal.runbooks import CallSpec
 
 State = dict[str, Any]
@@ -74,6 +74,15 @@ LAMBDA_RETRY: State = {
     "IntervalSeconds": 1,
     "MaxAttempts": 3,
     "BackoffRate": 2,
+    "JitterStrategy": "FULL",
+}
+# The intent step, when the account's runs acting at once are at MaxConcurrentActions: a place
+# frees when a run finishes, so wait for one (about five minutes in all), then stop skipped.
+WAIT_FOR_A_PLACE: State = {
+    "ErrorEquals": error_names(TooManyActionsAtOnce),
+    "IntervalSeconds": 15,
+    "MaxAttempts": 6,
+    "BackoffRate": 1.5,
     "JitterStrategy": "FULL",
 }
 # Read-only calls (the verify loops): any error is worth another try before the run gives up.
@@ -201,8 +210,10 @@ class Flow:
         catches: Iterable[State] = (),
         comment: str | None = None,
         with_request: bool = True,
+        retries: Iterable[State] = (),
     ) -> str:
-        """A Lambda step of the steps function: one envelope, one retry policy."""
+        """A Lambda step of the steps function: one envelope, one retry policy (and ``retries``
+        for errors of its own, before it)."""
         body: dict[str, Any] = {
             "step": step,
             "runbook": self.runbook,
@@ -217,7 +228,7 @@ class Flow:
             "Resource": "arn:${Partition}:states:::lambda:invoke",
             **({"Comment": comment} if comment else {}),
             "Parameters": {"FunctionName": "${StepsFunctionArn}", "Payload": body},
-            "Retry": [LAMBDA_RETRY],
+            "Retry": [*retries, LAMBDA_RETRY],
         }
         if result is not None:
             state["ResultSelector"] = dict(result)
@@ -419,6 +430,7 @@ class Flow:
                 "parameters.$": "$.Payload.parameters",
             },
             result_path=call.call_path,
+            retries=[WAIT_FOR_A_PLACE],
             catches=[*_stops(skip, call.error_path), catch("States.ALL", on_error, call.error_path)],
         )
         if len(tasks) > 1:

@@ -42,6 +42,12 @@ class Settings(BaseModel):
     loop_window_seconds: int = Field(default=3600, alias="LOOP_WINDOW_SECONDS", ge=0)
     loop_threshold: int = Field(default=3, alias="LOOP_THRESHOLD", ge=1)
     budget_per_hour: int = Field(default=10, alias="BUDGET_PER_HOUR", ge=0)
+    # Runs acting at once across the account (all runbooks), taken atomically in the intent step.
+    max_concurrent_actions: int = Field(default=10, alias="MAX_CONCURRENT_ACTIONS", ge=1)
+    # After this many failed runs of a runbook in an hour, its breaker opens: no more runs act.
+    max_failed_runs_per_hour: int = Field(default=3, alias="MAX_FAILED_RUNS_PER_HOUR", ge=1)
+    # replace-instance: the most members of one group a request or a tag may take out at once.
+    replace_instance_max_in_flight: int = Field(default=1, alias="REPLACE_INSTANCE_MAX_IN_FLIGHT", ge=1)
     stack_name: str = Field(default="selfheal", alias="STACK_NAME")
     # Signals are accepted from this account, and from the AcceptedAccountIds the stack names.
     account_id: str = Field(default="", alias="ACCOUNT_ID")

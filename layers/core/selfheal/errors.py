@@ -116,6 +116,16 @@ class ModeChanged(NotApplicable):
     next mutating call."""
 
 
+class BudgetExhausted(NotApplicable):
+    """The runbook's hourly budget (BudgetPerHour), taken atomically before the first mutating call,
+    is spent: the run stops skipped; the first such stop in the hour escalates."""
+
+
+class TooManyActionsAtOnce(NotApplicable):
+    """MaxConcurrentActions runs are acting across the account already. The state machine retries
+    for a while (a slot frees when a run finishes); then the run stops skipped."""
+
+
 class AlreadyRecovering(NotApplicable):
     """AWS (or the Auto Scaling group) is already recovering the target: don't fight it."""
 

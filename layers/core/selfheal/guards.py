@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict
 from selfheal.audit import AuditRow
 from selfheal.models import Mode, Phase
 
+# How far in the future a row may be dated and still count (clocks of the functions disagree a
+# little; a row from 2099 is no evidence).
+CLOCK_SKEW = timedelta(minutes=5)
+
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
 
@@ -26,6 +30,7 @@ class GuardLimits(BaseModel):
     loop_window_seconds: int
     loop_threshold: int
     budget_per_hour: int
+    max_failed_runs: int = 3
 
     def tightened(self, overrides: Mapping[str, int] | None) -> GuardLimits:
         """Per-target limits from the plan (``guardLimits``: loopThreshold, loopWindowSeconds,
@@ -84,6 +89,13 @@ def fence_violations(resource_tags: Mapping[str, Mapping[str, str]], key: str, v
     return sorted(rid for rid, tags in resource_tags.items() if not fenced(tags, key, value))
 
 
+def happened(rows: Iterable[AuditRow], now: datetime) -> list[AuditRow]:
+    """The rows dated up to now. A row dated in the future is no evidence of anything (a clock far
+    off, or a forged row that would keep a breaker open or a hold-down waiting for ever)."""
+    latest = now + CLOCK_SKEW
+    return [r for r in rows if r.at <= latest]
+
+
 def evaluate(
     *,
     mode: Mode,
@@ -100,6 +112,7 @@ def evaluate(
     """``out_of_scope``: what the plan touches outside the stack's configured scope (refused like the
     fence). No runbook is exempt from the cooldown: a failback right after a failover is a flap."""
     dry_run = requested_dry_run or mode is Mode.DRY_RUN
+    target_history, runbook_history = happened(target_history, now), happened(runbook_history, now)
 
     def skip(guard: str, reason: str, escalate: bool = False) -> GuardDecision:
         return GuardDecision(
@@ -149,6 +162,18 @@ def evaluate(
         for r in runbook_history
         if r.phase is Phase.ACTION and r.outcome == "pending" and r.at >= now - timedelta(hours=1)
     }
+    failed = {
+        r.request_id
+        for r in runbook_history
+        if r.phase is Phase.FAILED and not r.dry_run and r.at >= now - timedelta(hours=1)
+    }
+    if len(failed) >= limits.max_failed_runs:
+        return skip(
+            "breaker",
+            f"{runbook} failed {len(failed)} times in the last hour (limit {limits.max_failed_runs},"
+            " MaxFailedRunsPerHour): breaker open, not acting until a human looks",
+            True,
+        )
     if len(actions) >= limits.budget_per_hour:
         return skip(
             "budget",
@@ -171,7 +196,7 @@ def hold_down_wait_seconds(
     ``runbook`` on this target (0: none in the window). Dry runs changed nothing and do not count."""
     done = [
         r.at
-        for r in target_history
+        for r in happened(target_history, now)
         if r.runbook == runbook
         and r.request_id != request_id
         and not r.dry_run

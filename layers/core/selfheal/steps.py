@@ -12,10 +12,12 @@ import json
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from selfheal.audit import AuditRow, AuditTrail
 from selfheal.aws_errors import named_aws_errors
+from selfheal.budget import Budgets
 from selfheal.clients import Clients
 from selfheal.config import Settings
 from selfheal.errors import (
@@ -42,6 +44,16 @@ from selfheal.models import (
 )
 from selfheal.notify import Outcome, publish_outcome
 from selfheal.runbooks import RUNBOOKS, Plan, Runbook
+
+logger = Logger(child=True)
+
+# Stops that page once an hour per runbook, not once a run (a guard's name, or the intent step's error).
+ONCE_AN_HOUR = {
+    "budget": "budget",
+    "BudgetExhausted": "budget",
+    "breaker": "breaker",
+    "TooManyActionsAtOnce": "in-flight",
+}
 
 
 class ExecutionRef(BaseModel):
@@ -268,12 +280,7 @@ class Steps:
         plan_json = plan.model_dump(mode="json", by_alias=True)
         mode, mode_problem = read_mode(self.clients.ssm, s.mode_parameter)
         now = utcnow()
-        limits = GuardLimits(
-            cooldown_seconds=s.cooldown_seconds,
-            loop_window_seconds=s.loop_window_seconds,
-            loop_threshold=s.loop_threshold,
-            budget_per_hour=s.budget_per_hour,
-        ).tightened(plan_json.get("guardLimits"))
+        limits = self._limits(plan_json)
         window = max(limits.cooldown_seconds, limits.loop_window_seconds)
         bus_only_dry_run = self._bus_request_dry_run(request)
         decision = evaluate(
@@ -308,6 +315,16 @@ class Steps:
                 else 0
             )
         return {"decision": result, "plan": plan_json, "dryRun": decision.dry_run}
+
+    def _limits(self, plan_json: dict[str, Any]) -> GuardLimits:
+        s = self.settings
+        return GuardLimits(
+            cooldown_seconds=s.cooldown_seconds,
+            loop_window_seconds=s.loop_window_seconds,
+            loop_threshold=s.loop_threshold,
+            budget_per_hour=s.budget_per_hour,
+            max_failed_runs=s.max_failed_runs_per_hour,
+        ).tightened(plan_json.get("guardLimits"))
 
     def _bus_request_dry_run(self, request: Request) -> str | None:
         """Why this request may only dry-run though it asked to act (None: it may act)."""
@@ -352,6 +369,7 @@ class Steps:
                 mode=mode.value,
             )
         self._renew(request, seconds=0)
+        self._take_budgets(event, request)
         spec = runbook.spec(call.name)
         parameters = spec.render(call, event.runtime or {})
         self.audit.write(
@@ -377,6 +395,27 @@ class Steps:
         """Before a wait: the lease outlives it (``forSeconds``), or the run stops (LeaseLost)."""
         self._renew(self._request(event), seconds=event.for_seconds)
         return event.keep or {}
+
+    def _take_budgets(self, event: StepEvent, request: Request) -> None:
+        """A place among the runs acting now (account-wide), then this run's share of its runbook's
+        hourly budget: both atomic, both kept for the rest of the run (a later call takes nothing
+        more). In that order, so a run that may not act now has spent no budget."""
+        now = utcnow()
+        budgets = Budgets(self.clients.dynamodb, self.settings.lease_table)
+        budgets.take_in_flight(event.execution.arn, self.settings.max_concurrent_actions, now, self._running)
+        limit = self._limits(event.plan or {}).budget_per_hour
+        budgets.take_hourly(request.runbook, request.request_id, limit, now)
+
+    def _running(self, execution_arn: str) -> bool:
+        """Whether an execution still runs; when in doubt (an error other than "no such execution"),
+        yes: its place is then kept, never handed to another run."""
+        sfn = self.clients.stepfunctions
+        try:
+            return sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING"
+        except sfn.exceptions.ExecutionDoesNotExist:
+            return False
+        except Exception:
+            return True
 
     def _renew(self, request: Request, seconds: int) -> None:
         LeaseStore(self.clients.dynamodb, self.settings.lease_table).renew(
@@ -543,7 +582,18 @@ class Steps:
         )
         self.audit.write(row)
         self._release_slots(self._runbook(request.runbook), event.plan, request.request_id)
+        budgets = Budgets(self.clients.dynamodb, self.settings.lease_table)
+        try:
+            budgets.leave_in_flight(event.execution.arn)
+        except Exception:  # cleared by the next run that finds the set full; never fail the finish
+            logger.warning("could not leave the runs acting now", extra={"execution": event.execution.arn})
         escalate = outcome is Outcome.FAILED or bool(guard.get("escalate"))
+        error_name = (error or {}).get("error", "")
+        stopped_by = ONCE_AN_HOUR.get(guard.get("guard") or "") or ONCE_AN_HOUR.get(error_name)
+        if stopped_by:
+            # A burst stopped by a budget pages once, not once a run: the first escalates, the rest
+            # record why (their rows and notifications).
+            escalate = budgets.first_escalation(f"{request.runbook}#{stopped_by}", utcnow())
         publish_outcome(
             self.clients,
             self.settings,

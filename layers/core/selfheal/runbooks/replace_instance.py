@@ -647,6 +647,11 @@ class ReplaceInstance(Runbook):
     )
 
     def resolve(self, target: ReplaceInstanceTarget, params: ReplaceInstanceParams) -> ReplacePlan:
+        # A request or a tag may ask for fewer members out at once than the stack allows, never
+        # more: the plan carries the effective limit (the group's slots are made from it).
+        ceiling = self.settings.replace_instance_max_in_flight
+        if params.max_in_flight > ceiling:
+            params = params.model_copy(update={"max_in_flight": ceiling})
         return resolve(self.clients, target, params, *self.fence)
 
     def precheck(self, plan: ReplacePlan) -> dict[str, Any]:
