@@ -823,6 +823,42 @@ def patch_lambda_configuration_cold_start() -> None:
     cls._selfheal_cold_start_patched = True
 
 
+def patch_sfn_parse_once() -> None:
+    """moto parses a state machine's definition (ANTLR) again for every execution it starts: a fifth
+    of the local cloud's CPU in the e2e tests. The parse tree of a definition never changes, so it is
+    kept; the evaluation components are still built fresh from it for every execution (they are
+    what an execution runs, and no two executions share them)."""
+    from moto.stepfunctions.parser.asl.antlr.runtime.ASLLexer import ASLLexer
+    from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
+    from moto.stepfunctions.parser.asl.parse import asl_parser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    cls: Any = asl_parser.AmazonStateLanguageParser
+    if getattr(cls, "_selfheal_parse_once_patched", False):
+        return
+    trees: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        with lock:
+            tree = trees.get(definition)
+        if tree is None:
+            listener = asl_parser.SyntaxErrorListener()
+            tokens = asl_parser.CommonTokenStream(ASLLexer(asl_parser.InputStream(definition)))
+            parser = ASLParser(tokens)
+            parser.removeErrorListeners()
+            parser.addErrorListener(listener)
+            tree = parser.state_machine()
+            if listener.errors:
+                raise asl_parser.ASLParserException(errors=listener.errors)
+            with lock:
+                trees[definition] = tree
+        return Preprocessor().visit(tree), tree
+
+    cls.parse = staticmethod(parse)
+    cls._selfheal_parse_once_patched = True
+
+
 def apply_all() -> None:
     """Apply every patch (idempotent). Raises MotoVersionError on any moto but the pinned one."""
     require_moto_version()
@@ -842,3 +878,4 @@ def apply_all() -> None:
     patch_lambda_configuration_cold_start()
     compat_rds.apply_all()
     compat_sfn_callbacks.apply_all()
+    patch_sfn_parse_once()
