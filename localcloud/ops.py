@@ -308,17 +308,31 @@ def scan_audit(dynamodb: Any, table: str) -> list[dict[str, Any]]:
     return _newest_last(rows)
 
 
-def audit_for_target(dynamodb: Any, table: str, target: str) -> list[dict[str, Any]]:
+def _audit_query(dynamodb: Any, **query: Any) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    pages = dynamodb.get_paginator("query").paginate(
+    for page in dynamodb.get_paginator("query").paginate(**query):
+        rows.extend(plain_item(item) for item in page["Items"])
+    return _newest_last(rows)
+
+
+def audit_for_target(dynamodb: Any, table: str, target: str) -> list[dict[str, Any]]:
+    return _audit_query(
+        dynamodb,
         TableName=table,
         IndexName=AUDIT_TARGET_INDEX,
         KeyConditionExpression="targetKey = :t",
         ExpressionAttributeValues={":t": {"S": target}},
     )
-    for page in pages:
-        rows.extend(plain_item(item) for item in page["Items"])
-    return _newest_last(rows)
+
+
+def audit_for_request(dynamodb: Any, table: str, request_id: str) -> list[dict[str, Any]]:
+    """One remediation's rows (the table's own key: no index, no scan)."""
+    return _audit_query(
+        dynamodb,
+        TableName=table,
+        KeyConditionExpression="requestId = :r",
+        ExpressionAttributeValues={":r": {"S": request_id}},
+    )
 
 
 def _row_key(row: Mapping[str, Any]) -> str:

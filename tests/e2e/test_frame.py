@@ -4,12 +4,17 @@ with a named error and a cause a person can read, in all five runbooks."""
 from __future__ import annotations
 
 import copy
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from localcloud import ops
 from localcloud.harness import DeployedCloud
+from selfheal.audit import AuditRow, AuditTrail
+from selfheal.models import Phase, utcnow
 from selfheal.runbooks import RUNBOOKS
 from tests.events import load_event
 
@@ -29,11 +34,7 @@ def readable(cause: str | None) -> bool:
 
 
 def rows_of(cloud: DeployedCloud, request_id: str) -> list[dict[str, Any]]:
-    return [
-        r
-        for r in ops.scan_audit(cloud.client("dynamodb"), cloud.stack.outputs["AuditTableName"])
-        if r["requestId"] == request_id
-    ]
+    return ops.audit_for_request(cloud.client("dynamodb"), cloud.stack.outputs["AuditTableName"], request_id)
 
 
 def test_every_runbook_has_a_missing_target_here() -> None:
@@ -94,3 +95,102 @@ def test_an_oversized_or_deeply_nested_input_is_rejected_with_its_row(cloud, tar
     assert needle in (result.cause or "")
     (rejected,) = rows_of(cloud, result.name)
     assert rejected["phase"] == "rejected" and needle in rejected["reason"] and rejected["target"] == {}
+
+
+# ------------------------------------------------------------------ who may write the audit trail
+
+
+def _invoke_steps(cloud: DeployedCloud, payload: dict[str, Any]) -> dict[str, Any]:
+    response = cloud.client("lambda").invoke(
+        FunctionName=cloud.stack.outputs["RunbookStepsFunctionArn"], Payload=json.dumps(payload).encode()
+    )
+    return {"error": response.get("FunctionError"), **json.loads(response["Payload"].read())}
+
+
+def _forged_rows(execution: dict[str, str], runbook: str = "remap-eip") -> dict[str, Any]:
+    """An audit step's payload writing an action row "for" ``execution``, dated 2099."""
+    request = {
+        "requestId": execution["name"],
+        "runbook": runbook,
+        "target": {"instanceId": "i-0000000000000f00d"},
+        "targetKey": "i-0000000000000f00d",
+        "params": {},
+        "dryRun": False,
+        "reason": "forged",
+        "actor": {"kind": "automatic", "rule": "ec2-status-check-failed"},
+    }
+    return {
+        "step": "audit",
+        "runbook": runbook,
+        "execution": execution,
+        "state": {"name": "Record: about to associate the EIP", "enteredTime": "2099-01-01T00:00:00Z"},
+        "request": request,
+        "phase": "action",
+        "outcome": "pending",
+    }
+
+
+def test_the_steps_function_writes_only_for_running_executions_of_this_stacks_state_machines(cloud):
+    # Given executions the payload may name: one that never was, one that ended, and a real
+    # running one of another runbook's state machine passed off as remap-eip's
+    finished = cloud.start_and_wait("remap-eip", {"target": {}, "reason": "ends at once"})
+    machine = cloud.state_machine_arn("remap-eip").split(":")[-1]
+    cases = {
+        "never was": {
+            "arn": f"arn:aws:states:us-east-1:123456789012:execution:{machine}:ghost",
+            "name": "ghost",
+        },
+        "ended": {"arn": finished.arn, "name": finished.name},
+    }
+    waiting = cloud.start(
+        "flip-dns", {"target": {"healthCheckId": "00000000-0000-0000-0000-00000000dead"}, "reason": "x"}
+    )
+    cases["another runbook's"] = {"arn": waiting, "name": waiting.rsplit(":", 1)[-1]}
+    dynamodb, table = cloud.client("dynamodb"), cloud.stack.outputs["AuditTableName"]
+    for why, execution in cases.items():
+        # When the steps function is invoked to write a row for it
+        answer = _invoke_steps(cloud, _forged_rows(execution))
+        # Then it refuses with a named error, writes nothing for that request, and says so in a row
+        assert answer["error"] and answer["errorType"] == "NotThisStacksExecution", (why, answer)
+        before = [
+            r for r in ops.audit_for_request(dynamodb, table, execution["name"]) if r["phase"] == "action"
+        ]
+        assert before == [], why
+    refusals = [
+        r["reason"]
+        for r in ops.audit_for_target(dynamodb, table, "-")
+        if r["phase"] == "rejected" and r["reason"].startswith("steps function invoked for")
+    ]
+    assert all(any(e["arn"] in reason for reason in refusals) for e in cases.values()), refusals
+    cloud.wait(waiting)
+
+
+def test_rows_dated_in_the_future_do_not_open_a_breaker(cloud, steps_env):
+    # Given remap-eip's breaker set just above its real failures of this hour, and failed rows dated
+    # 2099 enough to open it (written straight to the table, as a stack role could)
+    from tests.e2e.test_remap_eip import make_pair, manual_input
+
+    dynamodb, table = cloud.client("dynamodb"), cloud.stack.outputs["AuditTableName"]
+    trail = AuditTrail(dynamodb, table)
+    failed = {
+        r.request_id
+        for r in trail.for_runbook("remap-eip", utcnow() - timedelta(hours=1))
+        if r.phase is Phase.FAILED and not r.dry_run and r.at <= utcnow()
+    }
+    steps_env(MAX_FAILED_RUNS_PER_HOUR=str(len(failed) + 1))
+    for n in range(3):
+        trail.write(
+            AuditRow(
+                request_id=f"from-2099-{uuid.uuid4().hex}-{n}",
+                phase=Phase.FAILED,
+                target_key="i-0000000000000f00d",
+                runbook="remap-eip",
+                at=datetime(2099, 1, 1, tzinfo=UTC),
+            )
+        )
+    # When a remap-eip run comes
+    pair = make_pair(cloud)
+    result = cloud.start_and_wait("remap-eip", manual_input(pair, params={"standbyInstanceId": pair.standby}))
+    # Then it acts: the future is no evidence
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert pair.holder(cloud) == pair.standby

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,3 +108,36 @@ class Ec2World:
 @pytest.fixture
 def world(clients: Clients) -> Ec2World:
     return Ec2World(clients.ec2)
+
+
+WAITING_MACHINE = json.dumps(
+    {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+)
+
+
+def running_execution(clients: Clients, runbook: str, name: str | None = None) -> dict[str, str]:
+    """A running execution of this stack's state machine for ``runbook`` (the steps function acts
+    only for those), started once per name: the ``execution`` of a step's payload."""
+    machine_name = f"selfheal-{runbook}"
+    machines = {
+        m["name"]: m["stateMachineArn"] for m in clients.stepfunctions.list_state_machines()["stateMachines"]
+    }
+    arn = (
+        machines.get(machine_name)
+        or clients.stepfunctions.create_state_machine(
+            name=machine_name, definition=WAITING_MACHINE, roleArn="arn:aws:iam::123456789012:role/sfn"
+        )["stateMachineArn"]
+    )
+    existing = [
+        e["executionArn"]
+        for e in clients.stepfunctions.list_executions(stateMachineArn=arn)["executions"]
+        if e["name"] == name
+    ]
+    execution_arn = (
+        existing[0]
+        if existing
+        else clients.stepfunctions.start_execution(stateMachineArn=arn, name=name or uuid.uuid4().hex)[
+            "executionArn"
+        ]
+    )
+    return {"arn": execution_arn, "name": execution_arn.rsplit(":", 1)[-1]}

@@ -10,7 +10,7 @@ from types import ModuleType
 import pytest
 
 from tests.events import load_event
-from tests.integration.conftest import ROOT
+from tests.integration.conftest import ROOT, running_execution
 
 
 @dataclass
@@ -69,7 +69,7 @@ def test_steps_handler_validate_rejects_bad_console_input_with_a_named_error(env
     event = {
         "step": "validate",
         "runbook": "remap-eip",
-        "execution": {"arn": "arn:aws:states:us-east-1:123456789012:execution:m:e1", "name": "e1"},
+        "execution": running_execution(clients, "remap-eip"),
         "state": {"name": "Validate the input", "enteredTime": "2026-11-22T03:00:00.000Z"},
         "input": {"target": {"instanceId": "i-0123456789abcdef0"}, "dryRun": "yes"},
     }

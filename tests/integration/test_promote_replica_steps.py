@@ -15,6 +15,7 @@ from selfheal.runbooks.promote_replica import (
     precheck,
     resolve,
 )
+from tests.integration.conftest import running_execution
 
 KEY, VALUE = "selfheal:managed", "true"
 FENCE = {"Key": KEY, "Value": VALUE}
@@ -216,7 +217,7 @@ def _recheck(clients: Any, settings: Any, plan: Any, request_params: dict[str, A
         {
             "step": "recheck",
             "runbook": "promote-replica",
-            "execution": {"arn": "arn:aws:states:us-east-1:123456789012:execution:x:y", "name": "y"},
+            "execution": running_execution(clients, "promote-replica"),
             "state": {"name": "Look again after the approval", "enteredTime": "2026-11-22T04:00:00Z"},
             "request": request.model_dump(mode="json", by_alias=True),
             "plan": plan.model_dump(mode="json", by_alias=True),

@@ -22,6 +22,7 @@ from selfheal.runbooks import remap_eip
 from selfheal.runbooks import replace_instance as ri
 from selfheal.triage import Triage
 from tests.events import load_event
+from tests.integration.conftest import running_execution
 
 FENCE_KEY, FENCE_VALUE = "selfheal:managed", "true"
 PASS_MACHINE = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
@@ -223,10 +224,11 @@ def test_triage_alarm_on_an_instance_without_a_standby_starts_replace_instance(c
 # ------------------------------------------------------------------- group concurrency slots
 
 
-def _steps_event(step: str, request_id: str, plan: dict[str, Any], **extra: Any) -> Any:
+def _steps_event(clients: Any, step: str, request_id: str, plan: dict[str, Any], **extra: Any) -> Any:
     from selfheal.models import Actor, Request
     from selfheal.steps import StepEvent
 
+    execution = running_execution(clients, "replace-instance", request_id)
     request = Request(
         request_id=request_id,
         runbook="replace-instance",
@@ -241,10 +243,7 @@ def _steps_event(step: str, request_id: str, plan: dict[str, Any], **extra: Any)
         {
             "step": step,
             "runbook": "replace-instance",
-            "execution": {
-                "arn": f"arn:aws:states:us-east-1:123456789012:execution:x:{request_id}",
-                "name": request_id,
-            },
+            "execution": execution,
             "state": {"name": "test", "enteredTime": "2026-11-22T01:00:00Z"},
             "request": request.model_dump(mode="json", by_alias=True),
             "plan": plan,
@@ -261,13 +260,15 @@ def test_steps_two_concurrent_replacements_in_one_group_the_second_finds_no_slot
     steps = Steps(settings, clients)
     first = _resolve(clients, members[0]).model_dump(mode="json", by_alias=True)
     second = _resolve(clients, members[1]).model_dump(mode="json", by_alias=True)
-    before = steps.run(_steps_event("precheck", "exec-1", first))["before"]
+    before = steps.run(_steps_event(clients, "precheck", "exec-1", first))["before"]
     assert before["slot"].endswith("#replacing-0")
     with pytest.raises(GroupBudgetExceeded, match="budget 1"):
-        steps.run(_steps_event("precheck", "exec-2", second))
+        steps.run(_steps_event(clients, "precheck", "exec-2", second))
     # When the first finishes, its slot is released and the next replacement may go.
-    steps.run(_steps_event("finish", "exec-1", first, outcome="succeeded"))
-    assert steps.run(_steps_event("precheck", "exec-2", second))["before"]["slot"].endswith("#replacing-0")
+    steps.run(_steps_event(clients, "finish", "exec-1", first, outcome="succeeded"))
+    assert steps.run(_steps_event(clients, "precheck", "exec-2", second))["before"]["slot"].endswith(
+        "#replacing-0"
+    )
 
 
 # ------------------------------------------------------------------ launch-template path

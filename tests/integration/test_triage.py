@@ -9,6 +9,7 @@ from selfheal.policy import load_policy
 from selfheal.steps import StepEvent, Steps
 from selfheal.triage import Triage, execution_name
 from tests.events import load_event
+from tests.integration.conftest import running_execution
 
 PASS_MACHINE = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
 
@@ -16,7 +17,7 @@ PASS_MACHINE = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass"
 @pytest.fixture
 def triage(clients, settings):
     arn = clients.stepfunctions.create_state_machine(
-        name="remap-eip", definition=PASS_MACHINE, roleArn="arn:aws:iam::123456789012:role/sfn"
+        name="selfheal-remap-eip", definition=PASS_MACHINE, roleArn="arn:aws:iam::123456789012:role/sfn"
     )["stateMachineArn"]
     return Triage(settings.model_copy(update={"state_machines": {"remap-eip": arn}}), clients, load_policy())
 
@@ -136,5 +137,5 @@ def test_triage_actor_is_taken_only_for_the_execution_and_input_triage_started(t
     changed = {**sent, "params": {"standbyInstanceId": "i-0fffffffffffffff0"}}
     actor = _validate(clients, settings, execution["executionArn"], changed)
     assert (actor["kind"], actor["claimed"], actor["rule"]) == ("direct", sent["actor"], None)
-    other = execution["executionArn"].rsplit(":", 1)[0] + ":someone-elses"
+    other = running_execution(clients, "remap-eip", "someone-elses")["arn"]
     assert _validate(clients, settings, other, sent)["kind"] == "direct"

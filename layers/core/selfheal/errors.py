@@ -82,6 +82,11 @@ class LeaseLost(LeaseHeld):
     stops before it acts again."""
 
 
+class NotThisStacksExecution(TerminalError):
+    """The steps function was invoked for an execution that is not a running execution of this
+    stack's state machine for the runbook (a forged or stale payload): nothing is written for it."""
+
+
 class AwsCallFailed(RetryableError):
     """An AWS API call failed for a reason that may pass: throttling, a 5xx, a timeout, even after the
     client's own retries. The state machines retry the step."""

@@ -25,12 +25,20 @@ from selfheal.errors import (
     LeaseHeld,
     ModeChanged,
     NotApplicable,
+    NotThisStacksExecution,
     PreconditionFailed,
     SelfhealError,
     TerminalError,
     UnknownRunbook,
 )
-from selfheal.guards import GuardLimits, evaluate, fence_violations, hold_down_wait_seconds, read_mode
+from selfheal.guards import (
+    CLOCK_SKEW,
+    GuardLimits,
+    evaluate,
+    fence_violations,
+    hold_down_wait_seconds,
+    read_mode,
+)
 from selfheal.lease import LeaseStore
 from selfheal.models import (
     Actor,
@@ -195,7 +203,57 @@ class Steps:
         }[event.step]
         # Whatever AWS error a step did not handle itself leaves it with a name the ASL matches.
         with named_aws_errors():
-            return handler(event)
+            started = self._check_execution(event)
+            return handler(self._dated_within(event, started))
+
+    def _check_execution(self, event: StepEvent) -> datetime:
+        """The execution the payload names must be a running execution of this stack's state
+        machine for the runbook: anyone else invoking this function (to write rows of any phase,
+        send notifications, open a breaker) is refused with a row saying so. Returns its start."""
+        arn, s = event.execution.arn, self.settings
+        parts = arn.split(":")
+        expected = f"{s.stack_name}-{event.runbook}"
+        problem = None
+        if len(parts) != 8 or parts[2] != "states" or parts[5] != "execution":
+            problem = "is no Step Functions execution ARN"
+        elif parts[6] != expected or parts[7] != event.execution.name:
+            problem = f"is not an execution of this stack's {event.runbook} state machine ({expected})"
+        elif s.account_id and parts[4] != s.account_id:
+            problem = f"is in account {parts[4]}, not this stack's"
+        if problem is None:
+            sfn = self.clients.stepfunctions
+            try:
+                described = sfn.describe_execution(executionArn=arn)
+            except sfn.exceptions.ExecutionDoesNotExist:
+                problem = "does not exist"
+            else:
+                if described["status"] == "RUNNING":
+                    return described["startDate"]
+                problem = f"is {described['status']}, not running"
+        reason = f"steps function invoked for {arn!r}, which {problem}: refused, nothing written for it"
+        self.audit.write(
+            AuditRow(
+                request_id=f"refused-step-{input_digest([arn, event.step, event.state.name])[7:31]}",
+                phase=Phase.REJECTED,
+                target_key="-",
+                runbook=event.runbook if event.runbook in RUNBOOKS else "-",
+                step=event.step,
+                reason=reason,
+            )
+        )
+        raise NotThisStacksExecution(reason, execution=arn)
+
+    @staticmethod
+    def _dated_within(event: StepEvent, started: datetime) -> StepEvent:
+        """Rows are dated by the state's entered time, which comes in the payload: within the run's
+        life (its start, now) or not at all, so nobody backdates a row out of a budget's window or
+        dates one in the future."""
+        entered = event.state.entered_time
+        now = utcnow()
+        if started <= entered <= now + CLOCK_SKEW:
+            return event
+        clamped = min(max(entered, started), now)
+        return event.model_copy(update={"state": event.state.model_copy(update={"entered_time": clamped})})
 
     def _runbook(self, name: str) -> Runbook:
         return runbook_class(name)(self.clients, self.settings)
