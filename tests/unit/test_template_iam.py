@@ -54,7 +54,7 @@ def actions(statement: dict[str, Any]) -> list[str]:
 
 
 def granted(owner: str) -> set[str]:
-    return {a for o, s in statements() if o == owner for a in actions(s)}
+    return {a for o, s in statements() if o == owner and s["Effect"] == "Allow" for a in actions(s)}
 
 
 def test_template_has_no_wildcard_actions():
@@ -192,3 +192,25 @@ def test_only_cloudwatch_may_publish_to_the_alarm_topic():
     (deny,) = [s for s in policy if s["Effect"] == "Deny"]
     assert deny["Principal"] == "*" and deny["Action"] == "sns:Publish"
     assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalServiceName": "cloudwatch.amazonaws.com"}}
+
+
+def _roles_of_the_stack() -> set[str]:
+    """Every role the stack makes: SAM names a function's or state machine's role <LogicalId>Role."""
+    return {
+        f"{logical_id}Role"
+        for logical_id, resource in RESOURCES.items()
+        if resource["Type"] in ("AWS::Serverless::Function", "AWS::Serverless::StateMachine")
+        and "Role" not in resource.get("Properties", {})
+    } | {logical_id for logical_id, resource in RESOURCES.items() if resource["Type"] == "AWS::IAM::Role"}
+
+
+def test_every_role_of_the_stack_is_denied_editing_or_deleting_audit_rows():
+    policy = RESOURCES["AuditTrailWriteOnce"]["Properties"]
+    assert {r["Ref"] for r in policy["Roles"]} == _roles_of_the_stack()
+    (deny,) = policy["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Resource"] == {"Fn::GetAtt": ["AuditTable", "Arn"]}
+    assert {"dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"} <= set(deny["Action"])
+    # and no role is granted one of them anywhere (a Deny wins anyway; an Allow would say we meant it)
+    for owner, statement in statements():
+        if statement.get("Effect") == "Allow" and "AuditTable" in json.dumps(statement.get("Resource")):
+            assert not set(actions(statement)) & set(deny["Action"]), owner
