@@ -44,14 +44,26 @@ class FakeDynamoDB:
     exceptions = _Exceptions
 
     def __init__(self) -> None:
-        self.keys: set[tuple[str, str]] = set()
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.by_request: dict[str, list[dict[str, Any]]] = {}
+        self.by_target: dict[str, list[dict[str, Any]]] = {}
 
     def put_item(self, TableName: str, Item: dict[str, Any], **_: Any) -> dict[str, Any]:
         key = (Item["requestId"]["S"], Item["sk"]["S"])
-        if key in self.keys:
+        if key in self.items:
             raise _ConditionalCheckFailed()
-        self.keys.add(key)
+        self.items[key] = Item
+        self.by_request.setdefault(key[0], []).append(Item)
+        self.by_target.setdefault(Item["targetKey"]["S"], []).append(Item)
         return {}
+
+    def query(self, **query: Any) -> dict[str, Any]:
+        """The two queries the audit trail's chain makes: a remediation's rows, a target's newest."""
+        (value,) = query["ExpressionAttributeValues"].values()
+        if query.get("IndexName") == "byTarget":
+            rows = sorted(self.by_target.get(value["S"], []), key=lambda i: i["at"]["S"], reverse=True)
+            return {"Items": rows[: query.get("Limit", len(rows))]}
+        return {"Items": list(self.by_request.get(value["S"], []))}
 
 
 class FakeStepFunctions:

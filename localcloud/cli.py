@@ -201,10 +201,31 @@ def cmd_audit(args: argparse.Namespace) -> int:
     rows = (
         ops.audit_for_target(dynamodb, table, args.target) if args.target else ops.scan_audit(dynamodb, table)
     )
+    if args.action == "verify":
+        return _verify_audit(rows, args.since)
     if args.json:
         _print_json(rows)
     else:
         print(format_audit_table(rows))
+    return 0
+
+
+def _verify_audit(rows: list[dict[str, Any]], since: str | None) -> int:
+    """Check the hash chains (selfheal.chain): 0 when every chain holds, 1 naming each break."""
+    from selfheal.chain import verify
+
+    if since:
+        # Whole remediations with a row from then on: a remediation is checked all or not at all.
+        recent = {r["requestId"] for r in rows if str(r.get("at", "")) >= since}
+        rows = [r for r in rows if r["requestId"] in recent]
+    problems = verify(rows, since_cut=bool(since))
+    remediations = len({r["requestId"] for r in rows})
+    for problem in problems:
+        print(f"BROKEN {problem}")
+    if problems:
+        print(f"{len(problems)} break(s) in the chains of {remediations} remediation(s), {len(rows)} rows")
+        return 1
+    print(f"OK: {len(rows)} rows in {remediations} remediation(s), every chain holds")
     return 0
 
 
@@ -293,8 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_remote_options(trigger)
     trigger.set_defaults(handler=cmd_trigger)
 
-    audit = commands.add_parser("audit", help="the audit trail, newest last")
+    audit = commands.add_parser(
+        "audit",
+        help="the audit trail, newest last; `audit verify` checks its hash chains (exit 1 on a break)",
+    )
+    audit.add_argument("action", nargs="?", choices=["verify"], help="verify: check the rows' hash chains")
     audit.add_argument("--target", help="only rows for this target key (GSI byTarget)")
+    audit.add_argument("--since", help="verify: remediations with rows from this time on (ISO 8601, UTC)")
     audit.add_argument("--json", action="store_true", help="print rows as JSON")
     _add_remote_options(audit)
     audit.set_defaults(handler=cmd_audit)

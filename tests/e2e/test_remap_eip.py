@@ -603,3 +603,52 @@ def test_remap_eip_bus_request_acts_when_the_stack_lets_bus_requests_act(cloud):
     (execution,) = summary.executions
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
     assert pair.holder(cloud) == pair.standby
+
+
+# ------------------------------------------------------------------- an audit nobody can forge
+
+
+def _verify(cloud: DeployedCloud, capsys: Any, *args: str) -> tuple[int, str]:
+    from localcloud.cli import main
+
+    capsys.readouterr()
+    code = main(["audit", "verify", *args, "--endpoint", cloud.endpoint, "--stack-name", cloud.stack.name])
+    return code, capsys.readouterr().out
+
+
+def test_remap_eip_audit_chain_holds_and_shows_an_edit_and_a_removal(cloud, capsys):
+    # Given two remediations of one address (the second skipped by the cooldown), chained
+    pair = make_pair(cloud)
+    target = {"allocationId": pair.allocation}
+    for _ in range(2):
+        result = cloud.start_and_wait("remap-eip", manual_input(pair, target=target))
+        assert result.status == "SUCCEEDED", (result.error, result.cause)
+    rows = rows_for(cloud, pair.allocation)
+    assert len({r["requestId"] for r in rows}) == 2
+    # Then the chain holds
+    code, out = _verify(cloud, capsys, "--target", pair.allocation)
+    assert (code, out.split(":")[0]) == (0, "OK"), out
+    dynamodb, table = cloud.client("dynamodb"), cloud.stack.outputs["AuditTableName"]
+    key = {"requestId": {"S": rows[3]["requestId"]}, "sk": {"S": rows[3]["sk"]}}
+
+    # When someone with table access (not a stack role: those are denied) edits a row
+    dynamodb.update_item(
+        TableName=table,
+        Key=key,
+        UpdateExpression="SET reason = :r",
+        ExpressionAttributeValues={":r": {"S": "nothing happened"}},
+    )
+    code, out = _verify(cloud, capsys, "--target", pair.allocation)
+    assert code == 1 and "was edited" in out and rows[3]["sk"] in out
+
+    # When they remove it instead
+    dynamodb.delete_item(TableName=table, Key=key)
+    code, out = _verify(cloud, capsys, "--target", pair.allocation)
+    assert code == 1 and "is missing" in out
+
+    # When they remove the first remediation entirely: the second still names it
+    first = rows[0]["requestId"]
+    for row in [r for r in rows if r["requestId"] == first]:
+        dynamodb.delete_item(TableName=table, Key={"requestId": {"S": first}, "sk": {"S": row["sk"]}})
+    code, out = _verify(cloud, capsys, "--target", pair.allocation)
+    assert code == 1 and f"chains to remediation {first}, which has no rows left" in out

@@ -114,7 +114,7 @@ FRAME = {
         "sns:Publish",
         "events:PutEvents",
     },
-    "TriageFunction": {"dynamodb:PutItem", "states:StartExecution", "sqs:SendMessage"},
+    "TriageFunction": {"dynamodb:PutItem", "dynamodb:Query", "states:StartExecution", "sqs:SendMessage"},
 }
 MACHINE_FRAME = {"dynamodb:DeleteItem", "sns:Publish"}  # release the lease; ask for an approval
 

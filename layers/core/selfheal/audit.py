@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
+from selfheal.chain import GENESIS, row_hash
 from selfheal.models import Actor, Phase, iso, utcnow
 
 if TYPE_CHECKING:
@@ -134,9 +135,23 @@ class AuditTrail:
         self._table = table
 
     def write(self, row: AuditRow) -> bool:
-        """Write once; True if this call wrote it. A second write of the same key keeps the first row."""
+        """Write once; True if this call wrote it. A second write of the same key keeps the first row.
+        The row is chained (selfheal.chain) to the row before it in its remediation, or, the first of
+        a remediation, to its target's newest row."""
         row = row.with_key()
         body = fitted(row.to_json())
+        earlier = self._items(
+            KeyConditionExpression="requestId = :r",
+            ExpressionAttributeValues={":r": {"S": row.request_id}},
+            ConsistentRead=True,
+        )
+        if any(r.get("sk") == row.sk for r in earlier):
+            logger.info(
+                "audit row already written (a retried step, a repeated delivery)", extra={"sk": row.sk}
+            )
+            return False
+        body |= self._link(row, earlier)
+        body["hash"] = row_hash(body)
         item = {k: _to_attr(v) for k, v in body.items()}
         logger.info("audit", extra={"audit": body})
         try:
@@ -151,6 +166,33 @@ class AuditTrail:
             )
             return False
         return True
+
+    def _link(self, row: AuditRow, earlier: list[dict[str, Any]]) -> dict[str, Any]:
+        chained = [r for r in earlier if "seq" in r and r.get("hash")]
+        if chained:
+            tip = max(chained, key=lambda r: int(r["seq"]))
+            return {"seq": int(tip["seq"]) + 1, "prev": tip["hash"]}
+        newest = self._items(
+            IndexName="byTarget",
+            KeyConditionExpression="targetKey = :t",
+            ExpressionAttributeValues={":t": {"S": row.target_key}},
+            ScanIndexForward=False,
+            Limit=1,
+            paged=False,
+        )
+        if newest and newest[0].get("hash"):
+            return {"seq": 0, "prev": newest[0]["hash"], "prevRequestId": newest[0]["requestId"]}
+        return {"seq": 0, "prev": GENESIS}
+
+    def _items(self, *, paged: bool = True, **query: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": self._table, **query}
+        while True:
+            page = self._client.query(**kwargs)
+            items += [item_to_json(i) for i in page.get("Items", [])]
+            if not paged or "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def for_target(self, target_key: str, since: datetime) -> list[AuditRow]:
         return self._query("byTarget", "targetKey", target_key, since)
@@ -176,11 +218,4 @@ class AuditTrail:
         )
 
     def _paged_query(self, **query: Any) -> list[AuditRow]:
-        rows: list[AuditRow] = []
-        kwargs: dict[str, Any] = {"TableName": self._table, **query}
-        while True:
-            page = self._client.query(**kwargs)
-            rows += [AuditRow.model_validate(item_to_json(i)) for i in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                return rows
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [AuditRow.model_validate(item) for item in self._items(**query)]
