@@ -214,3 +214,10 @@ def test_every_role_of_the_stack_is_denied_editing_or_deleting_audit_rows():
     for owner, statement in statements():
         if statement.get("Effect") == "Allow" and "AuditTable" in json.dumps(statement.get("Resource")):
             assert not set(actions(statement)) & set(deny["Action"]), owner
+
+
+def test_the_steps_function_may_put_only_its_own_outcome_events_on_the_bus():
+    from selfheal.notify import EVENT_SOURCE
+
+    (put,) = [s for o, s in statements() if o == "RunbookStepsFunction" and "events:PutEvents" in actions(s)]
+    assert put["Condition"] == {"StringEquals": {"events:source": EVENT_SOURCE}}
