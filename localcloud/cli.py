@@ -41,9 +41,11 @@ def resolve_endpoint(flag: str | None) -> str | None:
 def client_factory(endpoint: str | None, region: str | None = None) -> Callable[[str], Any]:
     """service -> boto3 client; against the local cloud with fake credentials when ``endpoint`` is set."""
     if endpoint:
+        # The local cloud's own key unless the environment names another (a local IAM user's: who
+        # signs a request or an approval is who the stack records).
         session = boto3.session.Session(
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID") or "testing",
+            aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY") or "testing",
             region_name=region or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION,
         )
     else:
@@ -148,13 +150,23 @@ def cmd_local_send(args: argparse.Namespace) -> int:
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
+    """A manual request, signed: triage records who sent it as STS says (--direct: StartExecution, a
+    direct start whose caller is only in CloudTrail)."""
     endpoint = resolve_endpoint(args.endpoint)
     clients = client_factory(endpoint)
     outputs = ops.stack_outputs(clients("cloudformation"), resolve_stack_name(args.stack_name, endpoint))
     arn = ops.state_machine_arn(outputs, args.runbook)
-    result = ops.start_and_wait(
-        clients("stepfunctions"), arn, load_json_argument(args.input), name=args.name, timeout=args.timeout
-    )
+    runbook_input = load_json_argument(args.input)
+    if args.direct:
+        result = ops.start_and_wait(
+            clients("stepfunctions"), arn, runbook_input, name=args.name, timeout=args.timeout
+        )
+    else:
+        if not isinstance(runbook_input, dict):
+            raise CliError("--input must be a JSON object: {target, params, reason, dryRun}")
+        if args.name:
+            raise CliError("--name is for --direct starts (a request's execution is named after it)")
+        result = ops.request_and_wait(clients, outputs, args.runbook, runbook_input, timeout=args.timeout)
     _print_json(
         {
             "runbook": args.runbook,
@@ -247,31 +259,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return int(result or 0)
 
 
-def _approver(flag: str | None) -> str:
-    return flag or os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+def cmd_approvals(args: argparse.Namespace) -> int:
+    """The questions runbooks are waiting on (the task tokens only with --tokens)."""
+    endpoint = resolve_endpoint(args.endpoint)
+    clients = client_factory(endpoint)
+    outputs = ops.stack_outputs(clients("cloudformation"), resolve_stack_name(args.stack_name, endpoint))
+    pending = ops.pending_approvals(clients("dynamodb"), outputs)
+    _print_json([p.listing(with_token=args.tokens) for p in pending])
+    return 0
+
+
+def _answer(args: argparse.Namespace, decision: str, reason: str | None) -> int:
+    endpoint = resolve_endpoint(args.endpoint)
+    clients = client_factory(endpoint)
+    outputs = ops.stack_outputs(clients("cloudformation"), resolve_stack_name(args.stack_name, endpoint))
+    taken = ops.answer_approval(clients, outputs, args.execution, decision, reason, timeout=args.timeout)
+    _print_json(
+        {
+            "executionArn": taken.execution_arn,
+            "decision": taken.decision,
+            "by": taken.answered_by,
+            "planHash": taken.plan_hash,
+        }
+    )
+    return 0
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    """Answer a runbook waiting for approval (the task token is in its SNS notification)."""
-    sfn = client_factory(resolve_endpoint(args.endpoint))("stepfunctions")
-    output = {"approvedBy": _approver(args.by), **({"comment": args.comment} if args.comment else {})}
-    try:
-        sfn.send_task_success(taskToken=args.token, output=json.dumps(output))
-    except sfn.exceptions.ClientError as exc:
-        raise CliError(f"could not approve: {exc} (already answered, timed out, or a wrong token?)") from exc
-    _print_json({"approved": True, **output})
-    return 0
+    """Approve a waiting run, signed: STS says who approves (not the requester), for the plan asked."""
+    return _answer(args, "approve", args.comment)
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
-    sfn = client_factory(resolve_endpoint(args.endpoint))("stepfunctions")
-    cause = f"{_approver(args.by)}: {args.reason}"
-    try:
-        sfn.send_task_failure(taskToken=args.token, error="ApprovalRejected", cause=cause[:32768])
-    except sfn.exceptions.ClientError as exc:
-        raise CliError(f"could not reject: {exc} (already answered, timed out, or a wrong token?)") from exc
-    _print_json({"approved": False, "cause": cause})
-    return 0
+    return _answer(args, "reject", args.reason)
 
 
 # --- parser ------------------------------------------------------------------------------------
@@ -309,7 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     trigger = commands.add_parser("trigger", help="start a runbook's state machine and wait for it")
     trigger.add_argument("runbook", help="runbook name, e.g. remap-eip")
     trigger.add_argument("--input", required=True, help="execution input: a JSON file or inline JSON")
-    trigger.add_argument("--name", help="execution name (default: a UUID)")
+    trigger.add_argument(
+        "--direct",
+        action="store_true",
+        help="StartExecution instead of a signed request (the run's requester is then only claimed)",
+    )
+    trigger.add_argument("--name", help="with --direct: execution name (default: a UUID)")
     trigger.add_argument("--timeout", type=float, default=300.0)
     _add_remote_options(trigger)
     trigger.set_defaults(handler=cmd_trigger)
@@ -332,19 +357,27 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("file", nargs="?", default=None, help="policy file (default: the packaged policy)")
     validate.set_defaults(handler=cmd_policy_validate)
 
-    approve = commands.add_parser(
-        "approve", help="approve a runbook waiting for a human (token from its SNS notification)"
+    approvals = commands.add_parser("approvals", help="the runbooks waiting for a human, and what they ask")
+    approvals.add_argument(
+        "--tokens",
+        action="store_true",
+        help="show the task tokens too (SendTaskSuccess by hand is unverified)",
     )
-    approve.add_argument("token", help="the task token from the approval notification")
-    approve.add_argument("--by", help="who approves (default: $USER); recorded in the audit trail")
+    _add_remote_options(approvals)
+    approvals.set_defaults(handler=cmd_approvals)
+    approve = commands.add_parser(
+        "approve", help="approve a run waiting for a human (signed: you must not be its requester)"
+    )
+    approve.add_argument("execution", help="the waiting execution's ARN (selfheal approvals lists them)")
     approve.add_argument("--comment", help="why; recorded in the audit trail")
-    approve.add_argument("--endpoint", help="local cloud URL (default: $AWS_ENDPOINT_URL; none = AWS)")
+    approve.add_argument("--timeout", type=float, default=30.0)
+    _add_remote_options(approve)
     approve.set_defaults(handler=cmd_approve)
-    reject = commands.add_parser("reject", help="refuse a runbook waiting for a human: nothing is changed")
-    reject.add_argument("token", help="the task token from the approval notification")
+    reject = commands.add_parser("reject", help="refuse a run waiting for a human: nothing is changed")
+    reject.add_argument("execution", help="the waiting execution's ARN (selfheal approvals lists them)")
     reject.add_argument("--reason", required=True, help="why not; recorded in the audit trail")
-    reject.add_argument("--by", help="who refuses (default: $USER)")
-    reject.add_argument("--endpoint", help="local cloud URL (default: $AWS_ENDPOINT_URL; none = AWS)")
+    reject.add_argument("--timeout", type=float, default=30.0)
+    _add_remote_options(reject)
     reject.set_defaults(handler=cmd_reject)
 
     demo = commands.add_parser("demo", help="the local-cloud demo")

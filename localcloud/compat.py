@@ -29,7 +29,7 @@ from typing import Any
 
 import botocore.session
 
-from localcloud import compat_cfn, compat_rds, compat_sfn_callbacks, compat_sqs
+from localcloud import compat_cfn, compat_rds, compat_sfn_callbacks, compat_sqs, compat_sts
 
 SUPPORTED_MOTO_VERSION = "5.2.5"
 _LOG = logging.getLogger(__name__)
@@ -878,4 +878,5 @@ def apply_all() -> None:
     patch_lambda_configuration_cold_start()
     compat_rds.apply_all()
     compat_sfn_callbacks.apply_all()
+    compat_sts.apply_all()
     patch_sfn_parse_once()

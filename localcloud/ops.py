@@ -404,3 +404,112 @@ def send_event_and_wait(
     )
     runbooks = {arn: name for name, arn in runbook_state_machines(outputs).items()}
     return SendSummary(event_id, rules, executions, audit, runbooks)
+
+
+# --- authenticated requests and approval answers (selfheal.identity) -------------------------------
+
+LEASE_TABLE_OUTPUT = "LeaseTableName"
+MANUAL_SOURCE = "selfheal.manual"
+
+
+def signed_request_event(sts: Any, runbook: str, runbook_input: Mapping[str, Any]) -> dict[str, Any]:
+    """A "Remediation Requested" event carrying a proof of its sender: triage records who sent it as
+    STS says, and the stack's BusRequestsMode (for self-declared requests) does not hold it back."""
+    from selfheal.identity import MANUAL_REQUEST, binding, prove
+
+    body = {"runbook": runbook, **runbook_input}
+    proof = prove(sts, binding(MANUAL_REQUEST, body))
+    return {
+        "source": MANUAL_SOURCE,
+        "detail-type": "Remediation Requested",
+        "detail": {**body, "proof": proof},
+    }
+
+
+def _refused(dynamodb: Any, table: str | None, request_id: str) -> str | None:
+    """Triage's reason, when it refused a request (its rejected row), else None."""
+    if not table:
+        return None
+    rows = [r for r in audit_for_request(dynamodb, table, request_id) if r.get("phase") == "rejected"]
+    return str(rows[-1].get("reason")) if rows else None
+
+
+def request_and_wait(
+    clients: Any, outputs: Mapping[str, str], runbook: str, runbook_input: Mapping[str, Any], timeout: float
+) -> ExecutionResult:
+    """Put a signed request on the bus, wait for the execution triage starts for it, then its end.
+    OpsError with triage's reason when it refused the request."""
+    from selfheal.triage import execution_name
+
+    sfn, dynamodb = clients("stepfunctions"), clients("dynamodb")
+    machine = state_machine_arn(outputs, runbook)
+    event_id = put_event(clients("events"), signed_request_event(clients("sts"), runbook, runbook_input))
+    target = runbook_input.get("target") or {}
+    name = execution_name(runbook, event_id, target)
+    arn = machine.replace(":stateMachine:", ":execution:") + f":{name}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            sfn.describe_execution(executionArn=arn)
+            break
+        except sfn.exceptions.ExecutionDoesNotExist:
+            refused = _refused(dynamodb, outputs.get(AUDIT_TABLE_OUTPUT), name)
+            if refused:
+                raise OpsError(f"the request was refused: {refused}") from None
+            if time.monotonic() > deadline:
+                raise OpsError(f"no execution {name} started within {timeout:g}s") from None
+            time.sleep(0.2)
+    return wait_for_execution(sfn, arn, timeout=max(1.0, deadline - time.monotonic()))
+
+
+def pending_approvals(dynamodb: Any, outputs: Mapping[str, str]) -> list[Any]:
+    """The questions runbooks are waiting on (selfheal.approvals.PendingApproval), oldest first."""
+    from selfheal.approvals import Approvals
+    from selfheal.models import utcnow
+
+    return Approvals(dynamodb, outputs[LEASE_TABLE_OUTPUT]).pending(utcnow())
+
+
+def answer_approval(
+    clients: Any,
+    outputs: Mapping[str, str],
+    execution_arn: str,
+    decision: str,
+    reason: str | None,
+    timeout: float = 30.0,
+) -> Any:
+    """Answer a waiting run on the authenticated path: read its question (for the plan's hash), sign
+    the answer, put it on the bus, and wait until triage took it (the question's record says so) or
+    refused it (its rejected row). Returns the answered PendingApproval; OpsError with the reason."""
+    from selfheal.approvals import ApprovalAnswer, Approvals
+    from selfheal.identity import APPROVAL_ANSWER, binding, prove
+
+    dynamodb = clients("dynamodb")
+    approvals = Approvals(dynamodb, outputs[LEASE_TABLE_OUTPUT])
+    request_id = execution_arn.rsplit(":", 1)[-1]
+    pending = approvals.get(request_id)
+    if pending is None or pending.execution_arn != execution_arn:
+        raise OpsError(f"no approval is pending for {execution_arn} (see selfheal approvals)")
+    answer = ApprovalAnswer.model_validate(
+        {
+            "executionArn": execution_arn,
+            "decision": decision,
+            "planHash": pending.plan_hash,
+            **({"reason": reason} if reason else {}),
+        }
+    )
+    body = answer.bound_body()
+    proof = prove(clients("sts"), binding(APPROVAL_ANSWER, body))
+    event = {"source": MANUAL_SOURCE, "detail-type": "Approval Answered", "detail": {**body, "proof": proof}}
+    event_id = put_event(clients("events"), event)
+    deadline = time.monotonic() + timeout
+    while True:
+        now = approvals.get(request_id)
+        if now is not None and now.decision is not None:
+            return now
+        refused = _refused(dynamodb, outputs.get(AUDIT_TABLE_OUTPUT), f"answer-{event_id}"[:120])
+        if refused:
+            raise OpsError(refused)
+        if time.monotonic() > deadline:
+            raise OpsError(f"the answer was not taken within {timeout:g}s (is triage subscribed to the bus?)")
+        time.sleep(0.2)

@@ -47,6 +47,10 @@ STAR_RESOURCE_ALLOWLIST: dict[str, str] = {
     "logs:UpdateLogDelivery": "Step Functions/vended logs delivery is account-level: Resource must be *",
     "logs:DeleteLogDelivery": "Step Functions/vended logs delivery is account-level: Resource must be *",
     "logs:PutResourcePolicy": "required with Resource * for Step Functions logging to CloudWatch Logs",
+    "states:SendTaskSuccess": "no resource type: the task token names the execution (triage answers only"
+    " tokens from its own table)",
+    "states:SendTaskFailure": "no resource type: the task token names the execution (triage answers only"
+    " tokens from its own table)",
 }
 
 # Parameters whose default does not look like what they hold (a "none" sentinel): lint the policies

@@ -98,3 +98,32 @@ def outcome_inbox(cloud: DeployedCloud) -> Iterator[Any]:
     yield read
     events.remove_targets(Rule=name, Ids=["inbox"])
     events.delete_rule(Name=name)
+
+
+class LocalUser:
+    """An IAM user of the local cloud with an access key: clients signed as them (``user("sts")``).
+    Who signs a request or an approval is who the stack records (the local STS checks signatures)."""
+
+    def __init__(self, cloud: DeployedCloud, name: str) -> None:
+        import boto3
+
+        iam = cloud.client("iam")
+        user = f"{name}-{uuid.uuid4().hex[:6]}"
+        self.arn = str(iam.create_user(UserName=user)["User"]["Arn"])
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        self.access_key_id, self.secret = str(key["AccessKeyId"]), str(key["SecretAccessKey"])
+        self._session = boto3.session.Session(
+            aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret, region_name="us-east-1"
+        )
+        self._endpoint = cloud.endpoint
+        self._clients: dict[str, Any] = {}
+
+    def __call__(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self._session.client(service, endpoint_url=self._endpoint)  # type: ignore[call-overload]
+        return self._clients[service]
+
+
+@pytest.fixture
+def local_user(cloud: DeployedCloud) -> Callable[[str], LocalUser]:
+    return lambda name: LocalUser(cloud, name)

@@ -282,59 +282,89 @@ def _start(cloud: DeployedCloud, body: dict[str, Any]) -> str:
 
 @pytest.fixture
 def approvals(cloud: DeployedCloud) -> Any:
-    """What an approver subscribed to the notification topic receives: token for an execution."""
+    """What an approver subscribed to the notification topic receives: the question for an execution."""
     sqs, sns = cloud.client("sqs"), cloud.client("sns")
     url = sqs.create_queue(QueueName=f"approver-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=cloud.stack.outputs["NotificationTopicArn"], Protocol="sqs", Endpoint=arn)
     seen: list[dict[str, Any]] = []
 
-    def token_for(execution_arn: str, timeout: float = 30) -> tuple[str, str]:
+    def question_for(execution_arn: str, timeout: float = 30) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
                 seen.append(json.loads(m["Body"]))
             for note in seen:
-                if execution_arn in note["Message"] and "needs approval" in note["Message"]:
-                    token = note["MessageAttributes"]["taskToken"]["Value"]
-                    return token, note["Message"]
+                if execution_arn in note["Message"] and "asks for approval" in note["Message"]:
+                    return note
             time.sleep(0.2)
         raise AssertionError(f"no approval request for {execution_arn}: {seen}")
 
-    return token_for
+    return question_for
 
 
 def _cli(*argv: str) -> int:
     return main(list(argv))
 
 
-def test_promote_replica_lag_over_the_limit_waits_for_approval_and_approved_promotes(cloud, approvals):
+def answer(
+    cloud: DeployedCloud, user: Any, arn: str, decision: str = "approve", reason: str | None = None
+) -> Any:
+    """``user`` answers on the authenticated path (what `selfheal approve` / `reject` do)."""
+    return ops.answer_approval(user, cloud.stack.outputs, arn, decision, reason)
+
+
+def _token(cloud: DeployedCloud, arn: str) -> str:
+    """The task token, as an authorised caller lists it (`selfheal approvals --tokens`)."""
+    from selfheal.approvals import Approvals
+
+    pending = Approvals(cloud.client("dynamodb"), cloud.stack.outputs["LeaseTableName"]).get(
+        arn.rsplit(":", 1)[-1]
+    )
+    assert pending is not None
+    return pending.task_token
+
+
+def test_promote_replica_lag_over_the_limit_waits_for_approval_and_approved_promotes(
+    cloud, approvals, local_user, monkeypatch, capsys
+):
     # Given a replica 120 s behind, over a 30 s limit
     db = make_database(cloud, lag=120.0)
     arn = _start(cloud, manual_input(db, maxLagSeconds=30))
-    # When the approver reads the notification and runs the command it names
-    token, message = approvals(arn)
-    assert f"selfheal approve {token}" in message and "over the limit" in message
+    # When the approver reads the notification (no task token in it) ...
+    note = approvals(arn)
+    token = _token(cloud, arn)
+    assert f"selfheal approve {arn}" in note["Message"] and "over the limit" in note["Message"]
+    assert token not in json.dumps(note) and "taskToken" not in note.get("MessageAttributes", {})
     assert db.replica_state(cloud) == ("available", db.primary)  # nothing yet
-    assert _cli("approve", token, "--by", "alice", "--endpoint", cloud.endpoint) == 0
-    # Then the replica is promoted and the name moved; the audit says who approved
+    # ... lists what waits, and runs the command it names, signed with their own credentials
+    alice = local_user("alice")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", alice.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", alice.secret)
+    capsys.readouterr()
+    assert _cli("approvals", "--endpoint", cloud.endpoint) == 0
+    [listed] = [p for p in json.loads(capsys.readouterr().out) if p["executionArn"] == arn]
+    assert "taskToken" not in listed and "over the limit" in listed["why"]
+    assert _cli("approve", arn, "--comment", "replica checked", "--endpoint", cloud.endpoint) == 0
+    # Then the replica is promoted and the name moved; the audit says who approved, as STS says
     result = ops.wait_for_execution(cloud.client("stepfunctions"), arn, timeout=90)
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     assert db.replica_state(cloud) == ("available", None)
     assert db.record_value(cloud) == db.replica_endpoint
     rows = rows_for(cloud, db.primary)
     waiting = next(r for r in rows if r["phase"] == "awaiting-approval")
-    assert "over the limit" in waiting["reason"]
-    assert next(r for r in rows if r["phase"] == "approved")["after"] == {"approvedBy": "alice"}
+    assert "over the limit" in waiting["reason"] and waiting["after"]["planHash"] == listed["planHash"]
+    approved = next(r for r in rows if r["phase"] == "approved")["after"]
+    assert approved == {"principal": alice.arn, "verified": True, "comment": "replica checked"}
     assert rows[-1]["phase"] == "succeeded"
 
 
-def test_promote_replica_unknown_lag_rejected_changes_nothing(cloud, approvals):
+def test_promote_replica_unknown_lag_rejected_changes_nothing(cloud, approvals, local_user):
     db = make_database(cloud, lag=None)
     arn = _start(cloud, manual_input(db))
-    token, _ = approvals(arn)
-    reject = ["reject", token, "--by", "bob", "--reason", "replica is hours behind"]
-    assert _cli(*reject, "--endpoint", cloud.endpoint) == 0
+    approvals(arn)
+    bob = local_user("bob")
+    answer(cloud, bob, arn, "reject", "replica is hours behind")
     result = ops.wait_for_execution(cloud.client("stepfunctions"), arn, timeout=60)
     assert result.status == "SUCCEEDED"
     assert db.replica_state(cloud) == ("available", db.primary)
@@ -342,8 +372,68 @@ def test_promote_replica_unknown_lag_rejected_changes_nothing(cloud, approvals):
     rows = rows_for(cloud, db.primary)
     assert "unknown" in next(r for r in rows if r["phase"] == "awaiting-approval")["reason"]
     assert rows[-1]["phase"] == "skipped" and "rejected" in rows[-1]["reason"]
-    assert "bob: replica is hours behind" in rows[-1]["reason"]
+    assert f"rejected by {bob.arn}: replica is hours behind" in rows[-1]["reason"]
     assert not [r for r in rows if r["phase"] == "action"]
+
+
+def test_promote_replica_request_may_tighten_the_lag_limit_never_loosen_it(cloud, approvals, local_user):
+    # Given a replica 120 s behind, and a request that sets the limit past the stack's 60 s maximum
+    db = make_database(cloud, lag=120.0)
+    arn = _start(cloud, manual_input(db, maxLagSeconds=1e12))
+    # Then the run still asks a human, at the stack's limit, and nothing moves until someone answers
+    note = approvals(arn)
+    assert "over the limit of 60s" in note["Message"]
+    assert db.replica_state(cloud) == ("available", db.primary)
+    answer(cloud, local_user("bob"), arn, "reject", "no")
+    assert ops.wait_for_execution(cloud.client("stepfunctions"), arn, timeout=60).status == "SUCCEEDED"
+    assert db.replica_state(cloud) == ("available", db.primary)
+
+
+def test_promote_replica_bare_send_task_success_is_a_claim_and_does_not_act(cloud, approvals):
+    # Given a run waiting for approval, and someone who calls SendTaskSuccess with its token,
+    # saying whatever they like about who approves
+    db = make_database(cloud, lag=120.0)
+    arn = _start(cloud, manual_input(db, maxLagSeconds=30))
+    approvals(arn)
+    sfn = cloud.client("stepfunctions")
+    sfn.send_task_success(taskToken=_token(cloud, arn), output=json.dumps({"approvedBy": "the-ceo"}))
+    # Then the approver is only claimed: the run stops, nothing promoted, the row says what was claimed
+    result = ops.wait_for_execution(sfn, arn, timeout=60)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert db.replica_state(cloud) == ("available", db.primary)
+    rows = rows_for(cloud, db.primary)
+    assert next(r for r in rows if r["phase"] == "approved")["after"] == {
+        "claimed": {"approvedBy": "the-ceo"},
+        "verified": False,
+    }
+    assert rows[-1]["phase"] == "skipped" and rows[-1]["error"]["error"] == "UnverifiedApproval"
+    assert not [r for r in rows if r["phase"] == "action"]
+
+
+def test_promote_replica_requester_may_not_approve_their_own_request(cloud, approvals, local_user):
+    # Given a request by hand, signed by alice (the policy asks a human before acting on one)
+    db = make_database(cloud, lag=1.0)
+    alice, bob = local_user("alice"), local_user("bob")
+    body = manual_input(db)
+    ops.put_event(alice("events"), ops.signed_request_event(alice("sts"), RUNBOOK, body))
+    received = next(r for r in rows_for(cloud, db.primary) if r["phase"] == "received")
+    arn = received["executionArn"]
+    assert received["actor"]["principal"] == alice.arn
+    note = approvals(arn)
+    assert "the policy asks a human" in note["Message"] and f"signed by {alice.arn}" in note["Message"]
+    # When alice approves it herself
+    with pytest.raises(ops.OpsError, match="requested this run and may not approve it"):
+        answer(cloud, alice, arn)
+    # Then nothing happens (a rejected row says why), until someone else approves
+    assert db.replica_state(cloud) == ("available", db.primary)
+    refused = [r for r in rows_for(cloud, db.primary) if r["phase"] == "rejected"]
+    assert refused and refused[-1]["actor"]["principal"] == alice.arn
+    answer(cloud, bob, arn)
+    result = ops.wait_for_execution(cloud.client("stepfunctions"), arn, timeout=90)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert db.replica_state(cloud) == ("available", None)
+    rows = rows_for(cloud, db.primary)
+    assert next(r for r in rows if r["phase"] == "approved")["after"]["principal"] == bob.arn
 
 
 def test_promote_replica_approval_timeout_changes_nothing(cloud):
@@ -473,8 +563,8 @@ def global_writer(cloud: DeployedCloud, name: str) -> str:
     return next(m["DBClusterArn"] for m in found["GlobalClusterMembers"] if m["IsWriter"])
 
 
-@pytest.mark.parametrize("action", ["switchover", "failover"])
-def test_promote_replica_aurora_global_moves_the_writer_to_the_named_secondary(cloud, action):
+def test_promote_replica_aurora_global_moves_the_writer_to_the_named_secondary(cloud):
+    action = "switchover"
     name, primary, secondary = make_global(cloud)
     body = {
         "target": {"globalClusterIdentifier": name},
@@ -487,9 +577,44 @@ def test_promote_replica_aurora_global_moves_the_writer_to_the_named_secondary(c
     assert global_writer(cloud, name) == secondary
     rows = rows_for(cloud, name)
     assert [r["phase"] for r in rows] == ["started", "action", "action", "verified", "succeeded"]
-    expected = "rds:SwitchoverGlobalCluster" if action == "switchover" else "rds:FailoverGlobalCluster"
-    assert rows[1]["action"] == expected and rows[1]["outcome"] == "pending"
+    assert rows[1]["action"] == "rds:SwitchoverGlobalCluster" and rows[1]["outcome"] == "pending"
     assert primary in rows[-1]["before"]["howToGoBack"]
+
+
+def test_promote_replica_aurora_global_failover_with_data_loss_always_asks_a_human(
+    cloud, approvals, local_user
+):
+    # Given a failover (AllowDataLoss) asked from the console, with nothing else calling for approval
+    name, primary, secondary = make_global(cloud)
+    body = {
+        "target": {"globalClusterIdentifier": name},
+        "params": {
+            "targetClusterIdentifier": secondary,
+            "globalAction": "failover",
+            "verifyIntervalSeconds": 1,
+        },
+        "dryRun": False,
+        "reason": "e2e: us-east-1 impaired",
+    }
+    arn = _start(cloud, body)
+    # Then it waits for a human before it may lose data
+    assert "may lose the writes not yet replicated" in approvals(arn)["Message"]
+    assert global_writer(cloud, name) == primary
+    answer(cloud, local_user("alice"), arn)
+    result = ops.wait_for_execution(cloud.client("stepfunctions"), arn, timeout=90)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert global_writer(cloud, name) == secondary
+    rows = rows_for(cloud, name)
+    assert [r["phase"] for r in rows] == [
+        "started",
+        "awaiting-approval",
+        "approved",
+        "action",
+        "action",
+        "verified",
+        "succeeded",
+    ]
+    assert rows[3]["action"] == "rds:FailoverGlobalCluster"
 
 
 def test_promote_replica_aurora_global_unfenced_secondary_is_refused(cloud):
@@ -506,11 +631,11 @@ def test_promote_replica_aurora_global_unfenced_secondary_is_refused(cloud):
     assert rows_for(cloud, name)[-1]["phase"] == "skipped"
 
 
-def test_promote_replica_lease_taken_while_waiting_for_approval_changes_nothing(cloud, approvals):
+def test_promote_replica_lease_taken_while_waiting_for_approval_changes_nothing(cloud, approvals, local_user):
     # Given an execution waiting for approval whose lease expired and was taken by another execution
     db = make_database(cloud, lag=None)
     arn = _start(cloud, manual_input(db))
-    token, _ = approvals(arn)
+    approvals(arn)
     cloud.client("dynamodb").put_item(
         TableName=cloud.stack.outputs["LeaseTableName"],
         Item={
@@ -520,7 +645,7 @@ def test_promote_replica_lease_taken_while_waiting_for_approval_changes_nothing(
         },
     )
     # When the approval finally comes
-    assert _cli("approve", token, "--by", "alice", "--endpoint", cloud.endpoint) == 0
+    answer(cloud, local_user("alice"), arn)
     # Then nothing is promoted: the other execution owns the target now
     result = ops.wait_for_execution(cloud.client("stepfunctions"), arn, timeout=60)
     assert result.status == "SUCCEEDED"
@@ -530,15 +655,15 @@ def test_promote_replica_lease_taken_while_waiting_for_approval_changes_nothing(
 
 
 def test_promote_replica_replica_promoted_by_hand_while_waiting_for_approval_is_not_acted_on(
-    cloud, approvals
+    cloud, approvals, local_user
 ):
     # Given an execution waiting for approval, and an operator who promotes the replica by hand
     db = make_database(cloud, lag=120.0)
     arn = _start(cloud, manual_input(db, maxLagSeconds=30))
-    token, _ = approvals(arn)
+    approvals(arn)
     cloud.client("rds").promote_read_replica(DBInstanceIdentifier=db.replica)
     # When the approval comes anyway
-    assert _cli("approve", token, "--by", "alice", "--endpoint", cloud.endpoint) == 0
+    answer(cloud, local_user("alice"), arn)
     # Then it looks again before acting: the approved plan no longer holds (the primary has no
     # replica now), so nothing is called, the DNS name is not touched, and a human hears why
     result = ops.wait_for_execution(cloud.client("stepfunctions"), arn, timeout=60)
@@ -550,14 +675,16 @@ def test_promote_replica_replica_promoted_by_hand_while_waiting_for_approval_is_
     assert not [r for r in rows if r["phase"] == "action"]
 
 
-def test_promote_replica_kill_switch_turned_off_while_waiting_for_approval_stops_it(cloud, approvals):
+def test_promote_replica_kill_switch_turned_off_while_waiting_for_approval_stops_it(
+    cloud, approvals, local_user
+):
     ssm, name = cloud.client("ssm"), cloud.stack.outputs["ModeParameterName"]
     db = make_database(cloud, lag=120.0)
     arn = _start(cloud, manual_input(db, maxLagSeconds=30))
-    token, _ = approvals(arn)
+    approvals(arn)
     ssm.put_parameter(Name=name, Value="off", Type="String", Overwrite=True)
     try:
-        assert _cli("approve", token, "--by", "alice", "--endpoint", cloud.endpoint) == 0
+        answer(cloud, local_user("alice"), arn)
         result = ops.wait_for_execution(cloud.client("stepfunctions"), arn, timeout=60)
     finally:
         ssm.put_parameter(Name=name, Value="enforce", Type="String", Overwrite=True)

@@ -652,3 +652,70 @@ def test_remap_eip_audit_chain_holds_and_shows_an_edit_and_a_removal(cloud, caps
         dynamodb.delete_item(TableName=table, Key={"requestId": {"S": first}, "sk": {"S": row["sk"]}})
     code, out = _verify(cloud, capsys, "--target", pair.allocation)
     assert code == 1 and f"chains to remediation {first}, which has no rows left" in out
+
+
+# ------------------------------------------------------------ who asked: verified, not declared
+
+
+def test_remap_eip_signed_request_records_its_sender_as_sts_says_and_may_act(cloud, steps_env, local_user):
+    # Given a stack whose self-declared bus requests may only dry-run, and alice, who signs hers
+    steps_env(BUS_REQUESTS_MODE="dry-run")
+    pair = make_pair(cloud)
+    alice = local_user("alice")
+    body = {**manual_input(pair), "reason": "web-1 is wedged"}
+    # When she asks (what `selfheal trigger` does)
+    result = ops.request_and_wait(alice, cloud.stack.outputs, "remap-eip", body, timeout=60)
+    # Then the run acts, and every row names her as STS verified her
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert pair.holder(cloud) == pair.standby
+    actors = [r["actor"] for r in rows_for(cloud, pair.primary)]
+    assert actors and all(
+        a == {"kind": "manual", "principal": alice.arn, "eventId": actors[0]["eventId"]} for a in actors
+    )
+
+
+@pytest.mark.parametrize(
+    "forge,needle",
+    [
+        # a proof alice signed for another request (another target)
+        (lambda proof, other: other, "signed for another request"),
+        # alice's key id, without her secret
+        (
+            lambda proof, other: {**proof, "Authorization": proof["Authorization"][:-64] + "0" * 64},
+            "SignatureDoesNotMatch",
+        ),
+    ],
+    ids=["proof-of-another-request", "forged-signature"],
+)
+def test_remap_eip_request_with_a_proof_that_does_not_hold_is_refused(cloud, local_user, forge, needle):
+    from selfheal.identity import MANUAL_REQUEST, binding, prove
+
+    pair = make_pair(cloud)
+    alice = local_user("alice")
+    body = manual_input(pair)
+    event = ops.signed_request_event(alice("sts"), "remap-eip", body)
+    other = prove(alice("sts"), binding(MANUAL_REQUEST, {"runbook": "remap-eip", **body, "reason": "other"}))
+    event["detail"]["proof"] = forge(event["detail"]["proof"], other)
+    summary = cloud.send_event_and_wait(event)
+    assert summary.executions == []
+    assert pair.holder(cloud) == pair.primary
+    (rejected,) = [r for r in rows_for(cloud, pair.primary) if r["phase"] == "rejected"]
+    assert rejected["error"]["error"] == "Unauthenticated" and needle in rejected["reason"]
+    assert "principal" not in rejected["actor"]
+
+
+def test_remap_eip_selfheal_trigger_sends_a_signed_request(cloud):
+    from localcloud.cli import main
+
+    pair = make_pair(cloud)
+    # When an operator runs `selfheal trigger` (the local cloud's own key: its default user)
+    assert (
+        main(
+            ["trigger", "remap-eip", "--input", json.dumps(manual_input(pair)), "--endpoint", cloud.endpoint]
+        )
+        == 0
+    )
+    # Then the request went through triage, signed: the rows name the caller STS verified
+    assert pair.holder(cloud) == pair.standby
+    rows = rows_for(cloud, pair.primary)
+    assert rows[0]["phase"] == "received" and rows[0]["actor"]["principal"].endswith(":user/moto")

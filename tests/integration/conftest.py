@@ -141,3 +141,39 @@ def running_execution(clients: Clients, runbook: str, name: str | None = None) -
         ]
     )
     return {"arn": execution_arn, "name": execution_arn.rsplit(":", 1)[-1]}
+
+
+def approve(
+    clients: Clients,
+    settings: Settings,
+    execution: dict[str, str],
+    plan: dict[str, Any],
+    approver: str = "arn:aws:iam::123456789012:user/alice",
+    requester: str | None = None,
+) -> Any:
+    """A question asked for ``plan`` and answered yes by ``approver`` (as triage takes an answer).
+    The run's request id is its execution's name, as for every run."""
+    from datetime import timedelta
+
+    from selfheal.approvals import ApprovalAnswer, Approvals, PendingApproval, plan_hash
+    from selfheal.models import utcnow
+
+    approvals = Approvals(clients.dynamodb, settings.lease_table)
+    now = utcnow()
+    approvals.ask(
+        PendingApproval(
+            request_id=execution["name"],
+            execution_arn=execution["arn"],
+            runbook=execution["arn"].split(":")[6].removeprefix("selfheal-"),
+            target_key="t",
+            task_token="token-" + execution["name"],
+            plan_hash=plan_hash(plan),
+            why="test",
+            summary="test",
+            asked_at=now,
+            expires_at=now + timedelta(minutes=30),
+            requester=requester,
+        )
+    )
+    answer = ApprovalAnswer(execution_arn=execution["arn"], decision="approve", plan_hash=plan_hash(plan))
+    return approvals.answer(answer, approver, now)

@@ -8,6 +8,7 @@ import pytest
 
 from selfheal.config import Settings
 from selfheal.errors import NotApplicable, PreconditionFailed, UnknownResource
+from selfheal.models import Actor as ActorModel
 from selfheal.runbooks.promote_replica import (
     PromoteReplica,
     PromoteReplicaParams,
@@ -15,7 +16,7 @@ from selfheal.runbooks.promote_replica import (
     precheck,
     resolve,
 )
-from tests.integration.conftest import running_execution
+from tests.integration.conftest import approve, running_execution
 
 KEY, VALUE = "selfheal:managed", "true"
 FENCE = {"Key": KEY, "Value": VALUE}
@@ -203,8 +204,9 @@ def _recheck(clients: Any, settings: Any, plan: Any, request_params: dict[str, A
     from selfheal.models import Actor, Request
     from selfheal.steps import StepEvent, Steps
 
+    execution = running_execution(clients, "promote-replica")
     request = Request(
-        request_id="exec-approved",
+        request_id=execution["name"],
         runbook="promote-replica",
         target={"dbInstanceIdentifier": "orders"},
         target_key="orders",
@@ -213,11 +215,12 @@ def _recheck(clients: Any, settings: Any, plan: Any, request_params: dict[str, A
         reason="test",
         actor=Actor(kind="manual"),
     )
+    approve(clients, settings, execution, plan.model_dump(mode="json", by_alias=True))
     event = StepEvent.model_validate(
         {
             "step": "recheck",
             "runbook": "promote-replica",
-            "execution": running_execution(clients, "promote-replica"),
+            "execution": execution,
             "state": {"name": "Look again after the approval", "enteredTime": "2026-11-22T04:00:00Z"},
             "request": request.model_dump(mode="json", by_alias=True),
             "plan": plan.model_dump(mode="json", by_alias=True),
@@ -253,3 +256,53 @@ def test_recheck_after_approval_stops_when_the_kill_switch_left_enforce(clients,
     clients.ssm.put_parameter(Name=settings.mode_parameter, Value="dry-run", Type="String", Overwrite=True)
     with pytest.raises(ModeChanged, match="kill switch is dry-run"):
         _recheck(clients, settings, approved, request_params)
+
+
+@pytest.mark.parametrize(
+    ("kinds", "actor", "asks"),
+    [
+        ([], ActorModel(kind="manual"), False),
+        (["manual"], ActorModel(kind="manual"), True),
+        (["manual"], ActorModel(kind="automatic", rule="r"), False),
+        (["direct", "automatic"], ActorModel(kind="automatic", rule="r"), True),
+    ],
+)
+def test_the_policy_marks_request_kinds_that_always_ask(clients, settings, db, kinds, actor, asks):
+    from selfheal.models import Request, utcnow
+    from selfheal.policy import parse_policy
+    from selfheal.steps import StepEvent, Steps
+
+    db.database()
+    db.lag("orders-r0", 1)
+    policy = parse_policy(
+        {
+            "version": 1,
+            "approvals": {"promote-replica": kinds},
+            "rules": [],
+        }
+    )
+    plan = PromoteReplica(clients, settings).plan(target(dbInstanceIdentifier="orders"), params(db))
+    execution = running_execution(clients, "promote-replica")
+    request = Request(
+        request_id=execution["name"],
+        runbook="promote-replica",
+        target={"dbInstanceIdentifier": "orders"},
+        target_key="orders",
+        params={},
+        dry_run=False,
+        reason="test",
+        actor=actor,
+    )
+    event = StepEvent.model_validate(
+        {
+            "step": "precheck",
+            "runbook": "promote-replica",
+            "execution": execution,
+            "state": {"name": "Precheck", "enteredTime": utcnow().isoformat()},
+            "request": request.model_dump(mode="json", by_alias=True),
+            "plan": plan.model_dump(mode="json", by_alias=True),
+        }
+    )
+    before = Steps(settings, clients, policy).run(event)["before"]
+    assert before["needsApproval"] is asks
+    assert ("policy asks a human" in (before.get("approvalReason") or "")) is asks

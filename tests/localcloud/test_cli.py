@@ -41,7 +41,7 @@ def test_trigger_starts_the_runbook_and_prints_the_outcome(
     local: DeployedCloud, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # When the fixture runbook "check" is triggered with inline JSON input
-    code, out, _ = run(capsys, "trigger", "check", "--input", '{"fail": false}', *remote(local))
+    code, out, _ = run(capsys, "trigger", "check", "--direct", "--input", '{"fail": false}', *remote(local))
     # Then it succeeded and the printed summary says so
     result = json.loads(out)
     assert code == 0
@@ -56,7 +56,7 @@ def test_trigger_reports_a_failed_execution(
     path.write_text('{"fail": true}')
     # When triggered
     code, out, _ = run(
-        capsys, "trigger", "check", "--input", str(path), "--name", "cli-fail-1", *remote(local)
+        capsys, "trigger", "check", "--direct", "--input", str(path), "--name", "cli-fail-1", *remote(local)
     )
     # Then the failure is printed with its error name and the exit status is not 0
     result = json.loads(out)

@@ -61,7 +61,7 @@ FALLBACK_PATTERNS: dict[str, dict[str, Any]] = {
     "ManualRequest": {
         "source": ["selfheal.manual"],
         "account": ACCOUNTS,
-        "detail-type": ["Remediation Requested"],
+        "detail-type": ["Remediation Requested", "Approval Answered"],
     },
 }
 RULES = set(FALLBACK_PATTERNS)

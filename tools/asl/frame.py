@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from selfheal.errors import LeaseHeld, NotApplicable
-from tools.asl.idioms import SKIPPED, Flow, State, catch
+from selfheal.errors import LeaseHeld, NotApplicable, SelfhealError
+from tools.asl.idioms import LAMBDA_SERVICE_ERRORS, SKIPPED, Flow, State, catch, error_names
 
 VALIDATE = "Validate the input"
 EXPLAIN_REJECTION = "Explain the rejection"
@@ -230,60 +230,44 @@ def _finish(f: Flow) -> None:
 
 @dataclass(frozen=True)
 class Approval:
-    """A human must say yes before ``then``: the question goes to the notification topic with the
-    task token (timeout = no action); the answer is recorded, then the lease is renewed and the run
-    looks again (mode, the plan as approved, the precheck) before it acts."""
+    """A human must say yes before ``then``. The steps function stores the question (bound to the
+    plan's hash, with the task token) and notifies; the state waits for the answer (timeout = no
+    action). An answer is checked (who gave it, verified or only claimed), the lease renewed, and
+    the run looks again (mode, freshness, the plan's hash, the precheck) before it acts."""
 
-    subject: str  # States.Format template and its paths
-    subject_args: Sequence[str]
-    message: str
-    message_args: Sequence[str]
     timeout: str  # the path of the timeout in seconds
-    why: str  # the path of the reason the run asks (goes in the awaiting-approval row)
     refused: str  # skip reasons: States.Format templates, with their paths
     refused_args: Sequence[str]
     timed_out: str
     timed_out_args: Sequence[str]
 
 
+ASK = "Ask a human to approve"
+
+
 def approval(f: Flow, ask: Approval, then: str) -> str:
     """The approval hook; returns its first state."""
-    f.record(
-        "Record: awaiting approval",
-        "awaiting-approval",
-        next_state="Renew the lease for the approval",
-        on_error=FAILED,
-        **{"before.$": "$.precheck.before", "reason.$": ask.why},
-    )
-
-    f.renew(
-        "Renew the lease for the approval", ask.timeout, next_state="Ask a human to approve", on_error=FAILED
-    )
+    f.renew("Renew the lease for the approval", ask.timeout, next_state=ASK, on_error=FAILED)
 
     def fmt(template: str, args: Sequence[str]) -> str:
         return f"States.Format('{template}', {', '.join(args)})"
 
-    f.add(
-        "Ask a human to approve",
-        {
-            "Type": "Task",
-            "Resource": "arn:${Partition}:states:::sns:publish.waitForTaskToken",
-            "Comment": "The task token goes out in the notification; `selfheal approve TOKEN` / `selfheal"
-            " reject TOKEN` (or SendTaskSuccess / SendTaskFailure) answers. Timeout: nothing changes.",
-            "Parameters": {
-                "TopicArn": "${NotificationTopicArn}",
-                "Subject.$": fmt(ask.subject, ask.subject_args),
-                "Message.$": fmt(ask.message, ask.message_args),
-                "MessageAttributes": {"taskToken": {"DataType": "String", "StringValue.$": "$$.Task.Token"}},
-            },
-            "TimeoutSecondsPath": ask.timeout,
-            "ResultPath": "$.approval",
-            "Catch": [
-                catch("States.Timeout", "Not approved in time"),
-                catch("States.ALL", "Approval was refused"),
-            ],
-            "Next": "Record: approved",
-        },
+    f.step(
+        ASK,
+        "ask-approval",
+        next_state="Check the approval",
+        comment="The question (with the plan's hash) and the task token go to the lease table, the"
+        " notification says how to answer (`selfheal approve EXECUTION`): never the token. Timeout:"
+        " nothing changes.",
+        payload={"plan.$": "$.guard.plan", "before.$": "$.precheck.before"},
+        result_path="$.approval",
+        wait_for_token=ask.timeout,
+        catches=[
+            catch("States.Timeout", "Not approved in time"),
+            # The step's own errors fail the run; any other error is an answer: SendTaskFailure.
+            catch([*LAMBDA_SERVICE_ERRORS, *error_names(SelfhealError)], FAILED),
+            catch("States.ALL", "Approval was refused"),
+        ],
     )
     # Not approved: skipped (and escalated), with the reason; the frame's skip path records it.
     for name, template, args in (
@@ -296,12 +280,16 @@ def approval(f: Flow, ask: Approval, then: str) -> str:
             parameters={"proceed": False, "escalate": True, "skip_reason.$": fmt(template, args)},
             result_path="$.guard.decision",
         )
-    f.record(
-        "Record: approved",
+    f.step(
+        "Check the approval",
         "approved",
         next_state="Renew the lease after the approval",
-        on_error=FAILED,
-        **{"after.$": "$.approval"},
+        comment="Who approved: as STS verified them (`selfheal approve`), or only claimed (a bare"
+        " SendTaskSuccess, which acts only if the stack accepts unverified approvals).",
+        payload={"approval.$": "$.approval"},
+        result={"approver.$": "$.Payload.approver", "planHash.$": "$.Payload.planHash"},
+        result_path="$.approval",
+        catches=[catch(NotApplicable, SKIPPED), catch("States.ALL", FAILED)],
     )
     f.step(
         "Renew the lease after the approval",
@@ -317,11 +305,11 @@ def approval(f: Flow, ask: Approval, then: str) -> str:
         "Look again after the approval",
         "recheck",
         next_state=then,
-        comment="The answer may come long after the question: the kill switch, the plan (as approved) and"
-        " the precheck are checked again before acting.",
+        comment="The answer may come long after the question: the kill switch, the approval's age, the"
+        " plan's hash and the precheck are checked again before acting.",
         payload={"plan.$": "$.guard.plan"},
         result={"before.$": "$.Payload.before"},
         result_path="$.precheck",
         catches=[catch(NotApplicable, SKIPPED), catch("States.ALL", FAILED)],
     )
-    return "Record: awaiting approval"
+    return "Renew the lease for the approval"

@@ -211,9 +211,11 @@ class Flow:
         comment: str | None = None,
         with_request: bool = True,
         retries: Iterable[State] = (),
+        wait_for_token: str | None = None,
     ) -> str:
         """A Lambda step of the steps function: one envelope, one retry policy (and ``retries``
-        for errors of its own, before it)."""
+        for errors of its own, before it). ``wait_for_token``: the path of a timeout in seconds;
+        the step gets the task token and the state waits for SendTaskSuccess/Failure with it."""
         body: dict[str, Any] = {
             "step": step,
             "runbook": self.runbook,
@@ -223,11 +225,16 @@ class Flow:
         if with_request:
             body |= {"request.$": "$.request", "dryRun.$": "$.guard.dryRun"}
         body |= dict(payload or {})
+        resource = "arn:${Partition}:states:::lambda:invoke"
+        if wait_for_token is not None:
+            body["taskToken.$"] = "$$.Task.Token"
+            resource += ".waitForTaskToken"
         state: State = {
             "Type": "Task",
-            "Resource": "arn:${Partition}:states:::lambda:invoke",
+            "Resource": resource,
             **({"Comment": comment} if comment else {}),
             "Parameters": {"FunctionName": "${StepsFunctionArn}", "Payload": body},
+            **({"TimeoutSecondsPath": wait_for_token} if wait_for_token is not None else {}),
             "Retry": [*retries, LAMBDA_RETRY],
         }
         if result is not None:

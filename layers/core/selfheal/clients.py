@@ -65,6 +65,11 @@ class Clients:
         return cast("SSMClient", self.client("ssm"))
 
     @cached_property
+    def sts_endpoint(self) -> str:
+        """This stack's STS endpoint (its region's, or the local cloud): where proofs are checked."""
+        return str(self.client("sts").meta.endpoint_url)
+
+    @cached_property
     def sns(self) -> SNSClient:
         return cast("SNSClient", self.client("sns"))
 

@@ -63,6 +63,14 @@ class Settings(BaseModel):
     # parameters scope its IAM statement).
     database_hosted_zone_id: str = Field(default="", alias="DATABASE_HOSTED_ZONE_ID")
     database_record_names: str = Field(default="", alias="DATABASE_RECORD_NAMES")
+    # promote-replica: the highest replica lag (s) it promotes without asking; requests and tags may
+    # only set a lower limit.
+    promote_replica_max_lag_seconds: float = Field(
+        default=60.0, alias="PROMOTE_REPLICA_MAX_LAG_SECONDS", ge=0
+    )
+    # Whether an approval given straight to Step Functions (SendTaskSuccess, its approver only
+    # claimed) may let a run act; otherwise only answers on the authenticated path do.
+    accept_unverified_approvals: bool = Field(default=False, alias="ACCEPT_UNVERIFIED_APPROVALS")
     # replace-instance: ARNs of the roles (comma-separated; empty or "none": none) a replacement's
     # instance profile may pass; the same template parameter scopes iam:PassRole.
     replace_instance_pass_role_arns: str = Field(default="", alias="REPLACE_INSTANCE_PASS_ROLE_ARNS")

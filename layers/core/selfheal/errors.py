@@ -141,3 +141,23 @@ class GroupBudgetExceeded(TerminalError):
 
 class GroupCannotReplace(TerminalError):
     """The Auto Scaling group cannot replace the instance (suspended processes, capacity)."""
+
+
+class Unauthenticated(TerminalError):
+    """A request's proof of who sent it (a signed sts:GetCallerIdentity, selfheal.identity) is
+    missing what it needs, was signed for another request, is stale, or STS refused it."""
+
+
+class ApprovalRefused(TerminalError):
+    """An answer to a pending approval was not taken: no such question, already answered, expired,
+    for another plan than the one asked about, or from the requester themself. The run keeps waiting
+    for a valid answer (or its timeout)."""
+
+
+class UnverifiedApproval(NotApplicable):
+    """The approval came without an authenticated answer (a bare SendTaskSuccess whose output says
+    anything it likes) and the stack does not accept those: the run stops skipped, nothing changed."""
+
+
+class ApprovalExpired(NotApplicable):
+    """The approval is older than it may be when the run is about to act: nothing changed; ask again."""

@@ -62,6 +62,8 @@ def _actor(row: AuditRow) -> str:
         return "-"
     if actor.kind == "automatic":
         return f"automatic (rule {actor.rule}, event {actor.event_id})"
+    if actor.kind == "manual" and actor.principal:
+        return f"manual request signed by {actor.principal} (verified by STS)"
     if actor.kind == "manual":
         return f"manual request on the bus (requestedBy {actor.requested_by or '-'}, self-declared)"
     claim = f"; its input claims {json.dumps(actor.claimed, sort_keys=True)}" if actor.claimed else ""
@@ -113,3 +115,34 @@ def publish_outcome(
             }
         ]
     )
+
+
+def approval_request_text(
+    row: AuditRow, *, why: str, plan_hash: str, answer_before: str, calls: list[str], undo: str | None
+) -> tuple[str, str]:
+    """(subject, message) asking a human. No task token: the answer goes through `selfheal approve`,
+    which proves who the approver is; the token stays in the stack's own table."""
+    subject = f"[selfheal] APPROVAL NEEDED: {row.runbook} {row.target_key}"[:100]
+    lines = [
+        f"[selfheal] {row.runbook} asks for approval before it acts on {row.target_key}",
+        "",
+        f"Why ask:      {why}",
+        f"Reason:       {row.reason or '-'}",
+        f"Requested by: {_actor(row)}",
+        f"Plan:         {plan_hash}",
+        "Calls:",
+        *(f"  {call}" for call in calls),
+    ]
+    if undo:
+        lines += [f"Go back:      {undo}"]
+    lines += [
+        "",
+        f"Approve:      selfheal approve {row.execution_arn}",
+        f'Reject:       selfheal reject {row.execution_arn} --reason "why not"',
+        "Pending:      selfheal approvals",
+        f"Nothing changes unless someone other than the requester approves by {answer_before}.",
+        "",
+        f"Execution:    {row.execution_arn or '-'}",
+        f"Audit:        requestId={row.request_id}",
+    ]
+    return subject, "\n".join(lines)

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -143,7 +143,13 @@ class Rule(_Doc):
 class Policy(_Doc):
     version: int
     description: str = ""
+    # Request kinds (automatic, manual, direct) that always ask a human before a runbook acts, per
+    # runbook; only runbooks whose workflow has an approval step may be named.
+    approvals: dict[str, list[Literal["automatic", "manual", "direct"]]] = Field(default_factory=dict)
     rules: list[Rule]
+
+    def asks_approval(self, runbook: str, kind: str) -> bool:
+        return kind in self.approvals.get(runbook, [])
 
 
 # ---------------------------------------------------------------------------------------- results
@@ -395,6 +401,8 @@ def describe(signal: Signal) -> str:
     if signal.rds is not None:
         r = signal.rds
         return f"RDS {r.rds_event_id or 'event'} on {r.source_id} ({', '.join(r.categories)})"
+    if signal.approval_answer is not None:
+        return f"an answer to {signal.approval_answer.answer.get('executionArn', 'an approval')}"
     assert signal.manual is not None
     return f"manual request for {signal.manual.runbook} by {signal.manual.requested_by or 'unknown'}"
 
@@ -615,6 +623,13 @@ def _document_problems(data: Any) -> tuple[Policy | None, list[str]]:
     ]
     for index, rule in enumerate(policy.rules):
         problems += _rule_problems(index, rule)
+    for runbook in sorted(policy.approvals):
+        spec = RUNBOOKS.get(runbook)
+        if spec is None:
+            problems.append(f"approvals.{runbook}: unknown runbook (known: {_known()})")
+        elif not spec.asks_approval:
+            asking = ", ".join(sorted(n for n, r in RUNBOOKS.items() if r.asks_approval))
+            problems.append(f"approvals.{runbook}: its workflow has no approval step (only {asking})")
     return policy, problems
 
 

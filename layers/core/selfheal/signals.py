@@ -40,6 +40,8 @@ class SignalKind(StrEnum):
     EC2_STATE = "ec2-state"
     RDS_EVENT = "rds-event"
     MANUAL = "manual"
+    # An answer to a runbook waiting for a human (selfheal approve): not a fault, never a decision.
+    APPROVAL_ANSWER = "approval-answer"
 
 
 class Envelope(StrEnum):
@@ -142,6 +144,17 @@ class ManualRequest(_Frozen):
     # The runbook input as the operator wrote it: {"target", "params", "dryRun", "reason"}.
     input: dict[str, Any]
     requested_by: str | None = None
+    # A proof of who sent it (selfheal.identity), bound to {"runbook", **input}; checked by triage.
+    proof: Any = None
+
+    def bound_body(self) -> dict[str, Any]:
+        return {"runbook": self.runbook, **self.input}
+
+
+class ApprovalAnswerInfo(_Frozen):
+    # The answer as sent (checked by triage against selfheal.approvals.ApprovalAnswer), and its proof.
+    answer: dict[str, Any]
+    proof: Any = None
 
 
 _PAYLOAD_FOR_KIND = {
@@ -150,6 +163,7 @@ _PAYLOAD_FOR_KIND = {
     SignalKind.EC2_STATE: "ec2_state",
     SignalKind.RDS_EVENT: "rds",
     SignalKind.MANUAL: "manual",
+    SignalKind.APPROVAL_ANSWER: "approval_answer",
 }
 
 
@@ -170,6 +184,7 @@ class Signal(_Frozen):
     ec2_state: Ec2StateInfo | None = None
     rds: RdsEventInfo | None = None
     manual: ManualRequest | None = None
+    approval_answer: ApprovalAnswerInfo | None = None
 
     @property
     def dedupe_id(self) -> str:
@@ -611,8 +626,16 @@ def _eb_manual(detail: Mapping[str, Any]) -> tuple[SignalKind, BaseModel]:
     # The runbook input exactly as the operator wrote it (no default reason, no field dropped): the
     # runbook checks it as it checks a console input, so a missing reason or an unknown field is
     # refused the same way on every path.
-    runbook_input = {str(k): v for k, v in detail.items() if k not in ("runbook", "requestedBy")}
-    return SignalKind.MANUAL, ManualRequest(runbook=runbook, input=runbook_input, requested_by=requested_by)
+    envelope = ("runbook", "requestedBy", "proof")
+    runbook_input = {str(k): v for k, v in detail.items() if k not in envelope}
+    return SignalKind.MANUAL, ManualRequest(
+        runbook=runbook, input=runbook_input, requested_by=requested_by, proof=detail.get("proof")
+    )
+
+
+def _eb_approval_answer(detail: Mapping[str, Any]) -> tuple[SignalKind, BaseModel]:
+    answer = {str(k): v for k, v in detail.items() if k != "proof"}
+    return SignalKind.APPROVAL_ANSWER, ApprovalAnswerInfo(answer=answer, proof=detail.get("proof"))
 
 
 _EVENTBRIDGE_PARSERS: dict[tuple[str, str], Callable[[Mapping[str, Any]], tuple[SignalKind, BaseModel]]] = {
@@ -622,6 +645,7 @@ _EVENTBRIDGE_PARSERS: dict[tuple[str, str], Callable[[Mapping[str, Any]], tuple[
     ("aws.rds", "RDS DB Instance Event"): _eb_rds,
     ("aws.rds", "RDS DB Cluster Event"): _eb_rds,
     ("selfheal.manual", "Remediation Requested"): _eb_manual,
+    ("selfheal.manual", "Approval Answered"): _eb_approval_answer,
 }
 
 

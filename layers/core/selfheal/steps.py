@@ -15,12 +15,15 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from selfheal.approvals import VALID_FOR as APPROVAL_VALID_FOR
+from selfheal.approvals import Approvals, PendingApproval, plan_hash
 from selfheal.audit import AuditRow, AuditTrail
 from selfheal.aws_errors import named_aws_errors
 from selfheal.budget import Budgets
 from selfheal.clients import Clients
 from selfheal.config import Settings
 from selfheal.errors import (
+    ApprovalExpired,
     InvalidInput,
     LeaseHeld,
     ModeChanged,
@@ -30,6 +33,7 @@ from selfheal.errors import (
     SelfhealError,
     TerminalError,
     UnknownRunbook,
+    UnverifiedApproval,
 )
 from selfheal.guards import (
     CLOCK_SKEW,
@@ -50,7 +54,8 @@ from selfheal.models import (
     input_problems,
     utcnow,
 )
-from selfheal.notify import Outcome, publish_outcome
+from selfheal.notify import Outcome, approval_request_text, publish_outcome
+from selfheal.policy import Policy, load_policy
 from selfheal.runbooks import RUNBOOKS, Plan, Runbook
 
 logger = Logger(child=True)
@@ -92,6 +97,8 @@ class StepEvent(BaseModel):
         "verify",
         "fallback",
         "recheck",
+        "ask-approval",
+        "approved",
     ]
     runbook: str
     execution: ExecutionRef
@@ -117,6 +124,9 @@ class StepEvent(BaseModel):
     guard: dict[str, Any] | None = None
     # Effective dry-run after the guards (mode may force it); None before the guards ran.
     dry_run: bool | None = Field(default=None, alias="dryRun")
+    # ask-approval: the task token of the waiting state; approved: what SendTaskSuccess returned.
+    task_token: str | None = Field(default=None, alias="taskToken", max_length=2048)
+    approval: Any = None
 
 
 def runbook_class(runbook: str) -> type[Runbook]:
@@ -178,9 +188,21 @@ def best_effort_target(raw: Any) -> tuple[dict[str, Any], str]:
 
 
 class Steps:
-    def __init__(self, settings: Settings, clients: Clients) -> None:
+    def __init__(self, settings: Settings, clients: Clients, policy: Policy | None = None) -> None:
         self.settings = settings
         self.clients = clients
+        self._policy = policy
+
+    @property
+    def policy(self) -> Policy:
+        """The policy (which request kinds ask a human first): the packaged one unless given."""
+        if self._policy is None:
+            self._policy = load_policy()
+        return self._policy
+
+    @property
+    def approvals(self) -> Approvals:
+        return Approvals(self.clients.dynamodb, self.settings.lease_table)
 
     @property
     def audit(self) -> AuditTrail:
@@ -200,6 +222,8 @@ class Steps:
             "verify": self.verify,
             "fallback": self.fallback,
             "recheck": self.recheck,
+            "ask-approval": self.ask_approval,
+            "approved": self.approved,
         }[event.step]
         # Whatever AWS error a step did not handle itself leaves it with a name the ASL matches.
         with named_aws_errors():
@@ -386,10 +410,11 @@ class Steps:
 
     def _bus_request_dry_run(self, request: Request) -> str | None:
         """Why this request may only dry-run though it asked to act (None: it may act)."""
-        if request.actor.kind == "manual" and self.settings.bus_requests_mode == "dry-run":
+        verified = request.actor.principal is not None  # signed by its sender (selfheal trigger)
+        if request.actor.kind == "manual" and not verified and self.settings.bus_requests_mode == "dry-run":
             return (
-                "a request from the event bus (requestedBy is self-declared) runs as a dry run:"
-                " this stack's BusRequestsMode is dry-run"
+                "a request from the event bus without a proof of its sender (requestedBy is"
+                " self-declared) runs as a dry run: this stack's BusRequestsMode is dry-run"
             )
         return None
 
@@ -407,6 +432,13 @@ class Steps:
         before = runbook.precheck(plan)
         if slot is not None:
             before = {**before, "slot": slot}
+        if runbook.asks_approval and not before.get("needsApproval"):
+            before = {**before, "needsApproval": False}
+            if self.policy.asks_approval(request.runbook, request.actor.kind):
+                before["needsApproval"] = True
+                before["approvalReason"] = (
+                    f"the policy asks a human before {request.runbook} acts on a {request.actor.kind} request"
+                )
         return {"before": before}
 
     def intent(self, event: StepEvent) -> dict[str, Any]:
@@ -507,11 +539,105 @@ class Steps:
         runbook = self._runbook(request.runbook)
         return runbook.verify(self._plan(runbook, event))
 
+    def ask_approval(self, event: StepEvent) -> dict[str, Any]:
+        """Ask a human (the state waits for the task token): the question, bound to the hash of the
+        plan, goes to the lease table (with the token) and the awaiting-approval row; the
+        notification names the plan and how to answer, never the token."""
+        request = self._request(event)
+        runbook = self._runbook(request.runbook)
+        plan = self._plan(runbook, event)
+        if not event.task_token:
+            raise InvalidInput("ask-approval needs the task token")
+        before = event.before or {}
+        plan_json = plan.model_dump(mode="json", by_alias=True)
+        digest = plan_hash(plan_json)
+        timeout = int(plan_json.get("approvalTimeoutSeconds") or 0)
+        if timeout <= 0:
+            raise InvalidInput("ask-approval needs the plan's approvalTimeoutSeconds")
+        now = utcnow()
+        why = str(before.get("approvalReason") or "the runbook asks a human before it acts")
+        pending = PendingApproval(
+            request_id=request.request_id,
+            execution_arn=event.execution.arn,
+            runbook=request.runbook,
+            target_key=request.target_key,
+            task_token=event.task_token,
+            plan_hash=digest,
+            why=why,
+            summary=request.reason,
+            asked_at=now,
+            expires_at=now + timedelta(seconds=timeout),
+            requester=request.actor.principal,
+            requester_claim=request.actor.requested_by,
+        )
+        row = self._row(
+            event,
+            request,
+            Phase.AWAITING_APPROVAL,
+            before=before,
+            after={"planHash": digest, "answerBefore": pending.expires_at.isoformat()},
+            reason=why,
+        )
+        self.audit.write(row)
+        self.approvals.ask(pending)
+        if self.settings.topic_arn:
+            calls = [
+                f"{c.action} {json.dumps(c.parameters, sort_keys=True, default=str)}"
+                for c in plan.calls
+                if not runbook.spec(c.name).contingent
+            ]
+            subject, message = approval_request_text(
+                row,
+                why=why,
+                plan_hash=digest,
+                answer_before=f"{pending.expires_at:%Y-%m-%d %H:%M:%S} UTC",
+                calls=calls,
+                undo=before.get("howToGoBack"),
+            )
+            self.clients.sns.publish(
+                TopicArn=self.settings.topic_arn,
+                Subject=subject,
+                Message=message,
+                MessageAttributes={
+                    "outcome": {"DataType": "String", "StringValue": "approval-needed"},
+                    "runbook": {"DataType": "String", "StringValue": request.runbook},
+                },
+            )
+        return {"planHash": digest, "answerBefore": pending.expires_at.isoformat()}
+
+    def approved(self, event: StepEvent) -> dict[str, Any]:
+        """The wait ended with SendTaskSuccess: who approved, as far as it can be known. An answer
+        triage took on the authenticated path is in the question's record (the approver as STS
+        verified them); any other SendTaskSuccess only claims one, and acts only where the stack
+        accepts unverified approvals (UnverifiedApproval otherwise: skipped, nothing changed)."""
+        request = self._request(event)
+        pending = self.approvals.get(request.request_id)
+        if pending is None or pending.execution_arn != event.execution.arn:
+            raise UnverifiedApproval("the run has no question on record: the approval cannot be checked")
+        claimed = event.approval if isinstance(event.approval, dict) else {"output": event.approval}
+        if pending.decision == "approve" and pending.answered_by:
+            approver: dict[str, Any] = {"principal": pending.answered_by, "verified": True}
+            if pending.answer_reason:
+                approver["comment"] = pending.answer_reason
+        elif self.settings.accept_unverified_approvals:
+            approver = {"claimed": claimed, "verified": False}
+        else:
+            self.audit.write(
+                self._row(event, request, Phase.APPROVED, after={"claimed": claimed, "verified": False})
+            )
+            raise UnverifiedApproval(
+                "the approval came straight to Step Functions (SendTaskSuccess), not through"
+                " `selfheal approve`: its approver is only claimed and this stack does not accept"
+                " unverified approvals; nothing was changed"
+            )
+        self.audit.write(self._row(event, request, Phase.APPROVED, after=approver))
+        return {"approver": approver, "planHash": pending.plan_hash}
+
     def recheck(self, event: StepEvent) -> dict[str, Any]:
         """After a wait for a human (an approval can come hours later), look again before acting:
-        the kill switch must still say enforce, the plan resolved now must be the one approved (its
-        resources and their tags included), and the precheck must pass again. Returns the new
-        ``before``."""
+        the kill switch must still say enforce, the approval must be fresh, the plan resolved now
+        must hash to the plan approved (its resources and their tags included), and the precheck
+        must pass again. Returns the new ``before``."""
         request = self._request(event)
         runbook = self._runbook(request.runbook)
         if event.plan is None:
@@ -522,6 +648,15 @@ class Steps:
             raise ModeChanged(
                 f"the kill switch is {mode.value} now{f' ({problem})' if problem else ''}: not acting"
             )
+        pending = self.approvals.get(request.request_id)
+        if pending is None:
+            raise UnverifiedApproval("the run's question is not on record any more: not acting")
+        approved_at = pending.answered_at or pending.asked_at
+        if utcnow() > approved_at + APPROVAL_VALID_FOR:
+            raise ApprovalExpired(
+                f"approved at {approved_at:%Y-%m-%dT%H:%M:%SZ}, more than"
+                f" {int(APPROVAL_VALID_FOR.total_seconds())} s ago: not acting on an old yes; ask again"
+            )
         try:
             plan = self._resolve(runbook, request)
         except NotApplicable:
@@ -529,14 +664,15 @@ class Steps:
         except TerminalError as exc:
             raise PreconditionFailed(f"changed since it was approved: {exc.message}", **exc.details) from exc
         now = plan.model_dump(mode="json", by_alias=True)
-        changed = sorted(k for k in set(now) | set(event.plan) if now.get(k) != event.plan.get(k))
-        if changed:
+        if plan_hash(now) != pending.plan_hash:
+            changed = sorted(k for k in set(now) | set(event.plan) if now.get(k) != event.plan.get(k))
+            what = "; ".join(f"{k} {event.plan.get(k)!r} -> {now.get(k)!r}" for k in changed)
             raise PreconditionFailed(
-                "changed since it was approved: "
-                + "; ".join(f"{k} {event.plan.get(k)!r} -> {now.get(k)!r}" for k in changed),
+                f"changed since it was approved: {what or 'not the plan the approver saw'}"
+                f" (plan {pending.plan_hash} -> {plan_hash(now)})",
                 changed=changed,
             )
-        # No second fence check needed: the tags are part of the plan (resourceTags), compared above.
+        # No second fence check needed: the tags are part of the plan (resourceTags), in the hash.
         return {"before": runbook.precheck(plan)}
 
     def fallback(self, event: StepEvent) -> dict[str, Any]:

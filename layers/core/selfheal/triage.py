@@ -12,15 +12,17 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from selfheal.approvals import ApprovalAnswer, Approvals
 from selfheal.audit import AuditRow, AuditTrail
 from selfheal.config import listed
-from selfheal.errors import SelfhealError, UnknownRunbook
-from selfheal.models import Actor, Phase, input_digest
+from selfheal.errors import InvalidInput, SelfhealError, Unauthenticated, UnknownRunbook
+from selfheal.identity import APPROVAL_ANSWER, MANUAL_REQUEST, binding, verify
+from selfheal.models import Actor, Phase, input_digest, utcnow
 from selfheal.policy import Decision, NoMatch, Policy, decide, describe
 from selfheal.runbooks import RUNBOOKS
-from selfheal.signals import Signal, SignalKind, Unrecognised, parse_records
+from selfheal.signals import ApprovalAnswerInfo, Signal, SignalKind, Unrecognised, parse_records
 from selfheal.steps import best_effort_target, parse_request
 
 if TYPE_CHECKING:
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 
 
 class TriageOutcome(BaseModel):
-    decision: str  # started | duplicate | ignored | rejected
+    decision: str  # started | duplicate | ignored | rejected | answered
     request_id: str
     runbook: str | None = None
     execution_arn: str | None = None
@@ -68,6 +70,9 @@ class Triage:
             foreign = self._foreign(item)
             if foreign:
                 outcomes.append(self._ignore(item, foreign))
+                continue
+            if item.approval_answer is not None:
+                outcomes.append(self._answer(item, item.approval_answer))
                 continue
             result = decide(self.policy, item, applies=self._applies)
             if isinstance(result, NoMatch):
@@ -122,22 +127,91 @@ class Triage:
         self.audit.write(row.model_copy(update={"at": at}) if at else row)
         return TriageOutcome(decision="ignored", request_id=request_id, reason=reason)
 
-    def _runbook_input(self, signal: Signal, decision: Decision) -> dict[str, Any]:
+    def _runbook_input(
+        self, signal: Signal, decision: Decision
+    ) -> tuple[dict[str, Any], SelfhealError | None]:
+        """The runbook input, and why the request must be refused (a proof that does not hold)."""
         if signal.kind is SignalKind.MANUAL and signal.manual is not None:
             # The operator's input goes to the runbook as they wrote it: validation names their mistakes.
             body = dict(signal.manual.input)
-            # requestedBy is the request's word about itself (EventBridge does not say who put it).
+            # requestedBy is the request's word about itself (EventBridge does not say who put it);
+            # a signed request also says who sent it, as STS verifies it.
             manual = Actor(kind="manual", requested_by=signal.manual.requested_by, event_id=signal.event_id)
+            problem: SelfhealError | None = None
+            if signal.manual.proof is not None:
+                try:
+                    principal = self._verify(signal.manual.proof, MANUAL_REQUEST, signal.manual.bound_body())
+                    manual = manual.model_copy(update={"principal": principal})
+                except Unauthenticated as exc:
+                    problem = exc
             body["actor"] = manual.model_dump(mode="json", by_alias=True, exclude_none=True)
-            return body
+            return body, problem
         actor = Actor(kind="automatic", rule=decision.rule, event_id=signal.event_id)
-        return decision.runbook_input(actor).model_dump(mode="json", by_alias=True, exclude_none=True)
+        return decision.runbook_input(actor).model_dump(mode="json", by_alias=True, exclude_none=True), None
+
+    def _verify(self, proof: Any, purpose: str, body: Any) -> str:
+        return verify(proof, binding(purpose, body), self.clients.sts_endpoint, utcnow())
+
+    def _answer(self, signal: Signal, info: ApprovalAnswerInfo) -> TriageOutcome:
+        """An answer to a runbook waiting for a human: taken only from a verified approver who is not
+        the requester, for the plan asked about, in time; then the task token goes back to Step
+        Functions. A refused answer leaves a rejected row and the run waiting."""
+        request_id = f"answer-{signal.event_id}"[:120]
+        approvals = Approvals(self.clients.dynamodb, self.settings.lease_table)
+        approver: str | None = None
+        pending = None
+        try:
+            try:
+                answer = ApprovalAnswer.model_validate(info.answer)
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                raise InvalidInput(f"invalid approval answer: {problems}") from exc
+            pending = approvals.get(answer.request_id)
+            approver = self._verify(info.proof, APPROVAL_ANSWER, answer.bound_body())
+            taken = approvals.answer(answer, approver, utcnow())
+        except SelfhealError as exc:
+            self.audit.write(
+                AuditRow(
+                    request_id=request_id,
+                    phase=Phase.REJECTED,
+                    runbook=pending.runbook if pending else "-",
+                    target_key=pending.target_key if pending else "-",
+                    step="triage: approval answer",
+                    actor=Actor(kind="manual", principal=approver, event_id=signal.event_id),
+                    execution_arn=pending.execution_arn if pending else None,
+                    error=exc.as_dict(),
+                    reason=f"answer not taken: {exc.message}",
+                )
+            )
+            return TriageOutcome(decision="rejected", request_id=request_id, reason=exc.message)
+        sfn = self.clients.stepfunctions
+        try:
+            if taken.decision == "approve":
+                output = {"decision": "approve", "approvedBy": approver, "planHash": taken.plan_hash}
+                sfn.send_task_success(taskToken=taken.task_token, output=json.dumps(output))
+            else:
+                cause = f"rejected by {approver}: {taken.answer_reason}"
+                sfn.send_task_failure(
+                    taskToken=taken.task_token, error="ApprovalRejected", cause=cause[:32768]
+                )
+        except (sfn.exceptions.TaskTimedOut, sfn.exceptions.InvalidToken, sfn.exceptions.TaskDoesNotExist):
+            why = f"{taken.execution_arn} stopped waiting before the answer reached it"
+            return TriageOutcome(decision="rejected", request_id=taken.request_id, reason=why)
+        return TriageOutcome(
+            decision="answered",
+            request_id=taken.request_id,
+            runbook=taken.runbook,
+            execution_arn=taken.execution_arn,
+            reason=f"{taken.decision} by {approver}",
+        )
 
     def _start(self, signal: Signal, decision: Decision) -> TriageOutcome:
-        body = self._runbook_input(signal, decision)
+        body, refused = self._runbook_input(signal, decision)
         name = execution_name(decision.runbook, signal.dedupe_id, body.get("target") or {})
         actor = Actor.model_validate(body["actor"])
         try:
+            if refused is not None:
+                raise refused
             arn = self.settings.state_machines.get(decision.runbook)
             if arn is None:
                 raise UnknownRunbook(f"no state machine for runbook {decision.runbook!r}")

@@ -56,46 +56,23 @@ FAILOVER_GLOBAL = Call(
 )
 
 ASK = Approval(
-    subject="[selfheal] APPROVAL NEEDED: promote {}",
-    subject_args=[f"{PLAN}.replicaIdentifier"],
-    message=(
-        "[selfheal] promote-replica needs approval\n\nPrimary:   {}\nPromote:   {}\nDNS:       {}\n"
-        "Why ask:   {}\nReason:    {}\n\nApprove:   selfheal approve {}\n"
-        'Reject:    selfheal reject {} --reason "why not"\n'
-        "(or SendTaskSuccess / SendTaskFailure with this task token, from the console or the AWS CLI)\n"
-        "If nobody answers within {} seconds nothing is changed.\n\nExecution: {}"
-    ),
-    message_args=[
-        f"{PLAN}.primaryIdentifier",
-        f"{PLAN}.replicaIdentifier",
-        "$.precheck.before.trafficMove",
-        "$.precheck.before.lag",
-        "$.request.reason",
-        "$$.Task.Token",
-        "$$.Task.Token",
-        f"{PLAN}.approvalTimeoutSeconds",
-        "$$.Execution.Id",
-    ],
     timeout=f"{PLAN}.approvalTimeoutSeconds",
-    why="$.precheck.before.lag",
-    refused="promoting {} was rejected ({}: {}): nothing was changed",
-    refused_args=[f"{PLAN}.replicaIdentifier", "$.error.Error", "$.error.Cause"],
-    timed_out="nobody approved promoting {} within {} seconds: nothing was changed ({})",
-    timed_out_args=[f"{PLAN}.replicaIdentifier", f"{PLAN}.approvalTimeoutSeconds", "$.precheck.before.lag"],
+    refused="acting on {} was rejected ({}: {}): nothing was changed",
+    refused_args=["$.request.targetKey", "$.error.Error", "$.error.Cause"],
+    timed_out="nobody approved acting on {} within {} seconds: nothing was changed ({})",
+    timed_out_args=[
+        "$.request.targetKey",
+        f"{PLAN}.approvalTimeoutSeconds",
+        "$.precheck.before.approvalReason",
+    ],
 )
 
 
-REPLICA = "Is the replica lag within the limit?"
+KIND = "Which kind of database?"
 GLOBAL = "Switchover or failover?"
 
 
 def _replica(f: Flow) -> None:
-    f.choice(
-        REPLICA,
-        [(is_true("$.precheck.before.needsApproval"), "Record: awaiting approval")],
-        PROMOTE.intent,
-    )
-    approval(f, ASK, then=PROMOTE.intent)
     f.call(PROMOTE, next_state="Start counting promotion checks", on_error=FAILED)
     f.poll(
         start="Start counting promotion checks",
@@ -334,15 +311,25 @@ def _global(f: Flow) -> None:
 
 
 def body(f: Flow) -> str:
+    f.choice(
+        "Does it need a human's yes?",
+        [(is_true("$.precheck.before.needsApproval"), approval(f, ASK, then=KIND))],
+        KIND,
+        comment="A replica's lag over the limit or unknown, a data-loss failover, or a request kind the"
+        " policy marks.",
+    )
     kind = f"{PLAN}.kind"
     f.choice(
-        "Which kind of database?",
-        [(equals(kind, "rds-replica"), REPLICA), (equals(kind, "aurora-cluster"), FAILOVER_CLUSTER.intent)],
+        KIND,
+        [
+            (equals(kind, "rds-replica"), PROMOTE.intent),
+            (equals(kind, "aurora-cluster"), FAILOVER_CLUSTER.intent),
+        ],
         GLOBAL,
     )
     for path in (_replica, _cluster, _global):
         path(f)
-    return "Which kind of database?"
+    return "Does it need a human's yes?"
 
 
 WORKFLOW = Workflow(
@@ -351,12 +338,13 @@ WORKFLOW = Workflow(
         "promote-replica: fail a database over to its replica, safely. Input: {target:"
         " {dbInstanceIdentifier | dbClusterIdentifier | globalClusterIdentifier}, params:"
         " {replicaIdentifier?, hostedZoneId?, recordName?, maxLagSeconds?, approvalTimeoutSeconds?,"
-        " targetInstanceIdentifier?, targetClusterIdentifier?, globalAction?}, dryRun, reason}. RDS"
-        " replica: checks (fence, available, ReplicaLag) -> approval if the lag is over the limit or"
-        " unknown -> promote -> wait for a standalone writer -> repoint the DNS name -> verify. Aurora:"
-        " fail over to the chosen or best reader. Global: switchover/failover to the named secondary."
+        " targetInstanceIdentifier?, targetClusterIdentifier?, globalAction?}, dryRun, reason}."
+        " Approval first (`selfheal approve`) if the replica lag is over the limit or unknown, for a"
+        " data-loss global failover, or for a request kind the policy marks. RDS replica: promote ->"
+        " wait for a standalone writer -> repoint the DNS name -> verify. Aurora: fail over to the"
+        " chosen or best reader. Global: switchover/failover to the named secondary."
     ),
     precheck="Precheck: can the replica take over?",
     body=body,
-    substitutions=("Partition", "StepsFunctionArn", "LeaseTableName", "NotificationTopicArn"),
+    substitutions=("Partition", "StepsFunctionArn", "LeaseTableName"),
 )

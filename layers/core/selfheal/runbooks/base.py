@@ -139,6 +139,8 @@ class Runbook(ABC):
     calls: ClassVar[tuple[CallSpec, ...]]
     # The error a runbook's concurrency slots raise when none is free.
     slots_full: ClassVar[type[SelfhealError]] = LeaseHeld
+    # Whether its workflow has the frame's approval step (the policy's `approvals` may name it).
+    asks_approval: ClassVar[bool] = False
 
     def __init__(self, clients: Clients, settings: Settings) -> None:
         self.clients = clients

@@ -420,6 +420,7 @@ def _resolve_cluster(
         cluster_identifier=cluster_id,
         current_writer=writers[0] if writers else None,
         target_instance_identifier=chosen["DBInstanceIdentifier"],
+        approval_timeout_seconds=params.value("approval_timeout_seconds"),
         resource_tags={
             cluster_id: tag_dict(cluster.get("TagList")),
             chosen["DBInstanceIdentifier"]: _instance_tags(rds, chosen) if "DBInstanceArn" in chosen else {},
@@ -480,6 +481,7 @@ def _resolve_global(
         target_cluster_arn=secondary["DBClusterArn"],
         current_writer_cluster_arn=writer,
         global_action=params.global_action,
+        approval_timeout_seconds=params.value("approval_timeout_seconds"),
         resource_tags={
             global_id: tag_dict(glob.get("TagList")),
             secondary["DBClusterArn"]: tag_dict(cluster.get("TagList")),
@@ -534,6 +536,7 @@ def _precheck_replica(clients: Any, plan: PromotionPlan) -> dict[str, Any]:
         "maxLagSeconds": limit,
         "lag": lag_verdict,
         "needsApproval": lag is None or lag > limit,
+        "approvalReason": lag_verdict if lag is None or lag > limit else None,
         "record": {
             "hostedZoneId": plan.hosted_zone_id,
             "name": plan.record_name,
@@ -565,6 +568,9 @@ def _precheck_cluster(clients: Any, plan: PromotionPlan) -> dict[str, Any]:
     return {
         "cluster": plan.cluster_identifier,
         "status": cluster.get("Status"),
+        # An Aurora failover inside a cluster keeps every committed write (shared storage).
+        "needsApproval": False,
+        "approvalReason": None,
         "writer": next((m["DBInstanceIdentifier"] for m in members if m.get("IsClusterWriter")), None),
         "newWriter": plan.target_instance_identifier,
         "howToGoBack": (
@@ -585,11 +591,21 @@ def _precheck_global(clients: Any, plan: PromotionPlan) -> dict[str, Any]:
         raise PreconditionFailed(
             f"secondary {plan.target_cluster_arn} is {secondary.get('Status')}, not available"
         )
+    data_loss = plan.global_action == "failover"
     return {
         "globalCluster": plan.global_cluster_identifier,
         "writer": plan.current_writer_cluster_arn,
         "newWriter": plan.target_cluster_arn,
         "action": plan.global_action,
+        # A failover (AllowDataLoss) drops what the secondary had not replicated yet: never without a
+        # human's yes, whoever asked. A switchover waits for replication and loses nothing.
+        "needsApproval": data_loss,
+        "approvalReason": (
+            f"failing {plan.global_cluster_identifier} over to {plan.target_cluster_arn} with"
+            " AllowDataLoss may lose the writes not yet replicated"
+            if data_loss
+            else None
+        ),
         "howToGoBack": (
             f"switch {plan.global_cluster_identifier} over again to {plan.current_writer_cluster_arn}"
             " once it is healthy (a failover with data loss needs the old primary re-added first)"
@@ -653,8 +669,16 @@ class PromoteReplica(Runbook):
     permissions = IAM_ACTIONS
     calls = (PROMOTE, REPOINT_DNS, FAILOVER_CLUSTER, SWITCHOVER_GLOBAL, FAILOVER_GLOBAL)
 
+    asks_approval = True
+
     def resolve(self, target: PromoteReplicaTarget, params: PromoteReplicaParams) -> PromotionPlan:
-        return resolve(self.clients, target, params, *self.fence)
+        plan = resolve(self.clients, target, params, *self.fence)
+        if plan.max_lag_seconds is None:
+            return plan
+        # A request or a tag (of the primary, which is not fenced: it is the failed side) may tighten
+        # the lag limit, never loosen it past the stack's PromoteReplicaMaxLagSeconds.
+        ceiling = self.settings.promote_replica_max_lag_seconds
+        return plan.model_copy(update={"max_lag_seconds": min(plan.max_lag_seconds, ceiling)})
 
     def precheck(self, plan: PromotionPlan) -> dict[str, Any]:
         return precheck(self.clients, plan)
