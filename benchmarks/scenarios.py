@@ -302,7 +302,12 @@ def _redrive_dlq_setup(cloud: Any) -> dict[str, Any]:
     sqs = cloud.client("sqs")
     suffix = uuid.uuid4().hex[:8]
     fence = {FENCE["Key"]: FENCE["Value"]}
-    tags = {**fence, **{f"selfheal:param:{k}": str(v) for k, v in _REDRIVE_PACE.items()}}
+    # selfheal:dlq=true declares it a DLQ (the redrive role may take messages only out of such queues).
+    tags = {
+        **fence,
+        "selfheal:dlq": "true",
+        **{f"selfheal:param:{k}": str(v) for k, v in _REDRIVE_PACE.items()},
+    }
     dlq_url = sqs.create_queue(QueueName=f"orders-dlq-{suffix}", tags=tags)["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"

@@ -228,7 +228,10 @@ def _orders_queues(cloud: DeployedCloud) -> tuple[str, str]:
     alarm and the DLQ alarm the policy rule sqs-dlq-has-messages listens to."""
     sqs, cw = cloud.client("sqs"), cloud.client("cloudwatch")
     fence = {FENCE["Key"]: FENCE["Value"]}
-    dlq = sqs.create_queue(QueueName="orders-dlq", tags={**fence, **DLQ_PARAM_TAGS})["QueueUrl"]
+    # selfheal:dlq=true declares it a DLQ: the redrive role may take messages only out of such queues.
+    dlq = sqs.create_queue(QueueName="orders-dlq", tags={**fence, "selfheal:dlq": "true", **DLQ_PARAM_TAGS})[
+        "QueueUrl"
+    ]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     policy = f'{{"deadLetterTargetArn": "{dlq_arn}", "maxReceiveCount": 2}}'
     orders = sqs.create_queue(QueueName="orders", Attributes={"RedrivePolicy": policy}, tags=fence)[

@@ -57,13 +57,16 @@ STAR_RESOURCE_ALLOWLIST: dict[str, str] = {
 # with an example value instead, so the statements they feed are checked as deployed.
 PARAMETER_EXAMPLES: dict[str, str] = {
     "ReplaceInstancePassRoleArns": f"arn:aws:iam::{ACCOUNT}:role/web",
+    "ReplaceInstanceLaunchTemplateIds": "lt-0123456789abcdef0,lt-0fedcba9876543210",
+    "ReplaceInstanceImageIds": "ami-0123456789abcdef0",
 }
 
 # Parliament findings that are the documented pattern, not a problem: (issue, action) -> why.
 PARLIAMENT_ACCEPTED: dict[tuple[str, str], str] = {
     ("RESOURCE_MISMATCH", "ec2:RunInstances"): (
         "RunInstances is split as the EC2 user guide shows (instance/* with an aws:RequestTag"
-        " condition; image, subnet, security group... without): each statement alone matches part"
+        " condition; launch template and image with the declared-source conditions; subnet,"
+        " security group... without): each statement alone matches part"
     ),
     ("RESOURCE_MISMATCH", "states:DescribeExecution"): (
         "parliament asks for both of the action's resource types (execution and express); the stack's"

@@ -30,6 +30,10 @@ PARAMETERS = {
     # Tests of failure paths fail runs on purpose; tests run side by side with their waits.
     "MaxFailedRunsPerHour": "1000",
     "MaxConcurrentActions": "50",
+    # replace-instance tests build their launch templates and images per test: every one of this
+    # account is declared; a test that needs a narrower scope sets the steps function's variables.
+    "ReplaceInstanceLaunchTemplateIds": "*",
+    "ReplaceInstanceImageIds": "*",
 }
 
 

@@ -21,10 +21,13 @@ from localcloud import ops
 from localcloud.harness import DeployedCloud
 from selfheal.audit import AuditRow, AuditTrail
 from selfheal.models import Actor, Phase, utcnow
+from selfheal.runbooks.redrive_dlq import DLQ_TAG, DLQ_TAG_VALUE
 from tests.e2e.throttling import THROTTLES_PAST_THE_CLIENT
 from tests.events import load_event
 
 FENCE = {"selfheal:managed": "true"}
+# What IAM lets the redrive role take messages out of (and the scope guard checks): a declared DLQ.
+DECLARED = {DLQ_TAG: DLQ_TAG_VALUE}
 FAST = {
     "pollIntervalSeconds": 0,
     "canaryObserveSeconds": 1,
@@ -56,12 +59,13 @@ def make_dlq(
     fence_source: bool = True,
     fifo: bool = False,
     dlq_tags: dict[str, str] | None = None,
+    declare_dlq: bool = True,
 ) -> Dlq:
     sqs = cloud.client("sqs")
     suffix = uuid.uuid4().hex[:8]
     tail = ".fifo" if fifo else ""
     extra = {"FifoQueue": "true", "ContentBasedDeduplication": "true"} if fifo else {}
-    tags = {**(FENCE if fence_dlq else {}), **(dlq_tags or {})}
+    tags = {**(FENCE if fence_dlq else {}), **(DECLARED if declare_dlq else {}), **(dlq_tags or {})}
     url = sqs.create_queue(QueueName=f"orders-dlq-{suffix}{tail}", Attributes=extra, tags=tags)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 3})
@@ -337,6 +341,32 @@ def test_redrive_dlq_lambda_or_sns_dlq_fails_with_a_named_error(cloud):
     result = cloud.start_and_wait("redrive-dlq", {"target": {"queueName": name}, "reason": "e2e: lambda dlq"})
     assert result.status == "FAILED" and result.error == "UnsupportedDlqSource"
     assert "Lambda" in (result.cause or "") and "SNS" in (result.cause or "")
+
+
+def test_redrive_dlq_fenced_queue_not_declared_a_dlq_is_refused_before_any_move(cloud):
+    """Given a fenced DLQ without selfheal:dlq=true (IAM would not let the redrive role receive or
+    delete its messages), When a redrive is asked for, Then the scope guard skips it and escalates,
+    with a row naming the tag, and no move task is started."""
+    dlq = make_dlq(cloud, messages=3, declare_dlq=False)
+    cloud.reset_recording()
+    result = cloud.start_and_wait("redrive-dlq", manual_input(dlq))
+    assert result.status == "SUCCEEDED" and dlq.depth(cloud) == 3
+    (skipped,) = rows_for(cloud, dlq.name)
+    assert skipped["phase"] == "skipped" and f"{DLQ_TAG}={DLQ_TAG_VALUE}" in skipped["reason"]
+    assert "not declared a dead-letter queue" in skipped["reason"]
+    assert not [r for r in cloud.recorded_requests() if r.operation == "StartMessageMoveTask"]
+
+
+def test_redrive_dlq_to_a_destination_that_is_a_declared_dlq_is_refused(cloud):
+    """The redrive role may send only to queues that are not declared DLQs: a destinationArn that is
+    one is refused by the scope guard, as IAM would refuse the move task's SendMessage."""
+    dlq, other = make_dlq(cloud, messages=2), make_dlq(cloud, messages=0)
+    cloud.reset_recording()
+    result = cloud.start_and_wait("redrive-dlq", manual_input(dlq, destinationArn=other.arn))
+    assert result.status == "SUCCEEDED" and dlq.depth(cloud) == 2 and other.depth(cloud) == 0
+    (skipped,) = rows_for(cloud, dlq.name)
+    assert skipped["phase"] == "skipped" and other.name in skipped["reason"]
+    assert not [r for r in cloud.recorded_requests() if r.operation == "StartMessageMoveTask"]
 
 
 def test_redrive_dlq_unfenced_queue_is_refused(cloud):

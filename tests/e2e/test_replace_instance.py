@@ -652,6 +652,58 @@ def test_replace_instance_profile_outside_the_allowed_roles_is_refused_before_an
     assert not [r for r in cloud.recorded_requests() if r.operation == "RunInstances"]
 
 
+def test_replace_instance_from_an_undeclared_image_is_refused_before_any_call(cloud, steps_env):
+    """Given a stack that declares another image (ReplaceInstanceImageIds), When an instance that was
+    not launched from a launch template is to be replaced from its own image, Then the scope guard
+    skips it (escalated) with a row naming the image and the parameter; nothing is launched."""
+    instance = _standalone_in_default_group(cloud)
+    steps_env(REPLACE_INSTANCE_IMAGE_IDS="ami-00000000000000000", REPLACE_INSTANCE_LAUNCH_TEMPLATE_IDS="*")
+    cloud.reset_recording()
+    result = cloud.start_and_wait("replace-instance", manual_input(instance, strategy="launch-template"))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    (skipped,) = replace_rows(cloud, instance)
+    assert skipped["phase"] == "skipped" and f"image {_image(cloud)}" in skipped["reason"]
+    assert "ReplaceInstanceImageIds: ami-00000000000000000" in skipped["reason"]
+    assert not [r for r in cloud.recorded_requests() if r.operation == "RunInstances"]
+    assert state_of(cloud, instance) == "running"
+
+
+def test_replace_instance_from_an_undeclared_launch_template_is_refused_before_any_call(cloud, steps_env):
+    """Given a stack that declares other launch templates (an image wildcard does not declare them),
+    When an instance launched from a template is to be replaced, Then it is skipped with a row naming
+    the template; nothing is launched, moved or deregistered."""
+    served = make_served(cloud)
+    steps_env(REPLACE_INSTANCE_LAUNCH_TEMPLATE_IDS="lt-00000000000000000", REPLACE_INSTANCE_IMAGE_IDS="*")
+    cloud.reset_recording()
+    result = cloud.start_and_wait(
+        "replace-instance", manual_input(served.instance, strategy="launch-template")
+    )
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    (skipped,) = replace_rows(cloud, served.instance)
+    assert skipped["phase"] == "skipped" and f"launch template {served.template}" in skipped["reason"]
+    assert "ReplaceInstanceLaunchTemplateIds: lt-00000000000000000" in skipped["reason"]
+    assert not [
+        r
+        for r in cloud.recorded_requests()
+        if r.service in {"ec2", "elasticloadbalancing", "elbv2"}
+        and not r.operation.startswith(("Describe", "Get", "List"))
+    ]
+    assert address_owner(cloud, served.allocation) == served.instance
+    assert registered(cloud, served.target_group) == [served.instance]
+
+
+def test_replace_instance_from_a_declared_launch_template_is_launched(cloud, steps_env):
+    """The stack names the exact template (not a wildcard): the replacement is launched from it."""
+    served = make_served(cloud)
+    steps_env(REPLACE_INSTANCE_LAUNCH_TEMPLATE_IDS=f"lt-00000000000000000,{served.template}")
+    result = cloud.start_and_wait(
+        "replace-instance", manual_input(served.instance, strategy="launch-template")
+    )
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    new = address_owner(cloud, served.allocation)
+    assert new and new != served.instance and registered(cloud, served.target_group) == [new]
+
+
 # ------------------------------------------------------- fallback: stop/start did not heal it
 
 

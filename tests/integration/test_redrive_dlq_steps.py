@@ -13,6 +13,7 @@ from selfheal.clients import Clients
 from selfheal.config import Settings
 from selfheal.errors import NotApplicable, PreconditionFailed, UnknownResource
 from selfheal.runbooks.redrive_dlq import (
+    DLQ_TAG,
     NO_CAP,
     ConsumerUnhealthy,
     FifoMismatch,
@@ -21,12 +22,14 @@ from selfheal.runbooks.redrive_dlq import (
     RedriveDlqParams,
     RedriveDlqTarget,
     UnsupportedDlqSource,
+    out_of_scope,
     precheck,
     resolve,
 )
 
 KEY, VALUE = "selfheal:managed", "true"
 FENCE = {KEY: VALUE}
+DECLARED_DLQ = {**FENCE, DLQ_TAG: "true"}
 
 
 @pytest.fixture
@@ -44,7 +47,7 @@ def dlq_with_source(sqs: Any, messages: int = 3, fifo: bool = False, **dlq_tags:
     tail = ".fifo" if fifo else ""
     extra = {"FifoQueue": "true", "ContentBasedDeduplication": "true"} if fifo else {}
     suffix = uuid.uuid4().hex[:6]
-    url, arn = queue(sqs, f"dlq-{suffix}{tail}", {**FENCE, **dlq_tags}, **extra)
+    url, arn = queue(sqs, f"dlq-{suffix}{tail}", {**DECLARED_DLQ, **dlq_tags}, **extra)
     _, source_arn = queue(
         sqs,
         f"src-{suffix}{tail}",
@@ -128,6 +131,28 @@ def test_resolve_named_destination_is_fenced_too(sqs):
     plan = resolve(sqs, target(queueArn=arn), RedriveDlqParams(destinationArn=other_arn), KEY, VALUE)
     assert plan.named_destination and plan.start_rest["DestinationArn"] == other_arn
     assert plan.resource_tags[other_arn] == {}
+
+
+def test_scope_guard_takes_only_from_a_declared_dlq_and_sends_only_to_queues_that_are_not(sqs):
+    """Given DLQs tagged as IAM lets the redrive role use them, When one is not declared a DLQ, or
+    the messages would go to a queue that is one, Then the scope guard names the queue and the tag
+    (what IAM would refuse); a declared DLQ redriven to its source queue passes."""
+    _, arn, source_arn = dlq_with_source(sqs)
+    plan = resolve(sqs, target(queueArn=arn), RedriveDlqParams(), KEY, VALUE)
+    assert out_of_scope(plan) == []
+    _, undeclared, _ = dlq_with_source(sqs, **{DLQ_TAG: "yes"})
+    (refused,) = out_of_scope(resolve(sqs, target(queueArn=undeclared), RedriveDlqParams(), KEY, VALUE))
+    assert "is not declared a dead-letter queue" in refused and f"{DLQ_TAG}=true" in refused
+    _, other_dlq = queue(sqs, f"other-dlq-{uuid.uuid4().hex[:6]}", DECLARED_DLQ)
+    into_a_dlq = resolve(sqs, target(queueArn=arn), RedriveDlqParams(destinationArn=other_dlq), KEY, VALUE)
+    (refused,) = out_of_scope(into_a_dlq)
+    assert other_dlq.rsplit(":", 1)[-1] in refused and "only to queues that are not" in refused
+    sqs.tag_queue(
+        QueueUrl=sqs.get_queue_url(QueueName=source_arn.rsplit(":", 1)[-1])["QueueUrl"],
+        Tags={DLQ_TAG: "true"},
+    )
+    (refused,) = out_of_scope(resolve(sqs, target(queueArn=arn), RedriveDlqParams(), KEY, VALUE))
+    assert source_arn.rsplit(":", 1)[-1] in refused
 
 
 def test_precheck_returns_the_depth_and_consumer_state(sqs, clients):

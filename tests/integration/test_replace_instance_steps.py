@@ -328,9 +328,33 @@ def test_resolve_launch_template_path_names_the_profile_roles_and_the_scope_guar
     assert plan.launch is not None and ri.LAUNCH.shape_of(plan.launch) == "image-profile"
     assert plan.pass_role_arns == [role["Arn"]]
     assert plan.launch is not None and plan.launch["IamInstanceProfile"] == {"Arn": profile["Arn"]}
-    assert ri.out_of_scope(plan, role["Arn"]) == []
-    (refused,) = ri.out_of_scope(plan, "none")
+    assert ri.out_of_scope(plan, ri.LaunchScope(pass_role_arns=role["Arn"], image_ids=world.image)) == []
+    (refused,) = ri.out_of_scope(plan, ri.LaunchScope(pass_role_arns="none", image_ids=world.image))
     assert role["Arn"] in refused and "allowed: none" in refused
+
+
+def test_scope_guard_refuses_a_replacement_from_an_undeclared_image_or_launch_template(clients, world):
+    """Given replacements launched from an image and from a launch template, When the stack declares
+    other ones (or none), Then the scope guard names the image or template and the parameter; a
+    declared one (or a wildcard that matches it) passes."""
+    from_image = _resolve_lt(clients, _standalone(clients, world), strategy="launch-template")
+    assert ri.out_of_scope(from_image, ri.LaunchScope(image_ids=world.image)) == []
+    assert ri.out_of_scope(from_image, ri.LaunchScope(image_ids="ami-*")) == []
+    (refused,) = ri.out_of_scope(from_image, ri.LaunchScope(image_ids="ami-00000000000000000"))
+    assert f"image {world.image}" in refused and "ReplaceInstanceImageIds: ami-00000000000000000" in refused
+    (refused,) = ri.out_of_scope(from_image, ri.LaunchScope(launch_template_ids="*"))
+    assert "ReplaceInstanceImageIds: none" in refused  # a template wildcard does not declare images
+    template = "lt-0123456789abcdef0"
+    tags = [{"Key": "aws:ec2launchtemplate:id", "Value": template}, {"Key": FENCE_KEY, "Value": FENCE_VALUE}]
+    launch = ri.launch_parameters({"InstanceId": "i-1", "SubnetId": "subnet-1", "Tags": tags})
+    from_template = from_image.model_copy(update={"launch": launch})
+    assert ri.out_of_scope(from_template, ri.LaunchScope(launch_template_ids=template)) == []
+    assert ri.out_of_scope(from_template, ri.LaunchScope(launch_template_ids="lt-0123*")) == []
+    (refused,) = ri.out_of_scope(
+        from_template, ri.LaunchScope(launch_template_ids="lt-0other", image_ids="*")
+    )
+    assert f"launch template {template}" in refused
+    assert "ReplaceInstanceLaunchTemplateIds: lt-0other" in refused
 
 
 def _target_groups(clients: Any, instance: str, ports: tuple[int, ...], fenced: bool = True) -> list[str]:
@@ -484,7 +508,7 @@ def test_fallback_plan_replaces_a_stopped_instance_with_its_address_and_target_g
     assert first.path == "stop-start" and first.fallback == "launch-template"
     assert not first.registrations and first.allocation_id is None  # resolve does not plan it
     clients.ec2.stop_instances(InstanceIds=[instance])
-    plan = ri.fallback_plan(clients, first, FENCE_KEY, FENCE_VALUE, "none")
+    plan = ri.fallback_plan(clients, first, FENCE_KEY, FENCE_VALUE, ri.LaunchScope(image_ids=world.image))
     assert plan.path == "launch-template" and plan.fallback_from == "stop-start" and plan.fallback == "none"
     assert plan.allocation_id == address and plan.has_address
     assert [r.target_group_arn for r in plan.registrations] == arns
@@ -497,8 +521,9 @@ def test_fallback_plan_refuses_an_unfenced_target_group_or_a_role_out_of_scope(c
     instance = _standalone(clients, world)
     (arn,) = _target_groups(clients, instance, (80,), fenced=False)
     first = _resolve(clients, instance)
+    images = ri.LaunchScope(image_ids=world.image)
     with pytest.raises(OutsideFence, match=arn):
-        ri.fallback_plan(clients, first, FENCE_KEY, FENCE_VALUE, "none")
+        ri.fallback_plan(clients, first, FENCE_KEY, FENCE_VALUE, images)
     role = clients.iam.create_role(RoleName=f"r-{uuid.uuid4().hex[:6]}", AssumeRolePolicyDocument="{}")[
         "Role"
     ]
@@ -506,8 +531,13 @@ def test_fallback_plan_refuses_an_unfenced_target_group_or_a_role_out_of_scope(c
     clients.iam.add_role_to_instance_profile(InstanceProfileName=role["RoleName"], RoleName=role["RoleName"])
     with_profile = _standalone(clients, world, IamInstanceProfile={"Arn": profile["Arn"]})
     with pytest.raises(PreconditionFailed, match="allowed: none"):
-        ri.fallback_plan(clients, _resolve(clients, with_profile), FENCE_KEY, FENCE_VALUE, "none")
-    assert ri.fallback_plan(clients, _resolve(clients, with_profile), FENCE_KEY, FENCE_VALUE, role["Arn"])
+        ri.fallback_plan(clients, _resolve(clients, with_profile), FENCE_KEY, FENCE_VALUE, images)
+    with pytest.raises(PreconditionFailed, match=f"image {world.image}"):
+        ri.fallback_plan(
+            clients, _resolve(clients, with_profile), FENCE_KEY, FENCE_VALUE, ri.LaunchScope(role["Arn"])
+        )
+    declared = ri.LaunchScope(pass_role_arns=role["Arn"], image_ids=world.image)
+    assert ri.fallback_plan(clients, _resolve(clients, with_profile), FENCE_KEY, FENCE_VALUE, declared)
 
 
 def test_fallback_plan_only_from_stop_start_with_the_fallback_on(clients, world):
@@ -516,5 +546,5 @@ def test_fallback_plan_only_from_stop_start_with_the_fallback_on(clients, world)
     instance = _standalone(clients, world)
     with pytest.raises(PreconditionFailed, match=r"params\.fallback none"):
         ri.fallback_plan(
-            clients, _resolve(clients, instance, fallback="none"), FENCE_KEY, FENCE_VALUE, "none"
+            clients, _resolve(clients, instance, fallback="none"), FENCE_KEY, FENCE_VALUE, ri.LaunchScope()
         )

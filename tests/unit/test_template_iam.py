@@ -16,22 +16,25 @@ import pytest
 from cfnlint.decode import decode
 
 from selfheal.runbooks import RUNBOOKS
-from tools.lint_iam import STAR_RESOURCE_ALLOWLIST
+from tools.lint_iam import STAR_RESOURCE_ALLOWLIST, Resolver, load_template
 
 ROOT = Path(__file__).parents[2]
 READ_ONLY = re.compile(r"^[a-z0-9-]+:(Describe|Get|List|Query|Scan|BatchGet)")
 TEMPLATE, _ = decode(str(ROOT / "template.yaml"))
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]  # type: ignore[index]
+RESOLVER = Resolver(load_template(ROOT / "template.yaml"))
 
 
 def _document(raw: Any) -> dict[str, Any]:
-    """A policy document; a Fn::Sub'd JSON string is rendered with the parameter defaults."""
+    """A policy document; a Fn::Sub'd JSON string is rendered with the parameter defaults, the
+    intrinsics of a YAML one are resolved as tools/lint_iam.py does (example values for the lists
+    whose default is "none")."""
     if isinstance(raw, dict) and "Fn::Sub" in raw:
         text = raw["Fn::Sub"]
         defaults = {k: str(v.get("Default", "")) for k, v in TEMPLATE["Parameters"].items()}
         defaults |= {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012"}
         return json.loads(re.sub(r"\$\{([\w:]+)\}", lambda m: defaults[m.group(1)], text))
-    return dict(raw)
+    return dict(RESOLVER.resolve(json.loads(json.dumps(raw))))
 
 
 def statements() -> Iterator[tuple[str, dict[str, Any]]]:

@@ -74,6 +74,13 @@ class Settings(BaseModel):
     # replace-instance: ARNs of the roles (comma-separated; empty or "none": none) a replacement's
     # instance profile may pass; the same template parameter scopes iam:PassRole.
     replace_instance_pass_role_arns: str = Field(default="", alias="REPLACE_INSTANCE_PASS_ROLE_ARNS")
+    # replace-instance: the launch templates (lt-...) and images (ami-...) a replacement may be
+    # launched from (comma-separated, * and ? wildcards; empty or "none": none); the same template
+    # parameters scope ec2:RunInstances.
+    replace_instance_launch_template_ids: str = Field(
+        default="", alias="REPLACE_INSTANCE_LAUNCH_TEMPLATE_IDS"
+    )
+    replace_instance_image_ids: str = Field(default="", alias="REPLACE_INSTANCE_IMAGE_IDS")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

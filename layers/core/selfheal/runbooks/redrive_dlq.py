@@ -25,6 +25,12 @@ MAX_RATE = 500  # SQS: MaxNumberOfMessagesPerSecond is at most 500
 # When neither the request nor the policy caps the redrive: effectively "all of them".
 NO_CAP = 1_000_000_000
 CONSUMER_ALARM_TAG = f"{TAG_PARAM_PREFIX}consumerAlarmName"
+# SQS has no condition key that tells a dead-letter queue from any other queue (only the global
+# aws:ResourceTag), and a move task needs ReceiveMessage/DeleteMessage on the DLQ but only
+# SendMessage on where the messages go. So the operator declares each DLQ with this tag (on top of the
+# fence): IAM lets the redrive role take messages only out of queues so tagged, and send only to
+# fenced queues without it; the scope guard refuses what IAM would (out_of_scope).
+DLQ_TAG, DLQ_TAG_VALUE = "selfheal:dlq", "true"
 
 IAM_ACTIONS = (
     "sqs:GetQueueUrl",
@@ -35,8 +41,9 @@ IAM_ACTIONS = (
     "cloudwatch:DescribeAlarms",
     "sqs:StartMessageMoveTask",
     "sqs:CancelMessageMoveTask",
-    # StartMessageMoveTask acts with the caller's permissions on both queues (SQS developer guide,
-    # "Configure queue permissions for dead-letter queue redrives").
+    # A move task acts with the caller's permissions: ReceiveMessage, DeleteMessage and
+    # GetQueueAttributes on the DLQ, SendMessage on the destination (SQS developer guide, "Amazon SQS
+    # API permissions: Actions and resource reference").
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
     "sqs:SendMessage",
@@ -278,6 +285,25 @@ def with_tag_params(params: RedriveDlqParams, tags: dict[str, str]) -> RedriveDl
         raise PreconditionFailed(f"a {TAG_PARAM_PREFIX}* tag on the DLQ has a bad value: {exc}") from exc
 
 
+def out_of_scope(plan: DlqRedrive) -> list[str]:
+    """What IAM would refuse the redrive role: taking messages from a queue not declared a DLQ
+    (``selfheal:dlq=true``), or sending them to a queue that is one (pure)."""
+    refused = []
+    if plan.resource_tags.get(plan.queue_arn, {}).get(DLQ_TAG) != DLQ_TAG_VALUE:
+        refused.append(
+            f"{plan.queue_name} is not declared a dead-letter queue (tag it {DLQ_TAG}={DLQ_TAG_VALUE}):"
+            " the redrive may take messages only out of queues so tagged"
+        )
+    destinations = [plan.destination_arn] if plan.destination_arn else plan.source_queue_arns
+    refused += [
+        f"{_name_of(arn)} is tagged {DLQ_TAG}={DLQ_TAG_VALUE}: the redrive may send messages only to"
+        " queues that are not declared dead-letter queues"
+        for arn in destinations
+        if plan.resource_tags.get(arn, {}).get(DLQ_TAG) == DLQ_TAG_VALUE
+    ]
+    return refused
+
+
 def consumer_state(cloudwatch: Any, alarm_name: str) -> str:
     alarms = cloudwatch.describe_alarms(AlarmNames=[alarm_name], AlarmTypes=["MetricAlarm", "CompositeAlarm"])
     found = alarms.get("MetricAlarms", []) + alarms.get("CompositeAlarms", [])
@@ -372,6 +398,9 @@ class RedriveDlq(Runbook):
 
     def precheck(self, plan: DlqRedrive) -> dict[str, Any]:
         return precheck(self.clients.sqs, self.clients.cloudwatch, plan)
+
+    def out_of_scope(self, plan: DlqRedrive) -> list[str]:
+        return out_of_scope(plan)
 
     def exact_calls(self, plan: DlqRedrive) -> list[Call]:
         return [

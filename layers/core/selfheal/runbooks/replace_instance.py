@@ -32,12 +32,15 @@ declares the exact calls.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from selfheal.config import listed
 from selfheal.ec2 import describe_instance
 from selfheal.errors import (
     AlreadyRecovering,
@@ -56,6 +59,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
 
     from selfheal.clients import Clients
+    from selfheal.config import Settings
 
 Path = Literal["asg", "stop-start", "launch-template"]
 
@@ -341,13 +345,13 @@ def _recover_alarms(cloudwatch: Any, instance_id: str) -> list[dict[str, Any]]:
 
 
 def fallback_plan(
-    clients: Clients, plan: ReplacePlan, fence_key: str, fence_value: str, allowed_role_arns: str
+    clients: Clients, plan: ReplacePlan, fence_key: str, fence_value: str, scope: LaunchScope
 ) -> ReplacePlan:
     """The launch-template plan that takes over when stop/start did not heal ``plan``'s instance.
 
     Planned now, not at resolve, because only now is it needed (and the instance may have stopped
-    since). Its resources are fenced and its pass roles in scope, or it raises (OutsideFence,
-    PreconditionFailed) and the execution fails as it would have without a fallback."""
+    since). Its resources are fenced and its launch template or image and pass roles in scope, or it
+    raises (OutsideFence, PreconditionFailed) and the execution fails as it would have without a fallback."""
     if plan.path != "stop-start" or plan.fallback != "launch-template":
         raise PreconditionFailed(f"no fallback from the {plan.path} path (params.fallback {plan.fallback})")
     instance = describe_instance(clients.ec2, plan.instance_id)
@@ -373,10 +377,10 @@ def fallback_plan(
             f" {fence_key}={fence_value}",
             unfenced=unfenced,
         )
-    refused = out_of_scope(replacement, allowed_role_arns)
+    refused = out_of_scope(replacement, scope)
     if refused:
         raise PreconditionFailed(
-            f"no replacement for {plan.instance_id}: it would pass {'; '.join(refused)}",
+            f"no replacement for {plan.instance_id}: it would use {'; '.join(refused)}",
             outOfScope=refused,
         )
     return replacement
@@ -471,18 +475,57 @@ def profile_name(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
-def out_of_scope(plan: ReplacePlan, allowed_role_arns: str) -> list[str]:
-    """The roles the replacement's instance profile would pass, when the stack does not allow them
-    (the same list scopes the state machine's iam:PassRole: the guard and IAM agree)."""
+@dataclass(frozen=True)
+class LaunchScope:
+    """What the stack lets a replacement be launched with: the roles its instance profile may pass,
+    the launch templates and the images it may come from (comma-separated stack parameters; empty or
+    "none": none; * and ? wildcards as IAM's StringLike/ArnLike). The same parameters scope the state
+    machine's iam:PassRole and ec2:RunInstances, so the guard refuses what IAM would."""
+
+    pass_role_arns: str = ""
+    launch_template_ids: str = ""
+    image_ids: str = ""
+
+    @classmethod
+    def of(cls, settings: Settings) -> LaunchScope:
+        return cls(
+            pass_role_arns=settings.replace_instance_pass_role_arns,
+            launch_template_ids=settings.replace_instance_launch_template_ids,
+            image_ids=settings.replace_instance_image_ids,
+        )
+
+
+def _declared(value: str, patterns: str) -> bool:
+    return any(fnmatch.fnmatchcase(value, pattern) for pattern in listed(patterns))
+
+
+def out_of_scope(plan: ReplacePlan, scope: LaunchScope) -> list[str]:
+    """What the replacement would be launched from or pass that the stack does not declare: its
+    launch template (ReplaceInstanceLaunchTemplateIds) or, without one, its image
+    (ReplaceInstanceImageIds), and the roles of its instance profile (ReplaceInstancePassRoleArns)."""
     if plan.path != "launch-template":
         return []
-    allowed = [a.strip() for a in allowed_role_arns.split(",") if a.strip() and a.strip() != "none"]
-    return [
+    refused = []
+    launch = plan.launch or {}
+    template = (launch.get("LaunchTemplate") or {}).get("LaunchTemplateId")
+    if template and not _declared(template, scope.launch_template_ids):
+        refused.append(
+            f"launch template {template} (ReplaceInstanceLaunchTemplateIds:"
+            f" {', '.join(listed(scope.launch_template_ids)) or 'none'})"
+        )
+    image = launch.get("ImageId")
+    if image and not _declared(image, scope.image_ids):
+        refused.append(
+            f"image {image} (ReplaceInstanceImageIds: {', '.join(listed(scope.image_ids)) or 'none'})"
+        )
+    allowed = listed(scope.pass_role_arns)
+    refused += [
         f"role {arn} of instance profile {profile_name(plan.instance_profile_arn or '')}"
         f" (allowed: {', '.join(allowed) or 'none'})"
         for arn in plan.pass_role_arns
         if arn not in allowed
     ]
+    return refused
 
 
 def group_budget(group: dict[str, Any], instance_id: str, max_in_flight: int) -> dict[str, Any]:
@@ -693,10 +736,10 @@ class ReplaceInstance(Runbook):
         return calls
 
     def out_of_scope(self, plan: ReplacePlan) -> list[str]:
-        return out_of_scope(plan, self.settings.replace_instance_pass_role_arns)
+        return out_of_scope(plan, LaunchScope.of(self.settings))
 
     def slots(self, plan: Mapping[str, Any]) -> list[str]:
         return group_slots(plan)
 
     def fallback(self, plan: ReplacePlan) -> ReplacePlan:
-        return fallback_plan(self.clients, plan, *self.fence, self.settings.replace_instance_pass_role_arns)
+        return fallback_plan(self.clients, plan, *self.fence, LaunchScope.of(self.settings))
