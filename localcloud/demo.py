@@ -563,6 +563,8 @@ def _dns_environment(cloud: DeployedCloud, env: Environment) -> None:
             ]
         },
     )
+    # flip-dns moves traffic only onto an endpoint a fenced health check watches: green's.
+    r53.change_tags_for_resource(ResourceType="healthcheck", ResourceId=checks["green"], AddTags=[FENCE])
     tags = {"selfheal:param:hostedZoneId": zone_id, "selfheal:param:recordName": name, **DNS_TUNING}
     r53.change_tags_for_resource(
         ResourceType="healthcheck",

@@ -1,0 +1,28 @@
+"""`make demo`, the README's main command, heals every fault it injects (a process of its own: the
+demo starts its own local cloud, and moto's state is per process)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_the_demo_heals_every_fault_it_injects():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT")}
+    done = subprocess.run(
+        [sys.executable, "-m", "localcloud.cli", "demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    healed = re.search(r"(\d+)/(\d+) faults healed", done.stdout)
+    assert done.returncode == 0 and healed, done.stdout[-3000:] + done.stderr[-3000:]
+    assert healed[1] == healed[2] and int(healed[2]) >= 6, healed[0]
