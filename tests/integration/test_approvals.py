@@ -206,3 +206,12 @@ def test_the_policy_may_mark_only_runbooks_with_an_approval_step():
     problems = refused.value.details["problems"]
     assert any("approvals.remap-eip: its workflow has no approval step" in p for p in problems)
     assert any("approvals.nope: unknown runbook" in p for p in problems)
+
+
+def test_a_run_resumed_as_approved_after_a_no_does_not_act(clients, settings, execution):
+    approvals = Approvals(clients.dynamodb, settings.lease_table)
+    approvals.ask(_pending(execution))
+    approvals.answer(_answer(execution, decision="reject", reason="behind"), BOB, utcnow())
+    event = _event("approved", execution, _request(Actor(kind="manual"), execution), approval={})
+    with pytest.raises(UnverifiedApproval, match="answered no"):
+        Steps(settings, clients).run(event)

@@ -615,6 +615,10 @@ class Steps:
         if pending is None or pending.execution_arn != event.execution.arn:
             raise UnverifiedApproval("the run has no question on record: the approval cannot be checked")
         claimed = event.approval if isinstance(event.approval, dict) else {"output": event.approval}
+        if pending.decision == "reject":
+            raise UnverifiedApproval(
+                f"{pending.answered_by} answered no, yet the run was resumed as approved: not acting"
+            )
         if pending.decision == "approve" and pending.answered_by:
             approver: dict[str, Any] = {"principal": pending.answered_by, "verified": True}
             if pending.answer_reason:
@@ -651,8 +655,9 @@ class Steps:
         pending = self.approvals.get(request.request_id)
         if pending is None:
             raise UnverifiedApproval("the run's question is not on record any more: not acting")
-        approved_at = pending.answered_at or pending.asked_at
-        if utcnow() > approved_at + APPROVAL_VALID_FOR:
+        # (An unverified approval, where the stack accepts those, resumed the run just now.)
+        approved_at = pending.answered_at
+        if approved_at is not None and utcnow() > approved_at + APPROVAL_VALID_FOR:
             raise ApprovalExpired(
                 f"approved at {approved_at:%Y-%m-%dT%H:%M:%SZ}, more than"
                 f" {int(APPROVAL_VALID_FOR.total_seconds())} s ago: not acting on an old yes; ask again"

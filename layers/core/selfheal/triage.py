@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from selfheal.approvals import ApprovalAnswer, Approvals
+from selfheal.approvals import ApprovalAnswer, Approvals, PendingApproval
 from selfheal.audit import AuditRow, AuditTrail
 from selfheal.config import listed
-from selfheal.errors import InvalidInput, SelfhealError, Unauthenticated, UnknownRunbook
+from selfheal.errors import ApprovalRefused, InvalidInput, SelfhealError, Unauthenticated, UnknownRunbook
 from selfheal.identity import APPROVAL_ANSWER, MANUAL_REQUEST, binding, verify
 from selfheal.models import Actor, Phase, input_digest, utcnow
 from selfheal.policy import Decision, NoMatch, Policy, decide, describe
@@ -170,20 +170,7 @@ class Triage:
             approver = self._verify(info.proof, APPROVAL_ANSWER, answer.bound_body())
             taken = approvals.answer(answer, approver, utcnow())
         except SelfhealError as exc:
-            self.audit.write(
-                AuditRow(
-                    request_id=request_id,
-                    phase=Phase.REJECTED,
-                    runbook=pending.runbook if pending else "-",
-                    target_key=pending.target_key if pending else "-",
-                    step="triage: approval answer",
-                    actor=Actor(kind="manual", principal=approver, event_id=signal.event_id),
-                    execution_arn=pending.execution_arn if pending else None,
-                    error=exc.as_dict(),
-                    reason=f"answer not taken: {exc.message}",
-                )
-            )
-            return TriageOutcome(decision="rejected", request_id=request_id, reason=exc.message)
+            return self._answer_refused(request_id, signal, pending, approver, exc)
         sfn = self.clients.stepfunctions
         try:
             if taken.decision == "approve":
@@ -195,8 +182,8 @@ class Triage:
                     taskToken=taken.task_token, error="ApprovalRejected", cause=cause[:32768]
                 )
         except (sfn.exceptions.TaskTimedOut, sfn.exceptions.InvalidToken, sfn.exceptions.TaskDoesNotExist):
-            why = f"{taken.execution_arn} stopped waiting before the answer reached it"
-            return TriageOutcome(decision="rejected", request_id=taken.request_id, reason=why)
+            late = ApprovalRefused(f"{taken.execution_arn} stopped waiting before the answer reached it")
+            return self._answer_refused(request_id, signal, taken, approver, late)
         return TriageOutcome(
             decision="answered",
             request_id=taken.request_id,
@@ -204,6 +191,29 @@ class Triage:
             execution_arn=taken.execution_arn,
             reason=f"{taken.decision} by {approver}",
         )
+
+    def _answer_refused(
+        self,
+        request_id: str,
+        signal: Signal,
+        pending: PendingApproval | None,
+        approver: str | None,
+        exc: SelfhealError,
+    ) -> TriageOutcome:
+        self.audit.write(
+            AuditRow(
+                request_id=request_id,
+                phase=Phase.REJECTED,
+                runbook=pending.runbook if pending else "-",
+                target_key=pending.target_key if pending else "-",
+                step="triage: approval answer",
+                actor=Actor(kind="manual", principal=approver, event_id=signal.event_id),
+                execution_arn=pending.execution_arn if pending else None,
+                error=exc.as_dict(),
+                reason=f"answer not taken: {exc.message}",
+            )
+        )
+        return TriageOutcome(decision="rejected", request_id=request_id, reason=exc.message)
 
     def _start(self, signal: Signal, decision: Decision) -> TriageOutcome:
         body, refused = self._runbook_input(signal, decision)
