@@ -74,6 +74,10 @@ class FakeStepFunctions:
 
 
 class FakeClients:
+    # A request's proof of its sender is checked at STS: here, a loopback port nothing listens on
+    # (a proof that got that far would be refused, never sent off the machine).
+    sts_endpoint = "http://127.0.0.1:9"
+
     def __init__(self) -> None:
         self.dynamodb = FakeDynamoDB()
         self.stepfunctions = FakeStepFunctions()

@@ -254,6 +254,11 @@ def matching_rules(events: Any, event: Mapping[str, Any], bus: str = "default") 
 
 
 def put_event(events: Any, event: Mapping[str, Any], bus: str = "default") -> str:
+    """PutEvents for one event as a sender writes it (source, detail-type, detail, time?); OpsError
+    naming what is wrong with it, as EventBridge would refuse it."""
+    detail = event.get("detail", {})
+    if not isinstance(detail, dict):
+        raise OpsError(f"the event's detail must be a JSON object, not {type(detail).__name__}")
     entry: dict[str, Any] = {
         "Source": event["source"],
         "DetailType": event["detail-type"],
@@ -262,7 +267,14 @@ def put_event(events: Any, event: Mapping[str, Any], bus: str = "default") -> st
         "EventBusName": bus,
     }
     if event.get("time"):
-        entry["Time"] = datetime.datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
+        try:
+            entry["Time"] = datetime.datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
+        except ValueError:
+            # AWS's own samples carry placeholders such as "yyyy-mm-ddThh:mm:ssZ".
+            raise OpsError(
+                f"the event's time {event['time']!r} is not an ISO 8601 time: set one, or leave it out"
+                " (EventBridge then stamps the time it received the event)"
+            ) from None
     response = events.put_events(Entries=[entry])
     result = response["Entries"][0]
     if response.get("FailedEntryCount"):

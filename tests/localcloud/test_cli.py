@@ -120,6 +120,36 @@ def test_local_send_reports_function_rows_as_plain_json(
     ]
 
 
+@pytest.mark.parametrize(
+    "event,needle",
+    [
+        # AWS's own sample events carry placeholder times
+        (
+            {
+                "source": "aws.health",
+                "detail-type": "AWS Health Event",
+                "detail": {},
+                "time": "yyyy-mm-ddThh:mm:ssZ",
+            },
+            "is not an ISO 8601 time",
+        ),
+        (
+            {"source": "aws.health", "detail-type": "AWS Health Event", "detail": "{}"},
+            "must be a JSON object",
+        ),
+        ([{"source": "aws.health", "detail-type": "AWS Health Event", "detail": {}}], "needs at least"),
+    ],
+    ids=["placeholder-time", "detail-as-a-string", "a-list"],
+)
+def test_local_send_names_what_is_wrong_with_a_malformed_event(
+    local: DeployedCloud, capsys: pytest.CaptureFixture[str], tmp_path: Path, event: Any, needle: str
+) -> None:
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event))
+    code, out, err = run(capsys, "local", "send", str(path), *remote(local))
+    assert code == 1 and needle in err and "Traceback" not in err + out
+
+
 def test_local_send_without_a_local_cloud_is_an_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
