@@ -9,6 +9,7 @@
 #   make unit | integration | e2e     one pytest tier
 #   make demo        the local-cloud demo (.venv/bin/selfheal demo)
 #   make bench       benchmarks: table + benchmarks/results/*.json (BENCH_ARGS=--quick; not in make test)
+#   make trust       storm, fault injection, hostile input at full size: trust-report.md/.json
 #   make clean       build outputs and caches (make distclean also removes venvs and node_modules)
 #
 # Venvs are cached with a stamp file named after a hash of what they install, so a second run
@@ -67,7 +68,7 @@ BUILD_INPUTS := $(TEMPLATE) samconfig.toml $(shell find functions layers statema
 BUILD_STAMP := .aws-sam/.stamp-build
 
 .PHONY: help venvs venv venv-sam venv-checkov node lint ruff format mypy validate sam-validate \
-	cfn-lint asl asl-generated asl-lint asl-validator checkov iam build unit integration e2e pytest test \
+	cfn-lint asl asl-generated asl-lint asl-validator checkov iam build unit integration e2e pytest test trust \
 	demo fmt clean distclean bench
 
 help:
@@ -205,21 +206,28 @@ $(BUILD_STAMP): $(BUILD_INPUTS) | venv venv-sam
 define pytest_tier
 	@dirs=""; for d in $(1); do [ -d "$$d" ] && dirs="$$dirs $$d"; done; \
 	if [ -z "$$dirs" ]; then echo "$(2): no test directories among: $(1)"; exit 0; fi; \
-	echo "+ $(VENV)/bin/pytest$$dirs $(PYTEST_ARGS)"; \
-	rc=0; $(VENV)/bin/pytest $$dirs $(PYTEST_ARGS) || rc=$$?; \
+	echo "+ $(VENV)/bin/pytest$$dirs $(3) $(PYTEST_ARGS)"; \
+	rc=0; $(VENV)/bin/pytest $$dirs $(3) $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "$(2): no tests collected"; rc=0; fi; exit $$rc
 endef
 
 PYTEST_ARGS ?=
+# The slow tiers run on every core (pytest-xdist): each worker is a process of its own, with its own
+# moto (and, for e2e, its own local cloud and stack); a file's tests stay on one worker.
+WORKERS ?= auto
+PARALLEL := -n $(WORKERS) --dist loadfile
 
 unit: venv
 	$(call pytest_tier,tests/unit tests/tools,unit)
 
 integration: venv
-	$(call pytest_tier,tests/integration,integration)
+	$(call pytest_tier,tests/integration,integration,$(PARALLEL))
 
+# Two runs: a process holds one local cloud at a time (moto's state is per process), and each of these
+# directories keeps one for its whole session.
 e2e: venv
-	$(call pytest_tier,tests/e2e tests/localcloud,e2e)
+	$(call pytest_tier,tests/e2e,e2e,$(PARALLEL))
+	$(call pytest_tier,tests/localcloud,e2e (local cloud),$(PARALLEL))
 
 pytest: unit integration e2e
 
@@ -243,6 +251,12 @@ demo: venv
 BENCH_ARGS ?=
 bench: venv
 	PYTHONPATH=layers/core:. $(PY) -m benchmarks $(BENCH_ARGS)
+
+# The storm (100 fenced resources, 1,000 signals), the fault-injection table and the hostile-input
+# properties at full size; writes trust-report.md and trust-report.json (not part of make test,
+# which runs a small storm and a subset of each).
+trust: venv
+	PYTHONPATH=layers/core:. $(PY) -m localcloud.trust $(TRUST_ARGS)
 
 # ------------------------------------------------------------------------------------------ clean
 clean:

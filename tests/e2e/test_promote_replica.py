@@ -150,6 +150,21 @@ def rds_event(db: Database, sample: str = "rds-instance-failure") -> dict[str, A
     return event
 
 
+def test_promote_replica_second_failure_event_after_the_promotion_is_a_skip_not_a_failure(cloud):
+    """Found by the storm: RDS reports the failure again (a new event) after the replica was
+    promoted; the primary has no replica any more. That is the fault already handled: skipped, no
+    page, nothing counted towards the breaker (it failed the run with PreconditionFailed before)."""
+    db = make_database(cloud, lag=2.0)
+    first = cloud.send_event_and_wait(rds_event(db), timeout=90)
+    assert [e.status for e in first.executions] == ["SUCCEEDED"]
+    again = cloud.send_event_and_wait(rds_event(db), timeout=60)
+    (execution,) = again.executions
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    last = rows_for(cloud, db.primary)[-1]
+    assert last["phase"] == "skipped" and last["error"]["error"] == "RecentlyRemediated"
+    assert "0 read replicas" in last["reason"] and "cooldown" in last["reason"]
+
+
 def test_promote_replica_rds_failure_event_promotes_the_replica_and_moves_the_dns_name(cloud):
     # Given a fenced primary with a healthy fenced replica and the application's CNAME on the primary
     db = make_database(cloud, lag=2.0)

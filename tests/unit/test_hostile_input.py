@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,18 @@ settings.register_profile(
     "trust", max_examples=5_000, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck)
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# Inputs each property was given in this run: written for `make trust`'s report.
+TRIED: Counter[str] = Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_how_many_inputs() -> Iterator[None]:
+    yield
+    results = os.environ.get("SELFHEAL_TRUST_RESULTS")
+    if results:
+        (Path(results) / "hostile.json").write_text(json.dumps(dict(TRIED), indent=2))
+
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=16)
 json_values = st.recursive(
@@ -103,6 +117,7 @@ EVENTS = (
 
 @given(EVENTS)
 def test_any_event_parses_to_signals_or_named_reasons_and_decides_without_error(event):
+    TRIED["signal parsing and policy decisions"] += 1
     policy = load_policy()
     results = parse_records(event)
     assert results and all(isinstance(r, Signal | Unrecognised) for r in results)
@@ -117,6 +132,7 @@ def test_any_event_parses_to_signals_or_named_reasons_and_decides_without_error(
 @pytest.mark.parametrize("runbook", sorted(RUNBOOKS))
 @given(raw=json_values | broken(MANUAL).map(lambda e: e.get("detail") if isinstance(e, dict) else e))
 def test_any_runbook_input_is_a_request_or_a_named_error(runbook, raw):
+    TRIED[f"{runbook} input model"] += 1
     try:
         request = parse_request(raw, runbook, "request-1", None)
     except SelfhealError as exc:
@@ -133,6 +149,7 @@ def _policy_document() -> Any:
 
 @given(st.data())
 def test_any_policy_document_is_valid_or_every_problem_is_named(data):
+    TRIED["policy validator"] += 1
     document = data.draw(broken({"policy": _policy_document()}) | json_values)
     try:
         parse_policy(document)
@@ -146,6 +163,7 @@ def test_any_manual_request_on_the_bus_is_started_rejected_or_ignored_never_an_e
     from selfheal.config import Settings
     from selfheal.triage import Triage
 
+    TRIED["manual bus path (triage)"] += 1
     clients = FakeClients()
     machines = {
         f"STATE_MACHINE_{name.upper().replace('-', '_')}": f"arn:aws:states:us-east-1:123456789012:stateMachine:{name}"

@@ -135,6 +135,12 @@ class AlreadyRecovering(NotApplicable):
     """AWS (or the Auto Scaling group) is already recovering the target: don't fight it."""
 
 
+class RecentlyRemediated(NotApplicable):
+    """The target cannot be resolved as the signal describes it, and this runbook ran on it within
+    the cooldown: the signal is about the fault that run already handled (a second RDS failure event
+    after the promotion), not a new failure."""
+
+
 class GroupBudgetExceeded(TerminalError):
     """Acting would put more of an Auto Scaling group out of service at once than its budget allows."""
 

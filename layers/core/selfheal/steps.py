@@ -30,6 +30,7 @@ from selfheal.errors import (
     NotApplicable,
     NotThisStacksExecution,
     PreconditionFailed,
+    RecentlyRemediated,
     SelfhealError,
     TerminalError,
     UnknownRunbook,
@@ -60,12 +61,16 @@ from selfheal.runbooks import RUNBOOKS, Plan, Runbook
 
 logger = Logger(child=True)
 
-# Stops that page once an hour per runbook, not once a run (a guard's name, or the intent step's error).
+# Stops that page once an hour per runbook, not once a run (a guard's name, or the intent step's error):
+# a burst meets them many times over (a Health event naming 500 instances nobody fenced), and every
+# run still has its row and its outcome event.
 ONCE_AN_HOUR = {
     "budget": "budget",
     "BudgetExhausted": "budget",
     "breaker": "breaker",
     "TooManyActionsAtOnce": "in-flight",
+    "fence": "fence",
+    "scope": "scope",
 }
 
 
@@ -358,7 +363,13 @@ class Steps:
         request = self._request(event)
         runbook = self._runbook(request.runbook)
         s = self.settings
-        plan = self._resolve(runbook, request)
+        try:
+            plan = self._resolve(runbook, request)
+        except NotApplicable:
+            raise
+        except TerminalError as exc:
+            self._after_a_recent_run(request, exc)
+            raise
         plan_json = plan.model_dump(mode="json", by_alias=True)
         mode, mode_problem = read_mode(self.clients.ssm, s.mode_parameter)
         now = utcnow()
@@ -397,6 +408,29 @@ class Steps:
                 else 0
             )
         return {"decision": result, "plan": plan_json, "dryRun": decision.dry_run}
+
+    def _after_a_recent_run(self, request: Request, exc: TerminalError) -> None:
+        """A target that no longer resolves right after this runbook ran on it was changed by that run
+        (a promoted replica is no replica any more): a late or repeated signal, skipped, not a failure
+        (which would page and count towards the breaker). Raises RecentlyRemediated, or returns."""
+        now = utcnow()
+        cooldown = self.settings.cooldown_seconds
+        recent = [
+            r
+            for r in self.audit.for_target(request.target_key, now - timedelta(seconds=cooldown))
+            if r.runbook == request.runbook
+            and r.request_id != request.request_id
+            and r.phase is Phase.STARTED
+            and not r.dry_run
+            and r.at <= now + CLOCK_SKEW
+        ]
+        if recent:
+            last = max(r.at for r in recent)
+            raise RecentlyRemediated(
+                f"{exc.message}; {request.runbook} ran on {request.target_key} at {last.isoformat()}"
+                f" (cooldown {cooldown}s): this signal is about what that run handled, not acting",
+                **exc.details,
+            ) from exc
 
     def _limits(self, plan_json: dict[str, Any]) -> GuardLimits:
         s = self.settings

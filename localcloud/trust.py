@@ -1,0 +1,206 @@
+"""``make trust``: the storm, the fault-injection table and the hostile-input properties, at full size,
+and one report of what they measured: trust-report.json and trust-report.md.
+
+Every figure comes from this run: the storm's own count (``localcloud.storm``), and what the test
+modules write to ``SELFHEAL_TRUST_RESULTS`` while they run (faults.json, hostile.json). A part that
+fails still reports what it measured, and the command exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).parents[1]
+# The figures a self-healing system must hold at zero whatever the storm.
+ZEROES = ("unaccounted", "unlogged", "doubleActions", "chainProblems", "triageErrors")
+
+
+def _run(argv: list[str], env: dict[str, str], log: Path) -> tuple[int, float]:
+    start = time.perf_counter()
+    with log.open("w") as out:
+        code = subprocess.run(
+            argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, check=False
+        ).returncode
+    return code, time.perf_counter() - start
+
+
+def _read(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def collect(resources: int, events: int, out: Path) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="selfheal-trust-"))
+    env = {
+        **os.environ,
+        "SELFHEAL_TRUST": "1",
+        "SELFHEAL_TRUST_RESULTS": str(work),
+        "HYPOTHESIS_PROFILE": "trust",
+    }
+    python = sys.executable
+    parts: dict[str, Any] = {}
+    code, seconds = _run(
+        [
+            python,
+            "-m",
+            "localcloud.storm",
+            "--resources",
+            str(resources),
+            "--events",
+            str(events),
+            "--json",
+            str(work / "storm.json"),
+        ],
+        env,
+        work / "storm.log",
+    )
+    parts["storm"] = {"exitCode": code, "seconds": round(seconds, 1), "figures": _read(work / "storm.json")}
+    code, seconds = _run(
+        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit/test_hostile_input.py"],
+        env,
+        work / "hostile.log",
+    )
+    parts["hostileInput"] = {
+        "exitCode": code,
+        "seconds": round(seconds, 1),
+        "properties": _read(work / "hostile.json"),
+    }
+    faults = ROOT / "tests" / "e2e" / "test_fault_injection.py"
+    if faults.is_file():
+        code, seconds = _run(
+            [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(faults)], env, work / "faults.log"
+        )
+        parts["faultInjection"] = {
+            "exitCode": code,
+            "seconds": round(seconds, 1),
+            "cases": _read(work / "faults.json"),
+        }
+    else:
+        parts["faultInjection"] = {
+            "exitCode": None,
+            "missing": "tests/e2e/test_fault_injection.py is not built yet",
+        }
+    report = {
+        "generatedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "logs": str(work),
+        **parts,
+    }
+    report["verdict"] = verdict(report)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "trust-report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "trust-report.md").write_text(markdown(report))
+    return report
+
+
+def verdict(report: dict[str, Any]) -> dict[str, Any]:
+    """What does not hold, in words (empty: everything measured held)."""
+    problems: list[str] = []
+    storm = (report.get("storm") or {}).get("figures")
+    if not storm:
+        problems.append("the storm produced no figures (see its log)")
+    else:
+        problems += [f"storm: {name} = {storm[name]} (must be 0)" for name in ZEROES if storm.get(name)]
+        problems += [f"storm: {rb} acted {n} times, over its budget" for rb, n in storm["overBudget"].items()]
+    for part in ("storm", "hostileInput", "faultInjection"):
+        code = (report.get(part) or {}).get("exitCode")
+        if code not in (0, None):
+            problems.append(f"{part}: exit code {code}")
+    return {"holds": not problems, "problems": problems}
+
+
+def _table(rows: list[tuple[str, Any]]) -> list[str]:
+    return ["| figure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        "# selfheal trust report",
+        "",
+        f"Generated {report['generatedAt']} on {report['machine']['cpus']} CPUs, Python"
+        f" {report['machine']['python']}, by `make trust`. Every figure below was measured in this run.",
+        "",
+        f"**Verdict: {'holds' if report['verdict']['holds'] else 'does NOT hold'}.**",
+        *(f"- {p}" for p in report["verdict"]["problems"]),
+        "",
+        "## Storm",
+        "",
+        "The real pipeline: EventBridge, the alarm topic and alarm actions -> triage -> state machines.",
+        "",
+    ]
+    storm = (report.get("storm") or {}).get("figures")
+    if storm:
+        lines += _table(
+            [
+                ("events in", storm["eventsIn"]),
+                ("... by kind", json.dumps(storm["eventsByKind"])),
+                ("... by envelope", json.dumps(storm["eventsByEnvelope"])),
+                ("fenced resources", f"{storm['fencedResources']} {json.dumps(storm['resourcesByRunbook'])}"),
+                ("triage decisions", json.dumps(storm["decisions"])),
+                ("skipped, by reason", json.dumps(storm["skippedByReason"])),
+                ("executions", f"{storm['executions']} {json.dumps(storm['executionStatus'])}"),
+                ("mutating AWS calls", storm["mutatingCalls"]),
+                ("remediations that acted, per runbook", json.dumps(storm["remediationsThatActed"])),
+                ("budget per runbook per hour", storm["budgetPerHour"]),
+                ("breaker openings", storm["breakerOpenings"]),
+                ("escalations sent", storm["escalationsSent"]),
+                ("... for guard stops (once an hour each)", json.dumps(storm["guardStopEscalations"])),
+                (
+                    "event -> decision, p50 / max (s)",
+                    f"{storm['eventToDecisionSeconds']['p50']} / {storm['eventToDecisionSeconds']['max']}",
+                ),
+                ("**unaccounted** (events with no row saying what became of them)", storm["unaccounted"]),
+                ("**unlogged** (mutating calls without intent and outcome rows)", storm["unlogged"]),
+                ("**double actions** (targets acted on twice for one incident)", storm["doubleActions"]),
+                ("audit chain problems", storm["chainProblems"]),
+                ("events per second through the whole pipeline", storm["eventsPerSecond"]),
+                ("storm wall time (s)", storm["seconds"]),
+            ]
+        )
+    lines += ["", "## Hostile input (hypothesis)", ""]
+    hostile = (report.get("hostileInput") or {}).get("properties") or {}
+    lines += (
+        _table([(name, f"{n} inputs") for name, n in sorted(hostile.items())])
+        if hostile
+        else ["(none measured)"]
+    )
+    lines += ["", "## Fault injection", ""]
+    faults = report.get("faultInjection") or {}
+    cases = faults.get("cases")
+    if cases:
+        lines += [
+            "| runbook | call | fault | status | target | lease released | chain | escalations | s |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {c['runbook']} | {c['call']} | {c['fault']} | {c['status']} | {c['targetState']} |"
+            f" {c['leaseReleased']} | {c['chainOk']} | {c['escalations']} | {c['seconds']} |"
+            for c in cases
+        ]
+    else:
+        lines += [faults.get("missing") or "(no cases measured: see the log)"]
+    lines += ["", f"Logs of this run: `{report['logs']}`.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localcloud.trust", description=__doc__.splitlines()[0])
+    parser.add_argument("--resources", type=int, default=100)
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=ROOT)
+    args = parser.parse_args(argv)
+    report = collect(args.resources, args.events, args.out)
+    print((args.out / "trust-report.md").read_text())
+    return 0 if report["verdict"]["holds"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
