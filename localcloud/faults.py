@@ -5,6 +5,11 @@ the next ``times`` matching requests get an AWS error in that service's protocol
 answer: throttling by default. Every caller goes through the same server (a test, an in-process
 Lambda step, the Step Functions interpreter's SDK tasks), so a fault hits whoever makes the call,
 and botocore's retries see it as they would see AWS's.
+
+The kinds (constructors below): ``throttling``; ``terminal`` (an error that says the call was refused
+and trying again will not help); ``hang`` (a call that never answers); ``step_raises`` (the steps
+function's handler raises, as Lambda reports an unhandled error). An execution stopped half-way is
+no fault of a call: ``localcloud.ops.stop_at`` stops it while it waits at a chosen state.
 """
 
 from __future__ import annotations
@@ -30,6 +35,19 @@ THROTTLING = {
     "dynamodb": ("ThrottlingException", 400),
 }
 DEFAULT_THROTTLING = ("Throttling", 400)
+# A refusal per service that no retry absorbs: the call was not made (code, HTTP status).
+TERMINAL = {
+    "ec2": ("UnauthorizedOperation", 403),
+    "autoscaling": ("ValidationError", 400),
+    "elbv2": ("InvalidTarget", 400),
+    "rds": ("InvalidDBInstanceState", 400),
+    "route53": ("InvalidChangeBatch", 400),
+    "sqs": ("AccessDenied", 403),
+}
+DEFAULT_TERMINAL = ("AccessDenied", 403)
+# What a held request answers once its hold is over: its caller gave up long before (a read timeout, a
+# state's TimeoutSeconds), so nobody reads it; it must only not be a success.
+HANG_ANSWER = ("RequestTimeout", 504)
 
 
 @dataclass(eq=False)
@@ -41,6 +59,16 @@ class Fault:
     message: str = "Rate exceeded (injected by the local cloud)"
     times: int = 1
     where: Callable[[RecordedRequest], bool] | None = None
+    # Seconds the server holds the request before it answers: longer than the caller waits, it is a
+    # call that never answers. What is emulated: the request never reaches moto (the service did not
+    # act) and the held answer is the error above; a call that acts and answers too late is not.
+    hold: float = 0.0
+    # Lambda Invoke only: answer as Lambda does when the handler raised (200, X-Amz-Function-Error:
+    # Unhandled, the error as the payload), errorType ``code``.
+    function_error: bool = False
+    # Serve the request first (its effects happen), then answer the fault: a step that raised after
+    # it had written its row, a call that acted but whose answer was lost.
+    serve_first: bool = False
     hits: list[RecordedRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -57,13 +85,63 @@ class Fault:
         )
 
 
+def throttling(service: str, operation: str, times: int = 1, **narrow: Any) -> Fault:
+    return Fault(service, operation, times=times, **narrow)
+
+
+def terminal(service: str, operation: str, times: int = 1, **narrow: Any) -> Fault:
+    """The service's refusal (``TERMINAL``): the call was not made, and asking again will not help."""
+    code, status = TERMINAL.get(service, DEFAULT_TERMINAL)
+    message = "Refused (injected by the local cloud)"
+    return Fault(service, operation, code=code, status=status, message=message, times=times, **narrow)
+
+
+def hang(service: str, operation: str, seconds: float, times: int = 1, **narrow: Any) -> Fault:
+    """No answer for ``seconds`` (then an error nobody waits for). To read as "never answers", make
+    it longer than the caller waits: a Step Functions state's TimeoutSeconds (moto's interpreter gives
+    its SDK clients no read timeout of their own), or a botocore client's read timeout times its
+    attempts (the steps function's clients: ``selfheal.clients``, 3 x 10 s)."""
+    code, status = HANG_ANSWER
+    message = "No answer (injected by the local cloud)"
+    return Fault(
+        service, operation, code=code, status=status, message=message, times=times, hold=seconds, **narrow
+    )
+
+
+def step_raises(
+    state: str, *, after_running: bool = False, error: str = "RuntimeError", times: int = 1
+) -> Fault:
+    """The steps function raises when a state machine's ``state`` invokes it (the Lambda Invoke whose
+    payload names that state): before its handler ran (nothing it would do happens), or, with
+    ``after_running``, once it has done its work (its row written, then a crash)."""
+
+    def invoked_by(request: RecordedRequest) -> bool:
+        payload = request.parameters.get("Payload")
+        return isinstance(payload, dict) and (payload.get("state") or {}).get("name") == state
+
+    return Fault(
+        "lambda",
+        "Invoke",
+        code=error,
+        status=200,
+        message=f"injected by the local cloud in {state!r}",
+        times=times,
+        where=invoked_by,
+        function_error=True,
+        serve_first=after_running,
+    )
+
+
 @dataclass(eq=False)
 class FaultInjector:
     _faults: list[Fault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set by clear(): requests still held by a hang answer at once (a test's end frees its threads).
+    _released: threading.Event = field(default_factory=threading.Event)
 
     def add(self, fault: Fault) -> Fault:
         with self._lock:
+            self._released.clear()
             self._faults.append(fault)
         return fault
 
@@ -73,6 +151,12 @@ class FaultInjector:
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._released.set()
+
+    def hold(self, fault: Fault) -> None:
+        """Wait out the fault's hold (or until the faults are cleared)."""
+        if fault.hold > 0:
+            self._released.wait(fault.hold)
 
     def armed(self) -> bool:
         with self._lock:
@@ -98,6 +182,10 @@ def _protocol(service: str) -> str:
 def error_response(service: str, fault: Fault) -> tuple[int, dict[str, str], str]:
     """(status, headers, body) of an AWS error answer in ``service``'s protocol."""
     request_id = str(uuid.uuid4())
+    if fault.function_error:
+        headers = {"Content-Type": "application/json", "X-Amz-Function-Error": "Unhandled"}
+        payload = {"errorMessage": fault.message, "errorType": fault.code, "stackTrace": []}
+        return 200, {**headers, "x-amzn-RequestId": request_id}, json.dumps(payload)
     code, message = escape(fault.code), escape(fault.message)
     protocol = _protocol(service)
     if protocol == "ec2":
@@ -152,6 +240,9 @@ def install(injector: FaultInjector) -> None:
                     for injector in injectors:
                         fault = injector.take(entry)
                         if fault is not None:
+                            if fault.serve_first:
+                                original(self, args, **kwargs)
+                            injector.hold(fault)
                             status, answer_headers, body = error_response(entry.service, fault)
                             return Response(response=body, status=status, headers=answer_headers)
             return original(self, args, **kwargs)

@@ -184,6 +184,16 @@ def wait_for_state(
         time.sleep(poll)
 
 
+def stop_at(sfn: Any, execution_arn: str, state: str, timeout: float = 60.0) -> None:
+    """StopExecution once the execution has entered ``state``, as an operator stops a run half-way
+    (the console's "Stop execution"). To stop it *in* that state, make the state wait first (a call
+    held by ``localcloud.faults.hang``): a state that ends sooner than the poll may be left already."""
+    wait_for_state(sfn, execution_arn, state, timeout=timeout)
+    sfn.stop_execution(
+        executionArn=execution_arn, error="Stopped", cause=f"stopped by an operator in {state!r}"
+    )
+
+
 def start_and_wait(
     sfn: Any, state_machine_arn: str, execution_input: Any, name: str | None = None, timeout: float = 60.0
 ) -> ExecutionResult:

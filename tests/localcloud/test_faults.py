@@ -3,14 +3,17 @@ times as asked, then works again; botocore reads the error as it would read AWS'
 
 from __future__ import annotations
 
+import json
+import time
+import uuid
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ReadTimeoutError
 
-from localcloud.faults import Fault
+from localcloud.faults import TERMINAL, Fault, hang, step_raises, terminal
 from localcloud.harness import DeployedCloud
 
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
@@ -76,6 +79,75 @@ def test_a_fault_can_be_narrowed_to_some_requests(local) -> None:
             ssm.get_parameter(Name="/x")
         ssm.put_parameter(Name="/y", Value="1", Type="String", Overwrite=True)
         assert ssm.get_parameter(Name="/y")["Parameter"]["Value"] == "1"
+        assert len(fault.hits) == 1
+    finally:
+        local.cloud.faults.clear()
+
+
+def test_a_terminal_fault_is_the_service_s_refusal_and_no_retry_absorbs_it(local) -> None:
+    # Given a terminal fault on one EC2 call, and a client that retries as the steps function's do
+    fault = local.cloud.faults.add(terminal("ec2", "DescribeRegions"))
+    try:
+        aws = client(local, "ec2", Config(retries={"total_max_attempts": 3, "mode": "standard"}))
+        # When it is called, Then the refusal reaches the caller after one request: not retried
+        with pytest.raises(ClientError) as raised:
+            aws.describe_regions()
+        assert raised.value.response["Error"]["Code"] == TERMINAL["ec2"][0]
+        assert len(fault.hits) == 1
+    finally:
+        local.cloud.faults.clear()
+
+
+def test_a_hung_call_outlasts_its_caller_and_never_reaches_the_service(local) -> None:
+    # Given a call held longer than its caller waits (1 s read timeout, one attempt)
+    name = f"/faults/{uuid.uuid4().hex[:8]}"
+    fault = local.cloud.faults.add(hang("ssm", "PutParameter", seconds=30))
+    impatient = Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=1)
+    ssm = client(local, "ssm", impatient)
+    try:
+        started = time.monotonic()
+        # When it is made, Then the caller times out (in about its read timeout, not the hold)
+        with pytest.raises(ReadTimeoutError):
+            ssm.put_parameter(Name=name, Value="1", Type="String")
+        assert time.monotonic() - started < 10
+    finally:
+        # And clearing the faults frees the held request at once
+        local.cloud.faults.clear()
+    # And the service never acted on it
+    with pytest.raises(ClientError, match="ParameterNotFound"):
+        client(local, "ssm").get_parameter(Name=name)
+    assert len(fault.hits) == 1
+
+
+def _invoke(local: DeployedCloud, payload: dict[str, Any]) -> dict[str, Any]:
+    answer = client(local, "lambda").invoke(
+        FunctionName=local.stack.outputs["EchoFunctionName"], Payload=json.dumps(payload).encode()
+    )
+    return {"error": answer.get("FunctionError"), "payload": json.loads(answer["Payload"].read())}
+
+
+def _echoed(local: DeployedCloud, ident: str) -> bool:
+    item = client(local, "dynamodb").get_item(
+        TableName=local.stack.outputs["AuditTableName"],
+        Key={"pk": {"S": f"echo#{ident}"}, "at": {"S": "2026-01-01T00:00:00Z"}},
+    )
+    return "Item" in item
+
+
+@pytest.mark.parametrize("after_running", [False, True])
+def test_a_step_raises_as_lambda_reports_an_unhandled_error(local, after_running) -> None:
+    # Given the function raises when the state "Act" invokes it (before or after doing its work)
+    fault = local.cloud.faults.add(step_raises("Act", after_running=after_running))
+    try:
+        ident = uuid.uuid4().hex
+        # When another state invokes it, Then it works
+        assert _invoke(local, {"id": f"{ident}-other", "state": {"name": "Other"}})["error"] is None
+        # When "Act" invokes it, Then Lambda's unhandled-error answer names the error
+        answer = _invoke(local, {"id": ident, "state": {"name": "Act"}})
+        assert answer["error"] == "Unhandled"
+        assert answer["payload"]["errorType"] == "RuntimeError"
+        # And its work happened only when it raised after running
+        assert _echoed(local, ident) is after_running
         assert len(fault.hits) == 1
     finally:
         local.cloud.faults.clear()

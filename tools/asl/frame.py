@@ -144,6 +144,7 @@ def _start(f: Flow) -> None:
             "decision.$": "$.Payload.decision",
             "plan.$": "$.Payload.plan",
             "dryRun.$": "$.Payload.dryRun",
+            "callTimeoutSeconds.$": "$.Payload.callTimeoutSeconds",
         },
         result_path="$.guard",
         catches=[catch(NotApplicable, SKIPPED), catch("States.ALL", FAILED)],

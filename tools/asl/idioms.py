@@ -4,7 +4,8 @@ say which states they need and how they connect.
 
 Conventions of the execution's state (JSONPath): ``$.request`` (the validated input), ``$.guard``
 (``decision``, ``plan``, ``dryRun``), ``$.precheck.before``, ``$.error`` (``Error``, ``Cause``),
-``$.call`` (the call the last intent step returned), ``$.verifyState.attempt`` (a poll's counter).
+``$.call`` (the call the last intent step returned), ``$.verifyState.attempt`` (a poll's counter),
+``$.guard.callTimeoutSeconds`` (how long an SDK task waits for AWS's answer).
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def _with_subclasses(cls: type[SelfhealError]) -> list[type[SelfhealError]]:
         found += [c for c in _with_subclasses(sub) if c not in found]
     return found
 
+
+CALL_TIMEOUT = "$.guard.callTimeoutSeconds"
 
 LAMBDA_RETRY: State = {
     "ErrorEquals": [*LAMBDA_SERVICE_ERRORS, *error_names(AwsCallFailed)],
@@ -326,12 +329,16 @@ class Flow:
         catches: Iterable[State] = (),
         comment: str | None = None,
     ) -> str:
-        """A direct SDK integration (``aws-sdk:<service>:<action>``)."""
+        """A direct SDK integration (``aws-sdk:<service>:<action>``). It times out (``States.Timeout``,
+        which its Catch and Retry see as any other error) after the guards' ``callTimeoutSeconds``: a
+        call that never answers must not hold the run, its lease and its place for the ASL default of
+        99999999 s. Every SDK task comes after the guards, inside a Map too (its items carry them)."""
         state: State = {
             "Type": "Task",
             "Resource": f"arn:${{Partition}}:states:::{resource}",
             **({"Comment": comment} if comment else {}),
             "Parameters": dict(parameters),
+            "TimeoutSecondsPath": CALL_TIMEOUT,
         }
         if result is not None:
             state["ResultSelector"] = dict(result)

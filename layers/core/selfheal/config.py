@@ -36,6 +36,10 @@ class Settings(BaseModel):
     state_machines: dict[str, str] = Field(default_factory=dict)
     # The stack's LeaseSeconds (MinValue 60); shorter here only so tests can outlive a lease.
     lease_seconds: int = Field(default=900, alias="LEASE_SECONDS", ge=1)
+    # How long a workflow's direct SDK task may wait for AWS's answer (its TimeoutSecondsPath): a Task
+    # state with no timeout waits up to the ASL default of 99999999 s, holding its lease and its place
+    # among the runs acting at once, for a call that may never answer.
+    aws_call_timeout_seconds: int = Field(default=60, alias="AWS_CALL_TIMEOUT_SECONDS", ge=1)
     # Whether a request put on the bus (its requestedBy self-declared) may act, or only dry-run.
     bus_requests_mode: Literal["enforce", "dry-run"] = Field(default="dry-run", alias="BUS_REQUESTS_MODE")
     cooldown_seconds: int = Field(default=600, alias="COOLDOWN_SECONDS", ge=0)

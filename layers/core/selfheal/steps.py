@@ -407,7 +407,12 @@ class Steps:
                 if hold
                 else 0
             )
-        return {"decision": result, "plan": plan_json, "dryRun": decision.dry_run}
+        return {
+            "decision": result,
+            "plan": plan_json,
+            "dryRun": decision.dry_run,
+            "callTimeoutSeconds": s.aws_call_timeout_seconds,
+        }
 
     def _after_a_recent_run(self, request: Request, exc: TerminalError) -> None:
         """A target that no longer resolves right after this runbook ran on it was changed by that run
@@ -797,6 +802,27 @@ class Steps:
         self.audit.write(row)
         return {"sk": row.sk}
 
+    def _close_open_intents(self, event: StepEvent, request: Request, error: dict[str, Any] | None) -> None:
+        """A run that ends after an intent row but before its outcome row (the call timed out and
+        its error row failed too, the outcome step raised once the call was made) must not leave a
+        call the trail cannot account for: its outcome is written as unknown, with the run's error,
+        for whoever checks the target."""
+        for intent in open_intents(self.audit.for_request(request.request_id)):
+            self.audit.write(
+                self._row(
+                    event,
+                    request,
+                    Phase.ACTION,
+                    action=intent.action,
+                    parameters=intent.parameters,
+                    outcome="unknown",
+                    error=error,
+                    reason=f"the run ended before it recorded what {intent.action} did: check the target",
+                )
+                .model_copy(update={"step": f"{event.state.name} ({intent.step})"})
+                .with_key()
+            )
+
     def finish(self, event: StepEvent) -> dict[str, Any]:
         """The last row (succeeded / failed / skipped), the notification and the outgoing event."""
         request = self._request(event)
@@ -804,6 +830,7 @@ class Steps:
         guard = event.guard or {}
         error = _error(event.error)
         reason = event.reason or guard.get("skip_reason") or (error or {}).get("message")
+        self._close_open_intents(event, request, error)
         row = self._row(
             event,
             request,
@@ -841,6 +868,22 @@ class Steps:
             "reason": reason or "",
             "error": (error or {}).get("error", "RemediationFailed"),
         }
+
+
+def open_intents(rows: list[AuditRow]) -> list[AuditRow]:
+    """Intent rows of one remediation that no outcome row follows. Calls are made one at a time, so
+    an outcome row closes the oldest open intent of its action."""
+    waiting: list[AuditRow] = []
+    for row in rows:
+        if row.phase not in (Phase.ACTION, Phase.COMPENSATED):
+            continue
+        if row.outcome == "pending":
+            waiting.append(row)
+            continue
+        match = next((r for r in waiting if r.action == row.action), None)
+        if match is not None:
+            waiting.remove(match)
+    return waiting
 
 
 def _error(error: dict[str, Any] | None) -> dict[str, Any] | None:
