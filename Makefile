@@ -224,10 +224,11 @@ integration: venv
 	$(call pytest_tier,tests/integration,integration,$(PARALLEL))
 
 # Two runs: a process holds one local cloud at a time (moto's state is per process), and each of these
-# directories keeps one for its whole session.
+# directories keeps one for its whole session. tests/localcloud runs in one process, in file order:
+# some of its tests start and stop clouds of their own in that process.
 e2e: venv
 	$(call pytest_tier,tests/e2e,e2e,$(PARALLEL))
-	$(call pytest_tier,tests/localcloud,e2e (local cloud),$(PARALLEL))
+	$(call pytest_tier,tests/localcloud,e2e (local cloud))
 
 pytest: unit integration e2e
 
