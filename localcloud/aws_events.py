@@ -5,7 +5,9 @@ shapes the AWS user guides document:
 - CloudWatch "CloudWatch Alarm State Change" whenever an alarm's state value changes
   (``SetAlarmState``, or moto's own alarm evaluation);
 - EC2 "EC2 Instance State-change Notification" for stop, start and terminate (the transitional
-  state first, then the final one, as EC2 does).
+  state first, then the final one, as EC2 does);
+- Step Functions "Step Functions Execution Status Change" when an execution ends (SUCCEEDED,
+  FAILED, TIMED_OUT, ABORTED: stopped from outside).
 Then "inject a fault" in the demo or a test is what it is in AWS: an alarm goes to ALARM or an
 instance stops, and the event reaches the rules on its own.
 """
@@ -160,4 +162,54 @@ def patch_service_events() -> None:
             return
         _patch_alarms()
         _patch_instances()
+        _patch_executions()
         _patched = True
+
+
+def _execution_ended(execution: Any, status: str) -> None:
+    if getattr(execution, "_selfheal_end_sent", False):
+        return
+    execution._selfheal_end_sent = True
+    started = getattr(execution, "start_date", None)
+    stopped = execution.stop_date or datetime.now(UTC)
+    detail = {
+        "executionArn": execution.exec_arn,
+        "stateMachineArn": getattr(execution.state_machine, "arn", None),
+        "name": execution.name,
+        "status": status,
+        "startDate": int(started.timestamp() * 1000) if started else None,
+        "stopDate": int(stopped.timestamp() * 1000),
+    }
+    _put(
+        execution.account_id, execution.region_name, "aws.states", STATUS_CHANGE, [execution.exec_arn], detail
+    )
+
+
+def _patch_executions() -> None:
+    """The event Step Functions sends when an execution ends (Step Functions developer guide,
+    "Step Functions Execution Status Change"): when moto's interpreter sets the final status, and at
+    once on StopExecution, as AWS does: moto's worker, blocked in a wait for a task token, would
+    only end (and say so) when that wait does. Once per execution."""
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
+
+    original_reflect = BaseExecutionWorkerCommunication._reflect_execution_status
+    original_stop = Execution.stop
+
+    def reflect_execution_status(self: Any) -> None:
+        original_reflect(self)
+        status = self.execution.exec_status
+        _execution_ended(self.execution, str(getattr(status, "value", status)))
+
+    def stop(self: Any, stop_date: Any, error: Any, cause: Any) -> None:
+        original_stop(self, stop_date, error, cause)
+        # ABORTED from now on (AWS's DescribeExecution says so at once), whatever the worker does.
+        self.exec_status = ExecutionStatus.ABORTED
+        self.stop_date = self.stop_date or stop_date
+        _execution_ended(self, "ABORTED")
+
+    BaseExecutionWorkerCommunication._reflect_execution_status = reflect_execution_status  # type: ignore[method-assign]
+    Execution.stop = stop  # type: ignore[method-assign]
+
+
+STATUS_CHANGE = "Step Functions Execution Status Change"

@@ -29,6 +29,11 @@ def _steps() -> Steps:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("source") == "aws.states":
+        # An execution ended (EventBridge): the end of a run the frame could not finish itself.
+        result = _steps().ended(event)
+        logger.info("execution ended", extra={"detail": event.get("detail"), "result": result})
+        return result
     step = StepEvent.model_validate(event)
     logger.append_keys(runbook=step.runbook, execution=step.execution.name, step=step.step)
     result = _steps().run(step)

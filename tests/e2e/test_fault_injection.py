@@ -120,6 +120,7 @@ HALF_WAY = {
     ("promote-replica", "promote", "raises"),
     ("promote-replica", "repoint-dns", "terminal"),
     ("promote-replica", "repoint-dns", "hang"),
+    ("promote-replica", "repoint-dns", "stopped"),
 }
 HALF_WAY_REASON = "open: promote-replica leaves the replica promoted and the DNS name unrepointed"
 
@@ -143,14 +144,6 @@ def _cases() -> list[Any]:
                 marks = []
                 if (name, spec.name, kind) in HALF_WAY:
                     marks.append(pytest.mark.xfail(strict=True, reason=HALF_WAY_REASON))
-                if kind == "stopped":
-                    marks.append(
-                        pytest.mark.xfail(
-                            strict=True,
-                            reason="open: nothing records, releases or escalates for an execution stopped"
-                            " from outside (no rule on Step Functions' ABORTED status yet)",
-                        )
-                    )
                 cases.append(
                     pytest.param(name, spec.name, kind, id=f"{name}-{spec.name}-{kind}", marks=marks)
                 )

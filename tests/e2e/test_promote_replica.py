@@ -743,3 +743,30 @@ def test_promote_replica_dns_name_outside_the_stacks_scope_is_refused_before_the
     assert not [r for r in cloud.recorded_requests() if r.operation == "PromoteReadReplica"]
     (skipped,) = [r for r in rows_for(cloud, db.primary) if r["phase"] == "skipped"]
     assert "outside the scope" in skipped["reason"] and needle in skipped["reason"]
+
+
+def test_promote_replica_run_stopped_from_outside_is_finished_released_and_escalated(
+    cloud, approvals, outcome_inbox
+):
+    """An operator stops a run that waits for approval (StopExecution): Step Functions' status
+    change event finishes it: a failed row saying so, the lease released (the target is free for
+    the next run), one escalation. Before, the target stayed locked with no word why."""
+    db = make_database(cloud, lag=120.0)
+    arn = _start(cloud, manual_input(db, maxLagSeconds=30))
+    approvals(arn)
+    sfn = cloud.client("stepfunctions")
+    sfn.stop_execution(executionArn=arn, cause="operator: wrong database")
+    leases = cloud.stack.outputs["LeaseTableName"]
+    deadline = time.monotonic() + 30
+    while True:
+        rows = rows_for(cloud, db.primary)
+        if (rows and rows[-1]["phase"] == "failed") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert rows[-1]["phase"] == "failed" and rows[-1]["error"]["error"] == "ExecutionAborted", rows[-1]
+    lease = cloud.client("dynamodb").get_item(TableName=leases, Key={"targetKey": {"S": db.primary}})
+    assert "Item" not in lease
+    assert db.replica_state(cloud) == ("available", db.primary)
+    name = arn.rsplit(":", 1)[-1]
+    escalated = [m for m in outcome_inbox() if m.get("detail", {}).get("requestId") == name]
+    assert [m["detail"]["escalate"] for m in escalated] == [True]

@@ -215,3 +215,15 @@ def test_a_run_resumed_as_approved_after_a_no_does_not_act(clients, settings, ex
     event = _event("approved", execution, _request(Actor(kind="manual"), execution), approval={})
     with pytest.raises(UnverifiedApproval, match="answered no"):
         Steps(settings, clients).run(event)
+
+
+def test_an_end_event_for_a_running_or_foreign_execution_finishes_nothing(clients, settings, execution):
+    """The steps function's RunEnded path trusts no event: the execution must be this stack's, and over."""
+    steps = Steps(settings, clients)
+    running = steps.ended(
+        {"source": "aws.states", "detail": {"executionArn": execution["arn"], "status": "ABORTED"}}
+    )
+    assert running == {"finished": False, "why": f"{execution['arn']} is still running"}
+    foreign = execution["arn"].replace(":123456789012:", ":210987654321:").replace("selfheal-", "other-")
+    assert steps.ended({"detail": {"executionArn": foreign}})["finished"] is False
+    assert steps.audit.for_request(execution["name"]) == []

@@ -74,6 +74,10 @@ ONCE_AN_HOUR = {
 }
 
 
+# How an execution that did not record its own end is named in its failed row.
+ENDED_ERRORS = {"ABORTED": "ExecutionAborted", "TIMED_OUT": "ExecutionTimedOut", "FAILED": "ExecutionFailed"}
+
+
 class ExecutionRef(BaseModel):
     arn: str
     name: str
@@ -801,6 +805,66 @@ class Steps:
         ).with_key()
         self.audit.write(row)
         return {"sk": row.sk}
+
+    def ended(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Step Functions says an execution of this stack ended ("Step Functions Execution Status
+        Change"). One the frame did not finish itself (stopped from outside, timed out) gets its end
+        here: open intents closed as unknown, a failed row saying so, the lease and its place among
+        the runs acting now released, one escalation. A run that recorded its own end is left alone.
+        (A replace-instance group slot it held expires on its own, after LeaseSeconds.)"""
+        found = raw.get("detail")
+        detail: dict[str, Any] = found if isinstance(found, dict) else {}
+        arn, status = str(detail.get("executionArn") or ""), str(detail.get("status") or "")
+        parts = arn.split(":")
+        s = self.settings
+        runbook_name = parts[6].removeprefix(f"{s.stack_name}-") if len(parts) == 8 else ""
+        if (
+            len(parts) != 8
+            or parts[5] != "execution"
+            or runbook_name not in RUNBOOKS
+            or parts[6] != f"{s.stack_name}-{runbook_name}"
+            or (s.account_id and parts[4] != s.account_id)
+        ):
+            return {"finished": False, "why": f"{arn!r} is not an execution of this stack's state machines"}
+        sfn = self.clients.stepfunctions
+        described = sfn.describe_execution(executionArn=arn)
+        if described["status"] == "RUNNING":  # a forged or early event: the run is not over
+            return {"finished": False, "why": f"{arn} is still running"}
+        name = parts[7]
+        rows = self.audit.for_request(name)
+        if any(r.phase in (Phase.SUCCEEDED, Phase.FAILED, Phase.SKIPPED, Phase.REJECTED) for r in rows):
+            return {"finished": False, "why": "the run recorded its own end"}
+        try:
+            request = parse_request(json.loads(described.get("input") or "null"), runbook_name, name, arn)
+        except (SelfhealError, ValueError):
+            return {"finished": False, "why": "its input is not a runbook input: it held nothing"}
+        actor = next((r.actor for r in rows if r.actor is not None), None)
+        if actor is not None:
+            request = request.model_copy(update={"actor": actor})
+        status = str(described["status"] or status)
+        event = StepEvent.model_validate(
+            {
+                "step": "finish",
+                "runbook": runbook_name,
+                "execution": {"arn": arn, "name": name},
+                "state": {"name": f"Step Functions: {status}", "enteredTime": utcnow().isoformat()},
+            }
+        )
+        error = {
+            "error": ENDED_ERRORS.get(status, "ExecutionEnded"),
+            "message": f"the execution ended {status} before it recorded its end (stopped from outside,"
+            " or timed out): whatever it was doing did not finish; check the target",
+        }
+        self._close_open_intents(event, request, error)
+        row = self._row(event, request, Phase.FAILED, error=error, reason=error["message"])
+        self.audit.write(row)
+        LeaseStore(self.clients.dynamodb, s.lease_table).release(request.target_key, request.request_id)
+        try:
+            Budgets(self.clients.dynamodb, s.lease_table).leave_in_flight(arn)
+        except Exception:  # cleared by the next run that finds the set full
+            logger.warning("could not leave the runs acting now", extra={"execution": arn})
+        publish_outcome(self.clients, s, row=row, outcome=Outcome.FAILED, escalate=True, plan=None)
+        return {"finished": True, "status": status}
 
     def _close_open_intents(self, event: StepEvent, request: Request, error: dict[str, Any] | None) -> None:
         """A run that ends after an intent row but before its outcome row (the call timed out and
