@@ -71,7 +71,12 @@ ONCE_AN_HOUR = {
     "TooManyActionsAtOnce": "in-flight",
     "fence": "fence",
     "scope": "scope",
+    "cooldown": "cooldown",
+    "loop": "loop",
 }
+# ... once an hour per runbook and target: "it came back" is news about that target (one incident
+# reported again by another signal must not page once per signal).
+PER_TARGET = frozenset({"cooldown", "loop"})
 
 
 # How an execution that did not record its own end is named in its failed row.
@@ -917,7 +922,10 @@ class Steps:
         if stopped_by:
             # A burst stopped by a budget pages once, not once a run: the first escalates, the rest
             # record why (their rows and notifications).
-            escalate = budgets.first_escalation(f"{request.runbook}#{stopped_by}", utcnow())
+            key = f"{request.runbook}#{stopped_by}"
+            if stopped_by in PER_TARGET:
+                key += f"#{request.target_key}"
+            escalate = budgets.first_escalation(key, utcnow())
         publish_outcome(
             self.clients,
             self.settings,
