@@ -24,13 +24,19 @@ ROOT = Path(__file__).parents[1]
 ZEROES = ("unaccounted", "unlogged", "doubleActions", "chainProblems", "triageErrors")
 
 
-def _run(argv: list[str], env: dict[str, str], log: Path) -> tuple[int, float]:
-    start = time.perf_counter()
+def _start(argv: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], float]:
     with log.open("w") as out:
-        code = subprocess.run(
-            argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, check=False
-        ).returncode
-    return code, time.perf_counter() - start
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return process, time.perf_counter()
+
+
+def _wait(started: tuple[subprocess.Popen[bytes], float]) -> tuple[int, float]:
+    process, start = started
+    return process.wait(), time.perf_counter() - start
+
+
+def _run(argv: list[str], env: dict[str, str], log: Path) -> tuple[int, float]:
+    return _wait(_start(argv, env, log))
 
 
 def _read(path: Path) -> Any:
@@ -47,32 +53,19 @@ def collect(resources: int, events: int, out: Path) -> dict[str, Any]:
     }
     python = sys.executable
     parts: dict[str, Any] = {}
-    code, seconds = _run(
-        [
-            python,
-            "-m",
-            "localcloud.storm",
-            "--resources",
-            str(resources),
-            "--events",
-            str(events),
-            "--json",
-            str(work / "storm.json"),
-        ],
-        env,
-        work / "storm.log",
-    )
-    parts["storm"] = {"exitCode": code, "seconds": round(seconds, 1), "figures": _read(work / "storm.json")}
-    code, seconds = _run(
+    # The storm and the properties side by side (a process each: a core each), then the fault table.
+    storm_argv = ["-m", "localcloud.storm", "--resources", str(resources), "--events", str(events)]
+    storm = _start([python, *storm_argv, "--json", str(work / "storm.json")], env, work / "storm.log")
+    hostile = _start(
         [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit/test_hostile_input.py"],
         env,
         work / "hostile.log",
     )
-    parts["hostileInput"] = {
-        "exitCode": code,
-        "seconds": round(seconds, 1),
-        "properties": _read(work / "hostile.json"),
-    }
+    code, seconds = _wait(storm)
+    parts["storm"] = {"exitCode": code, "seconds": round(seconds, 1), "figures": _read(work / "storm.json")}
+    code, seconds = _wait(hostile)
+    properties = _read(work / "hostile.json")
+    parts["hostileInput"] = {"exitCode": code, "seconds": round(seconds, 1), "properties": properties}
     faults = ROOT / "tests" / "e2e" / "test_fault_injection.py"
     if faults.is_file():
         code, seconds = _run(

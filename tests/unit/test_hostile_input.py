@@ -37,7 +37,10 @@ settings.register_profile(
 settings.register_profile(
     "trust", max_examples=5_000, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck)
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(PROFILE)
+# 5,000 inputs of a whole policy document take minutes, not the suite's 120 s a test.
+pytestmark = pytest.mark.timeout(1800 if PROFILE == "trust" else 120)
 
 # Inputs each property was given in this run: written for `make trust`'s report.
 TRIED: Counter[str] = Counter()
