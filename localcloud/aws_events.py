@@ -197,11 +197,18 @@ def _patch_executions() -> None:
     original_stop = Execution.stop
 
     def reflect_execution_status(self: Any) -> None:
+        stopped = getattr(self.execution, "_selfheal_stopped", None)
         original_reflect(self)
+        if stopped is not None:
+            # The worker may end in an error once it is let go (a held call answering late): it was
+            # stopped first, and AWS's status stays ABORTED, with the stop's error and cause.
+            self.execution.exec_status = ExecutionStatus.ABORTED
+            self.execution.error, self.execution.cause = stopped
         status = self.execution.exec_status
         _execution_ended(self.execution, str(getattr(status, "value", status)))
 
     def stop(self: Any, stop_date: Any, error: Any, cause: Any) -> None:
+        self._selfheal_stopped = (error, cause)
         original_stop(self, stop_date, error, cause)
         # ABORTED from now on (AWS's DescribeExecution says so at once), whatever the worker does.
         self.exec_status = ExecutionStatus.ABORTED

@@ -45,6 +45,8 @@ TERMINAL = {
     "sqs": ("AccessDenied", 403),
 }
 DEFAULT_TERMINAL = ("AccessDenied", 403)
+# botocore's name -> the signing name a request is recorded under, where the two differ.
+SIGNED_AS = {"elbv2": "elasticloadbalancing"}
 # What a held request answers once its hold is over: its caller gave up long before (a read timeout, a
 # state's TimeoutSeconds), so nobody reads it; it must only not be a success.
 HANG_ANSWER = ("RequestTimeout", 504)
@@ -79,7 +81,7 @@ class Fault:
     def matches(self, request: RecordedRequest) -> bool:
         return (
             len(self.hits) < self.times
-            and request.service == self.service
+            and request.service == SIGNED_AS.get(self.service, self.service)
             and request.operation == self.operation
             and (self.where is None or self.where(request))
         )
