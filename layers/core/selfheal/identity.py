@@ -24,7 +24,6 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from xml.etree import ElementTree
 
 from selfheal.errors import Unauthenticated
 from selfheal.models import input_digest
@@ -152,6 +151,8 @@ def verify(proof: Any, bound_to: str, sts_endpoint: str, now: datetime, http: An
     if response.status != 200:
         code = re.search(r"<Code>([^<]{1,64})</Code>", text)
         raise Unauthenticated(f"STS refused the proof ({code[1] if code else response.status})")
+    from xml.etree import ElementTree  # only when a proof is checked: not at every cold start
+
     try:
         arn = next((e.text for e in ElementTree.fromstring(text).iter() if e.tag.endswith("Arn")), None)
     except ElementTree.ParseError as exc:

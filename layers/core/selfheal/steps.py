@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -56,8 +56,10 @@ from selfheal.models import (
     utcnow,
 )
 from selfheal.notify import Outcome, approval_request_text, publish_outcome
-from selfheal.policy import Policy, load_policy
 from selfheal.runbooks import RUNBOOKS, Plan, Runbook
+
+if TYPE_CHECKING:
+    from selfheal.policy import Policy
 
 logger = Logger(child=True)
 
@@ -211,6 +213,10 @@ class Steps:
     def policy(self) -> Policy:
         """The policy (which request kinds ask a human first): the packaged one unless given."""
         if self._policy is None:
+            # Imported on first use: only the precheck of a runbook with an approval step reads
+            # it, so no other step pays for the policy's parser at cold start.
+            from selfheal.policy import load_policy
+
             self._policy = load_policy()
         return self._policy
 
