@@ -12,7 +12,7 @@ import pytest
 
 from selfheal.runbooks import RUNBOOKS
 from tools.asl import build, frame
-from tools.asl.idioms import LAMBDA_RETRY, WAIT_FOR_A_PLACE
+from tools.asl.idioms import LAMBDA_RETRY, ROW_RETRY, WAIT_FOR_A_PLACE
 from tools.asl.runbooks import WORKFLOWS
 
 ROOT = Path(__file__).parents[2]
@@ -130,8 +130,10 @@ def _lambda_steps(runbook: str) -> dict[str, dict[str, Any]]:
 @pytest.mark.parametrize("runbook", sorted(DEFINITIONS))
 def test_every_lambda_step_has_the_one_retry_policy_and_a_catch(runbook: str) -> None:
     for name, state in _lambda_steps(runbook).items():
-        # intent steps first wait for a place among the runs acting at once
-        own = [WAIT_FOR_A_PLACE] if _payload(state)["step"] == "intent" else []
+        # intent steps first wait for a place among the runs acting at once; audit steps are tried
+        # again on any error but the refusals that would repeat (their row is written once)
+        step = _payload(state)["step"]
+        own = [WAIT_FOR_A_PLACE] if step == "intent" else [*ROW_RETRY] if step == "audit" else []
         assert state["Retry"] == [*own, LAMBDA_RETRY], name
         assert state.get("Catch"), f"{runbook}: {name} has no Catch: a failure there would skip the release"
 

@@ -14,7 +14,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from selfheal.errors import AwsCallFailed, LeaseHeld, NotApplicable, SelfhealError, TooManyActionsAtOnce
+from selfheal.errors import (
+    AccessDenied,
+    AwsCallFailed,
+    InvalidInput,
+    LeaseHeld,
+    NotApplicable,
+    NotThisStacksExecution,
+    SelfhealError,
+    TooManyActionsAtOnce,
+)
 from selfheal.runbooks import CallSpec
 
 State = dict[str, Any]
@@ -88,6 +97,20 @@ WAIT_FOR_A_PLACE: State = {
     "BackoffRate": 1.5,
     "JitterStrategy": "FULL",
 }
+# An audit row's step: a row is written once under a key the retry does not change (the state's
+# entered time), so a step that failed (before or after writing) is tried again, whatever the error,
+# except the refusals an audit step meets that would only be repeated. An outcome row never written
+# leaves a call that was made without its "after": the run must not give up on it after one crash.
+ROW_RETRY: tuple[State, ...] = (
+    {"ErrorEquals": error_names(InvalidInput, NotThisStacksExecution, AccessDenied), "MaxAttempts": 0},
+    {
+        "ErrorEquals": ["States.TaskFailed"],
+        "IntervalSeconds": 1,
+        "MaxAttempts": 3,
+        "BackoffRate": 2,
+        "JitterStrategy": "FULL",
+    },
+)
 # Read-only calls (the verify loops): any error is worth another try before the run gives up.
 READ_RETRY: State = {
     "ErrorEquals": ["States.ALL"],
@@ -105,11 +128,14 @@ def generic_sdk_error(sdk_service: str) -> str:
 
 def mutation_retry(spec: CallSpec) -> list[State]:
     """Retry a mutating call only on errors that say it was not made; a service that reports
-    throttling only under its generic name is retried on that only when the call is idempotent."""
+    throttling only under its generic name is retried on that only when the call is idempotent, and
+    so is a call that did not answer in time (States.Timeout: it may or may not have been made)."""
     sdk_service = spec.sdk_resource.split(":")[1]
     names = list(THROTTLED.get(sdk_service, ()))
     if spec.idempotent and sdk_service in UNMODELLED_THROTTLING:
         names.append(generic_sdk_error(sdk_service))
+    if spec.idempotent:
+        names.append("States.Timeout")
     if not names:
         return []
     return [
@@ -256,6 +282,7 @@ class Flow:
             "audit",
             next_state=next_state,
             payload={"phase": phase, **payload},
+            retries=ROW_RETRY,
             catches=[catch("States.ALL", on_error)],
         )
 
