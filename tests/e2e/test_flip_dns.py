@@ -290,7 +290,10 @@ def test_flip_dns_every_mutating_call_has_audit_rows_before_and_after(cloud, dns
     rows = rows_for(cloud, primary)
     outcomes = [r["outcome"] for r in rows if r.get("action") == "route53:ChangeResourceRecordSets"]
     assert outcomes == ["pending", "ok"]
-    assert PRIMARY_IP  # the world's primary stays the documented one
+    # The one bracketed call is the flip itself: the record set now sends all traffic to the
+    # secondary, and neither record's address was touched.
+    served = {r["SetIdentifier"]: (r["Weight"], r["ResourceRecords"]) for r in dns.records()}
+    assert served == {"blue": (0, [{"Value": PRIMARY_IP}]), "green": (100, [{"Value": SECONDARY_IP}])}
 
 
 def test_flip_dns_change_that_never_shows_is_undone_and_escalated(cloud, dns, scope, monkeypatch):
@@ -436,13 +439,47 @@ def test_flip_dns_run_that_lost_its_lease_stops_before_the_change(cloud, dns, sc
     assert skipped["error"]["error"] == "LeaseLost" and "intruder" in skipped["reason"]
 
 
+def first_lease_expiry(cloud: DeployedCloud, target: str, owner: str) -> int:
+    """``expiresAt`` of the first lease ``owner`` wrote on ``target`` (its acquire), from the PutItem
+    the local cloud recorded: the renewals that follow overwrite the row, not the request log."""
+    table = cloud.stack.outputs["LeaseTableName"]
+    for request in cloud.recorded_requests():
+        item = request.parameters.get("Item", {})
+        if (
+            (request.service, request.operation) == ("dynamodb", "PutItem")
+            and request.parameters.get("TableName") == table
+            and item.get("targetKey", {}).get("S") == target
+            and item.get("owner", {}).get("S") == owner
+        ):
+            return int(item["expiresAt"]["N"])
+    raise AssertionError(f"no lease on {target} was ever written by {owner}")
+
+
+def wait_until_lapsed(expires_at: int, timeout: float = 10) -> None:
+    """Until a lease expiring at ``expires_at`` may be taken: the acquire's condition is
+    ``expiresAt < now`` in whole seconds."""
+    deadline = time.monotonic() + timeout
+    while not expires_at < int(time.time()):
+        assert time.monotonic() < deadline, f"the clock never passed {expires_at}"
+        time.sleep(0.05)
+
+
 def test_flip_dns_lease_outlives_a_wait_longer_than_the_lease(cloud, dns, scope, steps_env):
     # Given leases of 2 s, and a failback that waits 4 s (longer than its lease)
     primary, _ = dns.weighted()
     scope(zones=[dns.zone])
     steps_env(LEASE_SECONDS="2")
     first = start_failback(cloud, dns, primary, wait_seconds=4)
-    time.sleep(2.5)  # past the lease it took; the wait is not over
+    # and the lease it took when it started has run out (unless renewed), while it still waits
+    owner = first.rsplit(":", 1)[-1]
+    wait_until_lapsed(first_lease_expiry(cloud, primary, owner))
+    assert cloud.client("stepfunctions").describe_execution(executionArn=first)["status"] == "RUNNING"
+    lease = cloud.client("dynamodb").get_item(
+        TableName=cloud.stack.outputs["LeaseTableName"],
+        Key={"targetKey": {"S": primary}},
+        ConsistentRead=True,
+    )["Item"]
+    assert lease["owner"]["S"] == owner and int(lease["expiresAt"]["N"]) >= int(time.time()), lease
     # When a second request for the same target comes while the first still waits
     second = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}, direction="failback"))
     result = cloud.wait(first)

@@ -58,10 +58,32 @@ def test_triage_handler_starts_the_runbook_for_an_alarm(env, clients):
     assert [o["decision"] for o in result["outcomes"]] == ["started"]
 
 
-def test_triage_handler_sns_wrapped_alarm_is_triaged_too(env, clients):
+def _executions(clients, machine: str) -> list[str]:
+    return [e["name"] for e in clients.stepfunctions.list_executions(stateMachineArn=machine)["executions"]]
+
+
+@pytest.mark.parametrize("sample", ["alarm-sns", "alarm-lambda-action"])
+def test_triage_handler_sns_wrapped_and_alarm_action_alarms_start_the_runbook(env, clients, sample):
+    # Given the status-check alarm as the alarm topic (SNS) or an alarm action (Lambda) delivers it
     module = load_handler_module("triage")
-    result = module.lambda_handler(load_event("alarm-sns"), FakeContext())
-    assert result["outcomes"] and all(o["decision"] in {"started", "ignored"} for o in result["outcomes"])
+    # When triage is invoked with it
+    result = module.lambda_handler(load_event(sample), FakeContext())
+    # Then it is unwrapped and acted on as the EventBridge shape is: remap-eip started, not ignored
+    (outcome,) = result["outcomes"]
+    assert (outcome["decision"], outcome["runbook"]) == ("started", "remap-eip"), outcome
+    assert _executions(clients, env["STATE_MACHINE_REMAP_EIP"]) == [outcome["request_id"]]
+
+
+def test_triage_handler_one_alarm_transition_in_three_envelopes_starts_one_execution(env, clients):
+    # Given one transition of one alarm, as EventBridge, the alarm topic and an alarm action send it
+    module = load_handler_module("triage")
+    samples = ["alarm-status-check-failed", "alarm-sns", "alarm-lambda-action"]
+    # When all three reach triage
+    outcomes = [o for s in samples for o in module.lambda_handler(load_event(s), FakeContext())["outcomes"]]
+    # Then the first starts remap-eip and the other two are the same request, seen as duplicates
+    assert [o["decision"] for o in outcomes] == ["started", "duplicate", "duplicate"], outcomes
+    assert len({o["request_id"] for o in outcomes}) == 1
+    assert _executions(clients, env["STATE_MACHINE_REMAP_EIP"]) == [outcomes[0]["request_id"]]
 
 
 def test_steps_handler_validate_rejects_bad_console_input_with_a_named_error(env, clients, settings):
