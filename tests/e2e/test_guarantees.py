@@ -468,11 +468,12 @@ def test_an_audit_row_of_a_real_run_cannot_be_rewritten_through_the_steps_functi
     # When the same invocation is replayed, as is and with other content for the same row
     invoke(invocation)
     invoke({**invocation, "reason": "forged: nothing happened here", "before": {"forged": True}})
-    # and the row is written again with the library the functions use
+    # Then the trail is as the run wrote it: no row changed, none added
+    assert rows_of(cloud, name) == original
+    # And so when the row is written again with the library the functions use; the chain is whole
     trail = AuditTrail(cloud.client("dynamodb"), cloud.stack.outputs["AuditTableName"])
     forged = AuditRow.model_validate({**started, "reason": "forged again"})
     assert trail.write(forged) is False
-    # Then the trail is as the run wrote it: no row changed, none added, the chain whole
     assert rows_of(cloud, name) == original
     assert verify(rows_for(cloud, db.primary)) == []
     # (The run, stopped, is closed by the stack; its rows still verify.)
