@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from localcloud.faults import Fault
 from localcloud.harness import DeployedCloud
 from localcloud.recording import RecordedRequest
 from localcloud.storm import IAM_PREFIX, _mutating_actions, _same_values
+from selfheal.approvals import Approvals
 from selfheal.audit import AuditRow, AuditTrail
 from selfheal.chain import verify
 from tests.dns_world import DnsWorld
@@ -435,17 +437,19 @@ def test_every_mutating_call_is_written_down_before_it_is_made_and_its_outcome_a
 # ------------------------------------------------------------------------ 4. write-once, end to end
 
 
-ASK = "Ask a human to approve"
-
-
 def test_an_audit_row_of_a_real_run_cannot_be_rewritten_through_the_steps_function(cloud, steps_env):
     # Given a promotion waiting for a human (its replica lag unknown): a running execution, whose
     # "started" row the state machine wrote through the steps function
     db = promote_world.make_database(cloud, lag=None)
     cloud.reset_recording()
     arn = cloud.start(promote_world.RUNBOOK, promote_world.manual_input(db))
-    cloud.wait_for_state(arn, ASK)
     name = arn.rsplit(":", 1)[-1]
+    # The question stored is the ask step's last write (after its row): the run is idle from here on.
+    questions = Approvals(cloud.client("dynamodb"), cloud.stack.outputs["LeaseTableName"])
+    deadline = time.monotonic() + 60
+    while questions.get(name) is None:
+        assert time.monotonic() < deadline, f"{name} never asked for approval"
+        time.sleep(0.1)
     (invocation,) = [
         r.parameters["Payload"]
         for r in cloud.recorded_requests()
