@@ -1,7 +1,6 @@
 """The safety guarantees the README states, proven end to end on the local cloud (issue #13, item 5).
 
-Each test was checked to fail with the mechanism it guards weakened (the commit that added it says
-how). The order of events is read from the local cloud's record of every request it served
+Each test was checked to fail with the mechanism it guards weakened: its docstring says how. The order of events is read from the local cloud's record of every request it served
 (``cloud.recorded_requests()``): requests are recorded as they arrive, so "before" there is "before"
 at the service, not just an earlier timestamp inside a row.
 
@@ -263,6 +262,8 @@ def _machines(cloud: DeployedCloud) -> list[str]:
 def test_budget_sequential_faults_through_eventbridge_act_budget_times_then_the_guard_stops_them(
     cloud, steps_env
 ):
+    """Fails when the guards' count of this hour's actions (AuditTrail.for_runbook, the byRunbook
+    index) reads nothing: the third run then gets as far as its intent step."""
     # Given room for exactly 2 more remap-eip runs this hour, and 4 instances that will fail
     room = 2
     steps_env(BUDGET_PER_HOUR=str(replace_world._budget_left_at(cloud, "remap-eip", room)))
@@ -287,6 +288,7 @@ def test_budget_sequential_faults_through_eventbridge_act_budget_times_then_the_
 
 
 def test_budget_a_burst_of_faults_started_at_once_stays_within_the_budget(cloud, steps_env):
+    """Fails when the intent step's atomic budget (Budgets.take_hourly) takes nothing: all 5 act."""
     # Given room for exactly 2 more remap-eip runs this hour, and 5 instances that will fail
     room = 2
     steps_env(BUDGET_PER_HOUR=str(replace_world._budget_left_at(cloud, "remap-eip", room)))
@@ -355,6 +357,7 @@ def case(request, cloud, steps_env) -> Case:
 @pytest.mark.parametrize("switch", sorted(SWITCHES))
 @pytest.mark.parametrize("case", RUNBOOKS, indirect=True)
 def test_kill_switch_invalid_or_unreadable_at_the_start_means_a_dry_run(cloud, mode, faults, case, switch):
+    """Fails when read_mode answers enforce for an unreadable or invalid value: every runbook acts."""
     # Given a target ready to heal, and a kill switch that says nonsense or cannot be read
     set_switch, _ = SWITCHES[switch]
     set_switch(cloud, mode)
@@ -395,6 +398,7 @@ def test_kill_switch_invalid_or_unreadable_at_the_start_is_named_in_the_audit(
 def test_kill_switch_going_bad_between_the_plan_and_the_call_stops_the_call(
     cloud, mode, faults, before_step, case, switch
 ):
+    """Fails when the intent step does not stop on a mode other than enforce: every runbook acts."""
     # Given a run whose guards read "enforce" and planned its calls
     set_switch, needle = SWITCHES[switch]
     # When the kill switch is set to nonsense or becomes unreadable right before its first
@@ -419,6 +423,8 @@ def test_kill_switch_going_bad_between_the_plan_and_the_call_stops_the_call(
 
 @pytest.mark.parametrize("case", RUNBOOKS, indirect=True)
 def test_every_mutating_call_is_written_down_before_it_is_made_and_its_outcome_after(cloud, case):
+    """Fails when the intent row is written with the outcome row, after the call (both rows still
+    exist, so a check of existence passes): "no intent row written before it"."""
     # Given a target ready to heal
     cloud.reset_recording()
     # When the runbook heals it
@@ -438,6 +444,8 @@ def test_every_mutating_call_is_written_down_before_it_is_made_and_its_outcome_a
 
 
 def test_an_audit_row_of_a_real_run_cannot_be_rewritten_through_the_steps_function(cloud, steps_env):
+    """Fails when AuditTrail.write neither skips a key it finds nor puts conditionally: the replayed
+    invocation rewrites the started row."""
     # Given a promotion waiting for a human (its replica lag unknown): a running execution, whose
     # "started" row the state machine wrote through the steps function
     db = promote_world.make_database(cloud, lag=None)
@@ -492,6 +500,8 @@ def test_an_audit_row_of_a_real_run_cannot_be_rewritten_through_the_steps_functi
 
 
 def test_two_executions_started_at_once_for_one_target_one_acts_the_other_meets_the_lease(cloud, before_step):
+    """Fails when LeaseStore.acquire takes nothing: the second run gets past the lease (and is
+    skipped later, NotApplicable, instead of LeaseHeld)."""
     # Given a target, and two executions of remap-eip for it started at the same moment
     pair = remap_world.make_pair(cloud)
     names = [f"race-{uuid.uuid4().hex[:8]}" for _ in range(2)]
