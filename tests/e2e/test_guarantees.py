@@ -102,7 +102,7 @@ def _promote(cloud: DeployedCloud, steps_env: Callable[..., None]) -> Case:
             db.replica_state(cloud) == ("available", db.primary)
             and db.record_value(cloud) == db.primary_endpoint
         ),
-        calls=("rds:PromoteReadReplica", "route53:ChangeResourceRecordSets"),
+        calls=("route53:ChangeResourceRecordSets", "rds:PromoteReadReplica"),
     )
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from localcloud import compat_rds, ops
 from localcloud.cli import main
+from localcloud.faults import terminal
 from localcloud.harness import DeployedCloud
 from tests.e2e.throttling import THROTTLES_PAST_THE_CLIENT
 from tests.events import load_event
@@ -209,7 +210,8 @@ def test_promote_replica_every_mutating_call_has_audit_rows_before_and_after(clo
         for r in cloud.recorded_requests()
         if r.service in ("rds", "route53") and not r.operation.startswith(("Describe", "Get", "List"))
     ]
-    assert [m.operation for m in mutating] == ["PromoteReadReplica", "ChangeResourceRecordSets"]
+    # The promotion cannot be undone: it is the last change, after the name was repointed (and checked)
+    assert [m.operation for m in mutating] == ["ChangeResourceRecordSets", "PromoteReadReplica"]
     rows = rows_for(cloud, db.primary)
     for call in mutating:
         matching = [
@@ -228,7 +230,7 @@ def test_promote_replica_dry_run_records_would_do_and_changes_nothing(cloud):
     assert db.record_value(cloud) == db.primary_endpoint
     rows = rows_for(cloud, db.primary)
     assert [r["phase"] for r in rows] == ["started", "would-do", "would-do", "succeeded"]
-    promote, dns = rows[1], rows[2]
+    dns, promote = rows[1], rows[2]
     assert promote["action"] == "rds:PromoteReadReplica"
     assert promote["parameters"] == {"DbInstanceIdentifier": db.replica}
     assert dns["action"] == "route53:ChangeResourceRecordSets"
@@ -266,11 +268,12 @@ def test_promote_replica_promotion_that_never_completes_times_out_with_a_named_e
     result = cloud.start_and_wait(RUNBOOK, manual_input(db, verifyAttempts=1, verifyIntervalSeconds=0))
     assert result.status == "FAILED"
     assert result.error == "PromotionTimedOut"
-    assert "was NOT moved" in (result.cause or "")
-    assert db.record_value(cloud) == db.primary_endpoint
+    # The promotion was made and completes on its own: the name, moved before it, stays on it
+    assert "already points at it" in (result.cause or "")
+    assert db.record_value(cloud) == db.replica_endpoint
     rows = rows_for(cloud, db.primary)
     assert rows[-1]["phase"] == "failed" and rows[-1]["error"]["error"] == "PromotionTimedOut"
-    assert [r["outcome"] for r in rows if r["phase"] == "action"] == ["pending", "ok"]
+    assert [r["outcome"] for r in rows if r["phase"] == "action"] == ["pending", "ok", "pending", "ok"]
 
 
 def test_promote_replica_multi_az_failover_started_is_recorded_and_skipped(cloud):
@@ -720,6 +723,40 @@ def test_promote_replica_rds_throttling_a_step_is_retried_and_the_run_heals(clou
     assert len(throttle.hits) == THROTTLES_PAST_THE_CLIENT
     assert db.replica_state(cloud) == ("available", None)
     assert db.record_value(cloud) == db.replica_endpoint
+
+
+@pytest.mark.parametrize(
+    "fault,made",
+    [("refused", False), ("answered-late", True)],
+    ids=["promotion-refused", "promotion-made-but-unanswered"],
+)
+def test_promote_replica_failed_promotion_is_looked_for_then_the_name_put_back_or_followed(
+    cloud, faults, fault, made
+):
+    # The name moves first (it can be put back), the promotion last (it cannot be undone). Given a
+    # promotion that fails: refused (RDS never made it), or made but its answer lost
+    db = make_database(cloud)
+    if made:
+        faults.add(terminal("rds", "PromoteReadReplica", times=20, serve_first=True))
+    else:
+        faults.add(terminal("rds", "PromoteReadReplica", times=20))
+    result = cloud.start_and_wait(RUNBOOK, manual_input(db), timeout=120)
+    rows = rows_for(cloud, db.primary)
+    if made:
+        # Then the replica, no longer a replica, is followed to a standalone writer: the name stays
+        assert result.status == "SUCCEEDED", (result.error, result.cause)
+        assert db.replica_state(cloud) == ("available", None)
+        assert db.record_value(cloud) == db.replica_endpoint
+        assert "compensated" not in [r["phase"] for r in rows]
+    else:
+        # Then it is still an available replica: the name is put back, nothing else changed
+        assert result.status == "FAILED" and result.error == "PromotionFailed", result.cause
+        assert db.replica_state(cloud) == ("available", db.primary)
+        assert db.record_value(cloud) == db.primary_endpoint
+        (restore,) = [r for r in rows if r["phase"] == "compensated" and r.get("outcome") == "ok"]
+        change = restore["parameters"]["ChangeBatch"]["Changes"][0]["ResourceRecordSet"]
+        assert change["ResourceRecords"] == [{"Value": db.primary_endpoint}]
+        assert rows[-1]["phase"] == "failed" and rows[-1]["error"]["error"] == "PromotionFailed"
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,24 @@ class DbWorld:
             rds.create_db_instance_read_replica(
                 DBInstanceIdentifier=f"{name}-r{i}", SourceDBInstanceIdentifier=name, Tags=[FENCE]
             )
+        # The application's name on the primary: what promote-replica repoints (and puts back).
+        endpoint = rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]["Endpoint"]
+        self.clients.route53.change_resource_record_sets(
+            HostedZoneId=self.zone,
+            ChangeBatch={
+                "Changes": [
+                    {
+                        "Action": "UPSERT",
+                        "ResourceRecordSet": {
+                            "Name": f"{name}.shop.internal.",
+                            "Type": "CNAME",
+                            "TTL": 30,
+                            "ResourceRecords": [{"Value": endpoint["Address"]}],
+                        },
+                    }
+                ]
+            },
+        )
         return name
 
     def lag(self, replica: str, seconds: float) -> None:
@@ -91,11 +109,16 @@ def test_resolve_finds_the_only_replica_and_fences_replica_and_zone(clients, db)
     )
     assert set(plan.resource_tags) == {"orders-r0", db.zone}
     assert all(tags.get(KEY) == VALUE for tags in plan.resource_tags.values())
-    promote, dns = PromoteReplica(clients, Settings(AUDIT_TABLE="audit")).exact_calls(plan)
+    # The promotion, which cannot be undone, comes last: after the repoint, which can (restore)
+    dns, promote, restore = PromoteReplica(clients, Settings(AUDIT_TABLE="audit")).exact_calls(plan)
     assert (promote.action, promote.parameters) == (
         "rds:PromoteReadReplica",
         {"DbInstanceIdentifier": "orders-r0"},
     )
+    primary = clients.rds.describe_db_instances(DBInstanceIdentifier="orders")["DBInstances"][0]
+    assert restore.parameters["ChangeBatch"]["Changes"][0]["ResourceRecordSet"]["ResourceRecords"] == [
+        {"Value": primary["Endpoint"]["Address"]}
+    ]
     assert dns.parameters["ChangeBatch"]["Changes"][0]["ResourceRecordSet"]["ResourceRecords"] == [
         {"Value": plan.replica_endpoint}
     ]
@@ -306,3 +329,34 @@ def test_the_policy_marks_request_kinds_that_always_ask(clients, settings, db, k
     before = Steps(settings, clients, policy).run(event)["before"]
     assert before["needsApproval"] is asks
     assert ("policy asks a human" in (before.get("approvalReason") or "")) is asks
+
+
+@pytest.mark.parametrize(
+    "record,says",
+    [
+        (None, "there is no CNAME orders.shop.internal."),
+        ({"Type": "A", "TTL": 30, "ResourceRecords": [{"Value": "10.0.0.5"}]}, "is a record of type A"),
+    ],
+    ids=["missing", "a-record"],
+)
+def test_resolve_refuses_a_name_it_could_not_put_back(clients, db, record, says):
+    # The repoint is undone (put back) when the promotion after it is not made: a name that is not
+    # a plain CNAME cannot be, and is refused before anything changes.
+    db.database()
+    r53 = clients.route53
+    cname = r53.list_resource_record_sets(HostedZoneId=db.zone, StartRecordName="orders.shop.internal.")
+    r53.change_resource_record_sets(
+        HostedZoneId=db.zone,
+        ChangeBatch={"Changes": [{"Action": "DELETE", "ResourceRecordSet": cname["ResourceRecordSets"][0]}]},
+    )
+    if record is not None:
+        r53.change_resource_record_sets(
+            HostedZoneId=db.zone,
+            ChangeBatch={
+                "Changes": [
+                    {"Action": "CREATE", "ResourceRecordSet": {"Name": "orders.shop.internal.", **record}}
+                ]
+            },
+        )
+    with pytest.raises(PreconditionFailed, match=says):
+        resolve(clients, target(dbInstanceIdentifier="orders"), params(db), KEY, VALUE)

@@ -72,8 +72,166 @@ KIND = "Which kind of database?"
 GLOBAL = "Switchover or failover?"
 
 
+RESTORE = Call(
+    rb.RESTORE_DNS,
+    intent="Record: about to put the DNS name back",
+    task="Put the DNS name back",
+    done="Record: the DNS name was put back",
+    failed="Record: putting the DNS name back failed",
+    result={"changeId.$": "$.ChangeInfo.Id"},
+    result_path="$.compensated",
+    error_path="$.compensationError",
+)
+REPLICA = REPOINT.intent
+LOOK = "Describe the replica after the failed promotion"
+
+
 def _replica(f: Flow) -> None:
-    f.call(PROMOTE, next_state="Start counting promotion checks", on_error=FAILED)
+    """The promotion cannot be undone, so it comes last: repoint the name (undone by putting it
+    back), check it, promote. A promotion that failed is looked for before the name is put back (a
+    call that timed out may have been made: then it is followed, not undone)."""
+    f.call(
+        REPOINT,
+        next_state="Start counting DNS checks",
+        on_error=FAILED,
+        on_failed="Explain: the repoint was refused",
+        on_unrecorded=RESTORE.intent,  # repointed, not recorded: put back, never promoted unrecorded
+    )
+    f.error(
+        "Explain: the repoint was refused",
+        rb.DnsRepointFailed,
+        "Route 53 refused to repoint {}: {}. Nothing was changed: {} was not promoted",
+        f"{PLAN}.recordName",
+        "$.error.Cause",
+        f"{PLAN}.replicaIdentifier",
+        next_state=FAILED,
+    )
+    f.poll(
+        start="Start counting DNS checks",
+        describe="Read the DNS record",
+        check="Does the name point at the replica?",
+        done=[
+            (
+                {"Variable": "$.dnsVerify.value.Value", "StringEqualsPath": f"{PLAN}.replicaEndpoint"},
+                "Record: the name points at the replica",
+            )
+        ],
+        give_up="DNS verification failed",
+        wait="Wait for the DNS change",
+        count="Count the DNS check",
+        on_error=FAILED,
+    )
+    f.describe(
+        "Read the DNS record",
+        "aws-sdk:route53:listResourceRecordSets",
+        {
+            "HostedZoneId.$": f"{PLAN}.hostedZoneId",
+            "StartRecordName.$": f"{PLAN}.recordName",
+            "StartRecordType": "CNAME",
+            "MaxItems": "1",
+        },
+        {"record.$": "States.ArrayGetItem($.ResourceRecordSets, 0)"},
+        next_state="Pick the record value",
+        on_error="DNS unreadable",
+        result_path="$.dnsVerify",
+    )
+    f.error(
+        "DNS unreadable",
+        VerificationFailed,
+        "{} could not be read back after the repoint ({}): putting it back, {} not promoted",
+        f"{PLAN}.recordName",
+        "$.error.Cause",
+        f"{PLAN}.replicaIdentifier",
+        next_state=RESTORE.intent,
+    )
+    f.pass_(
+        "Pick the record value",
+        next_state="Does the name point at the replica?",
+        parameters={
+            "name.$": "$.dnsVerify.record.Name",
+            "value.$": "States.ArrayGetItem($.dnsVerify.record.ResourceRecords, 0)",
+        },
+        result_path="$.dnsVerify",
+    )
+    f.error(
+        "DNS verification failed",
+        VerificationFailed,
+        "{} still points at {} after {} checks: putting it back, {} not promoted",
+        f"{PLAN}.recordName",
+        "$.dnsVerify.value.Value",
+        "$.verifyState.attempt",
+        f"{PLAN}.replicaIdentifier",
+        next_state=RESTORE.intent,
+    )
+    f.record(
+        "Record: the name points at the replica",
+        "verified",
+        next_state=PROMOTE.intent,
+        on_error=RESTORE.intent,
+        **{"after.$": "$.dnsVerify"},
+    )
+    f.call(
+        PROMOTE,
+        next_state="Start counting promotion checks",
+        on_error=RESTORE.intent,
+        on_failed=LOOK,
+        on_unrecorded="Start counting promotion checks",
+    )
+    f.describe(
+        LOOK,
+        "aws-sdk:rds:describeDBInstances",
+        {"DbInstanceIdentifier.$": f"{PLAN}.replicaIdentifier"},
+        {
+            "instance.$": "States.ArrayGetItem($.DbInstances, 0)",
+            "replicates.$": "$.DbInstances[*].ReadReplicaSourceDbInstanceIdentifier",
+        },
+        next_state="Is it still a replica, after the failure?",
+        on_error="Explain: the promotion's outcome is unknown",
+    )
+    f.pass_(
+        "Is it still a replica, after the failure?",
+        next_state="Is the replica being promoted anyway?",
+        parameters={
+            "status.$": "$.verify.instance.DbInstanceStatus",
+            "replicaSources.$": "States.ArrayLength($.verify.replicates)",
+        },
+        result_path="$.verify",
+    )
+    f.error(
+        "Explain: the promotion's outcome is unknown",
+        rb.PromotionFailed,
+        "promoting {} failed ({}) and {} could not be read to tell whether it was made: {} is left"
+        " pointing at it; check the replica, then put the name back or keep it",
+        f"{PLAN}.replicaIdentifier",
+        "$.error.Cause",
+        f"{PLAN}.replicaIdentifier",
+        f"{PLAN}.recordName",
+        next_state=FAILED,
+    )
+    f.choice(
+        "Is the replica being promoted anyway?",
+        [
+            (
+                all_of(
+                    equals("$.verify.status", "available"),
+                    {"Variable": "$.verify.replicaSources", "NumericGreaterThan": 0},
+                ),
+                "Explain: the promotion failed",
+            )
+        ],
+        "Start counting promotion checks",
+        comment="Still an available replica: the promotion was not made. Anything else: it was.",
+    )
+    f.error(
+        "Explain: the promotion failed",
+        rb.PromotionFailed,
+        "promoting {} failed ({}): {} is put back to {}; nothing else was changed",
+        f"{PLAN}.replicaIdentifier",
+        "$.error.Cause",
+        f"{PLAN}.recordName",
+        f"{PLAN}.primaryEndpoint",
+        next_state=RESTORE.intent,
+    )
     f.poll(
         start="Start counting promotion checks",
         describe="Describe the promoted instance",
@@ -84,7 +242,7 @@ def _replica(f: Flow) -> None:
                     equals("$.verify.status", "available"),
                     {"Variable": "$.verify.replicaSources", "NumericEquals": 0},
                 ),
-                "Record: the replica is a standalone writer",
+                VERIFIED,
             )
         ],
         give_up="Promotion timed out",
@@ -117,80 +275,33 @@ def _replica(f: Flow) -> None:
     f.error(
         "Promotion timed out",
         rb.PromotionTimedOut,
-        "{} is still {} after {} checks: not a standalone writer yet; the DNS name {} was NOT moved",
+        "{} is still {} after {} checks: not a standalone writer yet; {} already points at it (a"
+        " promotion, once started, completes on its own)",
         f"{PLAN}.replicaIdentifier",
         "$.verify.status",
         "$.verifyState.attempt",
         f"{PLAN}.recordName",
         next_state=FAILED,
     )
-    f.record(
-        "Record: the replica is a standalone writer",
-        "verified",
-        next_state=REPOINT.intent,
-        on_error=FAILED,
-        **{"after.$": "$.verify"},
-    )
+    f.record(VERIFIED, "verified", next_state=SUCCEEDED, on_error=FAILED, **{"after.$": "$.verify"})
     f.call(
-        REPOINT,
-        next_state="Start counting DNS checks",
-        on_error="Explain: promoted but DNS not moved",
+        RESTORE,
+        next_state=FAILED,
+        on_error=FAILED,
+        on_failed="Explain: the name could not be put back",
+        before=None,
     )
     f.error(
-        "Explain: promoted but DNS not moved",
-        rb.DnsRepointFailed,
-        "{} IS promoted (a standalone writer) but {} could not be repointed: {}. Repoint it by hand",
+        "Explain: the name could not be put back",
+        rb.DnsRestoreFailed,
+        "{} was NOT promoted and {} could not be put back to {} ({}): it points at a replica; put it"
+        " back by hand",
         f"{PLAN}.replicaIdentifier",
         f"{PLAN}.recordName",
-        "$.error.Cause",
+        f"{PLAN}.primaryEndpoint",
+        "$.compensationError.Cause",
         next_state=FAILED,
     )
-    f.poll(
-        start="Start counting DNS checks",
-        describe="Read the DNS record",
-        check="Does the name point at the new writer?",
-        done=[
-            ({"Variable": "$.dnsVerify.value.Value", "StringEqualsPath": f"{PLAN}.replicaEndpoint"}, VERIFIED)
-        ],
-        give_up="DNS verification failed",
-        wait="Wait for the DNS change",
-        count="Count the DNS check",
-        on_error=FAILED,
-    )
-    f.describe(
-        "Read the DNS record",
-        "aws-sdk:route53:listResourceRecordSets",
-        {
-            "HostedZoneId.$": f"{PLAN}.hostedZoneId",
-            "StartRecordName.$": f"{PLAN}.recordName",
-            "StartRecordType": "CNAME",
-            "MaxItems": "1",
-        },
-        {"record.$": "States.ArrayGetItem($.ResourceRecordSets, 0)"},
-        next_state="Pick the record value",
-        on_error=FAILED,
-        result_path="$.dnsVerify",
-    )
-    f.pass_(
-        "Pick the record value",
-        next_state="Does the name point at the new writer?",
-        parameters={
-            "name.$": "$.dnsVerify.record.Name",
-            "value.$": "States.ArrayGetItem($.dnsVerify.record.ResourceRecords, 0)",
-        },
-        result_path="$.dnsVerify",
-    )
-    f.error(
-        "DNS verification failed",
-        VerificationFailed,
-        "{} IS promoted but {} still points at {} after {} checks",
-        f"{PLAN}.replicaIdentifier",
-        f"{PLAN}.recordName",
-        "$.dnsVerify.value.Value",
-        "$.verifyState.attempt",
-        next_state=FAILED,
-    )
-    f.record(VERIFIED, "verified", next_state=SUCCEEDED, on_error=FAILED, **{"after.$": "$.dnsVerify"})
 
 
 @dataclass(frozen=True)
@@ -322,7 +433,7 @@ def body(f: Flow) -> str:
     f.choice(
         KIND,
         [
-            (equals(kind, "rds-replica"), PROMOTE.intent),
+            (equals(kind, "rds-replica"), REPLICA),
             (equals(kind, "aurora-cluster"), FAILOVER_CLUSTER.intent),
         ],
         GLOBAL,

@@ -440,8 +440,18 @@ def _replacement(f: Flow) -> None:
         _deregister(),
         DEREGISTER.intent,
         next_state="How is the old instance retired?",
-        catches=[catch(STOPS, SKIPPED), catch("States.ALL", FAILED)],
+        catches=[catch(STOPS, SKIPPED), catch("States.ALL", "Explain: the old instance is still registered")],
         comment="The replacement is healthy in every group and holds the address: take the old one out.",
+    )
+    f.error(
+        "Explain: the old instance is still registered",
+        rb.OldInstanceStillRegistered,
+        "replacement {} serves (healthy in every target group, holding the address), but {} could not be"
+        " deregistered ({}): it is left running and registered; deregister and retire it by hand",
+        "$.replacement.instanceId",
+        f"{PLAN}.instanceId",
+        "$.error.Cause",
+        next_state=FAILED,
     )
     f.choice(
         "How is the old instance retired?",

@@ -24,6 +24,7 @@ from pydantic import Field, ValidationError, model_validator
 from selfheal.config import listed
 from selfheal.dns import iam_record_name, record_name_allowed
 from selfheal.errors import (
+    InvalidInput,
     NotApplicable,
     PreconditionFailed,
     TerminalError,
@@ -151,6 +152,13 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+class DnsRecordNow(StrictModel):
+    """A plain CNAME record set as Route 53 holds it (what an undo of the repoint writes back)."""
+
+    ttl: int = Field(ge=0, le=2147483647)
+    values: list[str] = Field(min_length=1)
+
+
 class PromotionPlan(Plan):
     kind: Literal["rds-replica", "aurora-cluster", "aurora-global"]
     target_key: str = Field(alias="targetKey")
@@ -168,6 +176,9 @@ class PromotionPlan(Plan):
     hosted_zone_id: str | None = Field(default=None, alias="hostedZoneId")
     record_name: str | None = Field(default=None, alias="recordName")
     record_ttl: int | None = Field(default=None, alias="recordTtl")
+    # The record as resolve found it: what the undo writes back when the promotion (after the
+    # repoint) does not happen.
+    record_now: DnsRecordNow | None = Field(default=None, alias="recordNow")
     max_lag_seconds: float | None = Field(default=None, alias="maxLagSeconds")
     approval_timeout_seconds: int | None = Field(default=None, alias="approvalTimeoutSeconds")
     # aurora-cluster
@@ -261,6 +272,24 @@ def current_record(route53: Any, zone_id: str, name: str) -> dict[str, Any] | No
     return None
 
 
+def _cname_now(route53: Any, zone_id: str, name: str) -> DnsRecordNow:
+    """The plain CNAME the repoint replaces (and its undo puts back). A missing name, or another kind
+    of record there (an A record, an alias), is refused before anything changes: the repoint could
+    not be undone by an UPSERT (the only change the role may make), or would be refused."""
+    record = current_record(route53, zone_id, name)
+    if record is None:
+        raise PreconditionFailed(
+            f"there is no CNAME {name} in hosted zone {zone_id}: create it (pointing at the primary's"
+            " endpoint) so the repoint has a record to move, and to put back",
+            record=name,
+        )
+    values = [r["Value"] for r in record.get("ResourceRecords") or []]
+    if record["Type"] != "CNAME" or "AliasTarget" in record or not values:
+        kind = "an alias" if "AliasTarget" in record else f"a record of type {record['Type']}"
+        raise PreconditionFailed(f"{name} is {kind}, not a plain CNAME: it cannot be repointed", record=name)
+    return DnsRecordNow(ttl=int(record.get("TTL", 0)), values=values)
+
+
 # ----------------------------------------------------------------------------------------- resolve
 
 
@@ -341,6 +370,7 @@ def _resolve_replica(
             primary=primary_id,
         )
     zone = bare_zone_id(zone)
+    record_now = _cname_now(clients.route53, zone, fqdn(record))
     replica_tags = _instance_tags(rds, replica)
     return PromotionPlan(
         kind="rds-replica",
@@ -354,6 +384,7 @@ def _resolve_replica(
         hosted_zone_id=zone,
         record_name=fqdn(record),
         record_ttl=params.value("record_ttl"),
+        record_now=record_now,
         max_lag_seconds=params.value("max_lag_seconds"),
         approval_timeout_seconds=params.value("approval_timeout_seconds"),
         resource_tags={replica_id: replica_tags, zone: _zone_tags(clients.route53, zone)},
@@ -627,8 +658,8 @@ def precheck(clients: Any, plan: PromotionPlan) -> dict[str, Any]:
 
 
 class PromotionTimedOut(VerificationFailed):
-    """The promoted replica is not a standalone writer after the verify attempts: the DNS name was not
-    moved, traffic still goes to the old primary."""
+    """The replica is not a standalone writer after the verify attempts. The DNS name already points
+    at it (a promotion, once started, completes on its own): check it, and the application."""
 
 
 class FailoverTimedOut(VerificationFailed):
@@ -636,15 +667,30 @@ class FailoverTimedOut(VerificationFailed):
 
 
 class DnsRepointFailed(TerminalError):
-    """The replica IS promoted, but the DNS name could not be repointed: repoint it by hand."""
+    """Route 53 refused to repoint the DNS name (or it was repointed and could not be recorded, and
+    was put back): nothing was promoted."""
+
+
+class PromotionFailed(TerminalError):
+    """PromoteReadReplica failed and the replica is still an available replica: the DNS name was put
+    back, nothing else was changed."""
+
+
+class DnsRestoreFailed(TerminalError):
+    """The replica was NOT promoted and the DNS name, already repointed at it, could not be put back:
+    it points at a read replica. Put it back by hand (the row's ``before.record`` holds the value)."""
 
 
 # Java-SDK parameter casing (DbInstanceIdentifier): what Step Functions' aws-sdk integration takes.
 _GLOBAL = ("GlobalClusterIdentifier", "TargetDbClusterIdentifier")
+# The promotion cannot be undone, so it is the last change (a saga's pivot): the name is repointed
+# first, and put back (restore-dns) when the promotion is not made. A failed promotion is looked for
+# before the name is put back, so sending it again (after a timeout, a throttle) does no harm: a
+# second one refused because the first went through is seen as the promotion it is.
+_DNS = {"default": ("HostedZoneId", "ChangeBatch")}
+REPOINT_DNS = CallSpec("repoint-dns", "route53:ChangeResourceRecordSets", _DNS)
 PROMOTE = CallSpec("promote", "rds:PromoteReadReplica", {"default": ("DbInstanceIdentifier",)})
-REPOINT_DNS = CallSpec(
-    "repoint-dns", "route53:ChangeResourceRecordSets", {"default": ("HostedZoneId", "ChangeBatch")}
-)
+RESTORE_DNS = CallSpec("restore-dns", "route53:ChangeResourceRecordSets", _DNS, undo=True, contingent=True)
 # A second failover would fail back: never retried on an error that may hide a first one.
 FAILOVER_CLUSTER = CallSpec(
     "failover-cluster",
@@ -667,7 +713,7 @@ class PromoteReplica(Runbook):
     params_model = PromoteReplicaParams
     plan_model = PromotionPlan
     permissions = IAM_ACTIONS
-    calls = (PROMOTE, REPOINT_DNS, FAILOVER_CLUSTER, SWITCHOVER_GLOBAL, FAILOVER_GLOBAL)
+    calls = (REPOINT_DNS, PROMOTE, RESTORE_DNS, FAILOVER_CLUSTER, SWITCHOVER_GLOBAL, FAILOVER_GLOBAL)
 
     asks_approval = True
 
@@ -700,7 +746,11 @@ class PromoteReplica(Runbook):
     def exact_calls(self, plan: PromotionPlan) -> list[Call]:
         if plan.kind == "rds-replica":
             promote = {"DbInstanceIdentifier": plan.replica_identifier}
-            return [PROMOTE.call(promote), REPOINT_DNS.call(dns_change(plan))]
+            return [
+                REPOINT_DNS.call(dns_change(plan)),
+                PROMOTE.call(promote),
+                RESTORE_DNS.call(dns_restore(plan)),
+            ]
         if plan.kind == "aurora-cluster":
             cluster, reader = plan.cluster_identifier, plan.target_instance_identifier
             return [
@@ -713,6 +763,30 @@ class PromoteReplica(Runbook):
         if plan.global_action == "failover":
             return [FAILOVER_GLOBAL.call({**parameters, "AllowDataLoss": True})]
         return [SWITCHOVER_GLOBAL.call(parameters)]
+
+
+def dns_restore(plan: PromotionPlan) -> dict[str, Any]:
+    """The record as resolve found it, put back (the repoint's undo)."""
+    if plan.record_now is None:
+        raise InvalidInput("promote-replica plan without the record it would put back")
+    return {
+        "HostedZoneId": plan.hosted_zone_id,
+        "ChangeBatch": {
+            "Comment": f"selfheal promote-replica: {plan.record_name} put back ({plan.replica_identifier}"
+            " was not promoted)",
+            "Changes": [
+                {
+                    "Action": "UPSERT",
+                    "ResourceRecordSet": {
+                        "Name": plan.record_name,
+                        "Type": "CNAME",
+                        "Ttl": plan.record_now.ttl,
+                        "ResourceRecords": [{"Value": v} for v in plan.record_now.values],
+                    },
+                }
+            ],
+        },
+    }
 
 
 def dns_change(plan: PromotionPlan) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from selfheal.errors import (
     NotApplicable,
     OutsideFence,
     PreconditionFailed,
+    TerminalError,
     UnknownResource,
 )
 from selfheal.guards import fence_violations
@@ -119,6 +120,11 @@ _EC2_MAINTENANCE_EVENTS = {"instance-reboot", "system-reboot", "system-maintenan
 _RECOVER_METRICS = ("StatusCheckFailed_System", "StatusCheckFailed")
 # Processes without which the group cannot replace an unhealthy member.
 _REPLACEMENT_PROCESSES = ("HealthCheck", "ReplaceUnhealthy", "Terminate", "Launch")
+
+
+class OldInstanceStillRegistered(TerminalError):
+    """The replacement serves (the address on it, healthy in every target group), but the old
+    instance could not be taken out of a target group: it is left there, running, for a human."""
 
 
 class ReplaceInstanceTarget(StrictModel):
