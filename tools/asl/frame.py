@@ -56,7 +56,7 @@ def build(workflow: Workflow) -> dict[str, Any]:
     f = Flow(workflow.runbook)
     _start(f)
     proceed = [({"Variable": "$.guard.decision.proceed", "BooleanEquals": True}, STARTED)]
-    started = {"reason.$": "$.request.reason"}
+    started = {"reason.$": "$.request.reason", "dryRunReason.$": "$.guard.decision.dryRunReason"}
     precheck = workflow.precheck
     if workflow.precheck_first:
         first = _hook(f, workflow.before_precheck, precheck)

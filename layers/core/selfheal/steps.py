@@ -137,6 +137,9 @@ class StepEvent(BaseModel):
     after: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     reason: str | None = None
+    # The started row: why a run that was asked to act only dry-runs (an unreadable or invalid kill
+    # switch, an unsigned bus request), so the audit says it, not only the execution's state.
+    dry_run_reason: str | None = Field(default=None, alias="dryRunReason", max_length=2000)
     guard: dict[str, Any] | None = None
     # Effective dry-run after the guards (mode may force it); None before the guards ran.
     dry_run: bool | None = Field(default=None, alias="dryRun")
@@ -406,8 +409,10 @@ class Steps:
         result = decision.model_dump(mode="json", by_alias=True)
         if mode_problem:
             result["modeProblem"] = mode_problem
-        if bus_only_dry_run and not request.dry_run:
-            result["dryRunReason"] = bus_only_dry_run
+        # Always set (the started row reads it): a fail-safe dry run is never a silent one.
+        result["dryRunReason"] = (
+            None if request.dry_run else mode_problem or bus_only_dry_run if decision.dry_run else None
+        )
         if "holdDownSeconds" in plan_json:
             # A runbook with a hold-down (flip-dns failback) waits it out in the ASL: how long is left.
             hold = int(plan_json["holdDownSeconds"] or 0)
@@ -812,7 +817,10 @@ class Steps:
             before=event.before,
             after=event.after,
             error=_error(event.error),
-            reason=event.reason,
+            reason="; ".join(
+                r for r in (event.reason, event.dry_run_reason and f"dry run: {event.dry_run_reason}") if r
+            )
+            or None,
         ).with_key()
         self.audit.write(row)
         return {"sk": row.sk}
