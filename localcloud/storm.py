@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import random
 import statistics
 import sys
@@ -128,7 +129,9 @@ class StepsTap:
     the steps function (its answers, not the product's own word in the audit trail: a run that
     should have been refused its lease and was not shows here)."""
 
-    def __init__(self, function_name: str, guards_passed: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, function_name: str, guards_passed: Callable[[StepsTap], None] = lambda _: None
+    ) -> None:
         self.function_name = function_name
         self.guards_passed = guards_passed  # called before the run's next state is entered
         self.lease_taken: dict[str, tuple[float, str]] = {}  # execution -> (when, target key)
@@ -165,7 +168,7 @@ class StepsTap:
                 if decision.get("proceed") and not answer.get("dryRun"):
                     with self._lock:
                         self.passed_guards.setdefault(arn, time.time())
-                    self.guards_passed()
+                    self.guards_passed(self)
             return payload, failed
 
         compat.invoke_in_process = invoke_in_process
@@ -178,25 +181,30 @@ class StepsTap:
 
 
 class KillSwitch:
-    """The mode parameter set to off during the storm. Armed right before the last fault's first
-    signal is sent, it flips as the next run passes its guards (in enforce), before that run's next
-    state: the moment the re-read before each mutating call exists for. A storm in which no run
-    passes its guards after that flips it once every run has ended."""
+    """The mode parameter set to off during the storm, near the end of the acting: as a run passes
+    its guards in enforce (before that run's next state), when four fifths of the runs the budgets
+    allow (per runbook, the fewer of its resources and BudgetPerHour) have passed theirs. That run,
+    and those behind it, are between the guards' read of the mode and their mutating calls: the
+    moment the re-read before each call exists for. A storm in which that moment never comes flips
+    it once every run has ended (the report then says nothing was in flight)."""
 
-    def __init__(self, ssm: Any, parameter: str) -> None:
+    def __init__(self, ssm: Any, parameter: str, world: World, budget_per_hour: int) -> None:
         self._ssm = ssm
         self.parameter = parameter
-        self.armed = False
+        per_runbook = Counter(rb for rb, _ in world.resources)
+        allowed = sum(min(n, budget_per_hour) for n in per_runbook.values())
+        self.after_runs = max(1, math.ceil(allowed * 4 / 5))
+        self.passed = 0
         self.at: float | None = None
         self.trigger: str | None = None
         self._lock = threading.Lock()
 
-    def arm(self) -> None:
-        self.armed = True
-
-    def run_passed_its_guards(self) -> None:
-        if self.armed:
-            self.flip("a run had just passed its guards, after the last fault's first signal was sent")
+    def run_passed_its_guards(self, _: StepsTap) -> None:
+        with self._lock:
+            self.passed += 1
+            if self.passed != self.after_runs:
+                return
+        self.flip(f"run {self.passed} to pass its guards had just passed them")
 
     def flip(self, trigger: str) -> None:
         with self._lock:
@@ -395,27 +403,11 @@ def _entry(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def last_new_fault(deliveries: list[Delivery]) -> int:
-    """The index of the last fault's first signal: an alarm reaches triage first in whichever
-    envelope comes first (the fault's own delivery is then a duplicate)."""
-    first: dict[int, int] = {}
-    for n, d in enumerate(deliveries):
-        first.setdefault(id(d.body), n)
-    return max((first[id(d.body)] for d in deliveries if d.kind == "fault"), default=-1)
-
-
-def send(
-    cloud: Any, deliveries: list[Delivery], before_last_fault: Callable[[], None] = lambda: None
-) -> None:
-    """Every delivery, in order; ``before_last_fault`` is called right before the last fault's first
-    signal goes."""
+def send(cloud: Any, deliveries: list[Delivery]) -> None:
     events, sns, lam = cloud.client("events"), cloud.client("sns"), cloud.client("lambda")
     topic = cloud.stack.outputs["AlarmTopicArn"]
     triage = cloud.stack.outputs["TriageFunctionArn"]
-    last_fault = last_new_fault(deliveries)
     for n, d in enumerate(deliveries):
-        if n == last_fault:
-            before_last_fault()
         if d.partner is not None and n > 0 and deliveries[n - 1] is d.partner:
             continue  # sent with its fault
         start = time.perf_counter()
@@ -624,6 +616,12 @@ def figures(
     for row in rows:
         by_request[row["requestId"]].append(row)
     skipped = Counter(_skip_reason(r) for r in rows if r.get("phase") == "skipped")
+    # Runs the kill switch stopped: at their guards (mode off) or at an intent step (ModeChanged).
+    stopped = Counter(
+        r["runbook"]
+        for r in rows
+        if r.get("phase") == "skipped" and _skip_reason(r) in ("kill switch", "ModeChanged")
+    )
     acted: dict[str, set[str]] = defaultdict(set)  # target -> remediations that changed it
     acted_by_runbook: Counter[str] = Counter()
     for request, its_rows in by_request.items():
@@ -668,6 +666,7 @@ def figures(
         "triageErrors": tap.errors,
         "decisions": dict(decisions),
         "skippedByReason": dict(skipped),
+        "stoppedByKillSwitch": dict(stopped),
         "executions": len(executions),
         "executionStatus": dict(statuses),
         "mutatingCalls": calls,
@@ -753,7 +752,13 @@ def run(
         machines = ops.stack_state_machines(cloud.client("cloudformation"), cloud.stack.name)
         before = ops.execution_arns(sfn, machines)
         # A client of its own: the switch is flipped from a Lambda's thread while the storm sends.
-        switch = KillSwitch(cloud.cloud.client("ssm"), cloud.stack.outputs["ModeParameterName"])
+        budget = int(cloud.set_steps_variables().get("BUDGET_PER_HOUR", 10))
+        switch = KillSwitch(
+            cloud.cloud.client("ssm"),
+            cloud.stack.outputs["ModeParameterName"],
+            world,
+            budget,
+        )
         tap = TriageTap(cloud.stack.physical_id("TriageFunction"))
         steps = StepsTap(cloud.stack.physical_id("RunbookStepsFunction"), switch.run_passed_its_guards)
         tap.install()
@@ -765,11 +770,11 @@ def run(
         log(f"storm: sending {len(deliveries)} signals ...")
         start, started_at = time.perf_counter(), time.time()
         try:
-            send(cloud, deliveries, before_last_fault=switch.arm)
+            send(cloud, deliveries)
             executions = ops.wait_for_new_executions(sfn, machines, before, timeout=900)
             # No run passed its guards after the last fault was sent: flipped with nothing in
             # flight, which the report says (runsActing 0) rather than pass it off as a test.
-            switch.flip("every run had ended: none passed its guards after the last fault's first signal")
+            switch.flip(f"every run had ended ({switch.passed} had passed their guards)")
         finally:
             if weakened is not None:
                 weakened.undo()
