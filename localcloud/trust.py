@@ -220,12 +220,13 @@ def markdown(report: dict[str, Any]) -> str:
         )
         lines += [
             "",
-            "The kill switch: near the end of the storm (as a run passes its guards, after the last fault"
-            " is sent) the mode parameter is set to `off`. The mode is read again right before every"
-            " mutating call (DESIGN.md, Safety), so a call the local cloud receives after the flip may"
-            " only be one whose intent step (the re-read) began before it: *in flight*. Any other is a"
-            " mutation after the kill switch. Concurrent runs come from the steps function's answers:"
-            " a run is past the lease from the moment its lease step answered until it began to finish.",
+            "The kill switch: near the end of the acting (as a run passes its guards, once four fifths"
+            " of the runs the budgets allow have passed theirs) the mode parameter is set to `off`."
+            " The mode is read again right before every mutating call (DESIGN.md, Safety), so a call"
+            " the local cloud receives after the flip may only be one whose intent step (the re-read)"
+            " began before it: *in flight*. Any other is a mutation after the kill switch. Concurrent"
+            " runs come from the steps function's answers: a run is past the lease from the moment its"
+            " lease step answered until it began to finish.",
         ]
     lines += ["", "## Hostile input (hypothesis)", ""]
     hostile = (report.get("hostileInput") or {}).get("properties") or {}
