@@ -8,17 +8,24 @@ state machines), the alarm topic, triage invoked as a CloudWatch alarm action. T
 - the same alarm transition through EventBridge, the alarm topic and a Lambda alarm action;
 - an OK sent before its ALARM (out of order);
 - several signals for one incident (a status-check alarm and an EC2 "stopped" for one instance);
-- one AWS Health event naming many instances at once;
+- two incidents for one target at the same moment (the alarm and an operator's remap-eip request
+  in one PutEvents call): only the lease keeps the second run from acting while the first does;
+- one AWS Health event naming many instances at once, sent first, so that its runs reach their
+  guards together (what the atomic budget is for);
 - alarms about instances nobody fenced, and events no rule should act on (the samples' OK,
   INSUFFICIENT_DATA, configuration changes);
 - the rest: the same events again, half sent again by their sender (PutEvents: a new id), half
   re-delivered as EventBridge's at-least-once delivery does (the same event, the same id, handed to
   triage again).
 
+Near the end of the acting the kill switch (the mode parameter) is set to off, as a run passes
+its guards (``KillSwitch``); the figures say which mutating calls came after it.
+
 Everything reported is computed from the run: triage's own answers (captured as the local cloud
 runs it), the audit table, the executions, the local cloud's record of every AWS request and the
 notifications. The stack runs with the production guard defaults (budget, breaker, concurrency) so
-the storm also shows them holding. ``python -m localcloud.storm --resources 100 --events 1000``.
+the storm also shows them holding. ``python -m localcloud.storm --resources 100 --events 1000``;
+``--weaken NAME`` (localcloud.weaken) removes one safety mechanism, only to prove the figures see it.
 """
 
 from __future__ import annotations
