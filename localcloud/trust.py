@@ -168,8 +168,9 @@ def markdown(report: dict[str, Any]) -> str:
     if storm and storm.get("weakened"):
         w = storm["weakened"]
         lines += [
-            f"**This storm ran WEAKENED (`--weaken {w['name']}`): {w['removes']} was removed on purpose,"
-            f" {w['hits']} times, to prove that `{w['showsIn']}` sees it. Not evidence about selfheal.**",
+            f"**This storm ran WEAKENED (`--weaken {w['name']}`): {w['removes']} was removed on purpose"
+            f" (bypassed {w['hits']} times), to prove that `{w['showsIn']}` sees it. Not evidence about"
+            " selfheal.**",
             "",
         ]
     if storm:

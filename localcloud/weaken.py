@@ -9,8 +9,9 @@ package once into ``sys.modules``, so replacing a method on a ``selfheal`` class
 the handlers run, and only in that process. Nothing under layers/, functions/ or template.yaml
 knows these exist.
 
-Each weakening counts how often it changed what the product would have done (``hits``): a storm
-in which that count is 0 proved nothing about the mechanism, whatever its figures say.
+Each weakening counts how often the handlers ran it in place of the mechanism (``hits``: a lease
+refusal ignored, a budget take skipped, a re-read of the mode skipped): a storm in which that count
+is 0 never reached the patch, and proved nothing about the mechanism whatever its figures say.
 """
 
 from __future__ import annotations
