@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+# The figures a self-healing system must hold at zero whatever the storm: one list, the storm's.
+from localcloud.storm import ZEROES
+
 ROOT = Path(__file__).parents[1]
-# The figures a self-healing system must hold at zero whatever the storm.
-ZEROES = ("unaccounted", "unlogged", "doubleActions", "chainProblems", "triageErrors")
 
 
 def _start(argv: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], float]:
@@ -44,6 +45,7 @@ def _read(path: Path) -> Any:
 
 
 def collect(resources: int, events: int, out: Path) -> dict[str, Any]:
+    """Run the three parts and write the report."""
     work = Path(tempfile.mkdtemp(prefix="selfheal-trust-"))
     env = {
         **os.environ,
@@ -81,10 +83,25 @@ def collect(resources: int, events: int, out: Path) -> dict[str, Any]:
             "exitCode": None,
             "missing": "tests/e2e/test_fault_injection.py is not built yet",
         }
+    return write(parts, str(work), out)
+
+
+def from_storm(figures_file: Path, out: Path) -> dict[str, Any]:
+    """The report and verdict of a storm already run (``localcloud.storm --json``), the other parts
+    not run: how a test proves that the verdict ``make trust`` exits with sees what a storm saw."""
+    parts = {
+        "storm": {"exitCode": None, "figures": _read(figures_file)},
+        "hostileInput": {"exitCode": None, "properties": None},
+        "faultInjection": {"exitCode": None, "missing": "not run: a report built from one storm's figures"},
+    }
+    return write(parts, str(figures_file.parent), out)
+
+
+def write(parts: dict[str, Any], logs: str, out: Path) -> dict[str, Any]:
     report = {
         "generatedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-        "logs": str(work),
+        "logs": logs,
         **parts,
     }
     report["verdict"] = verdict(report)
@@ -94,6 +111,11 @@ def collect(resources: int, events: int, out: Path) -> dict[str, Any]:
     return report
 
 
+def exit_code(report: dict[str, Any]) -> int:
+    """What ``make trust`` exits with."""
+    return 0 if report["verdict"]["holds"] else 1
+
+
 def verdict(report: dict[str, Any]) -> dict[str, Any]:
     """What does not hold, in words (empty: everything measured held)."""
     problems: list[str] = []
@@ -101,8 +123,14 @@ def verdict(report: dict[str, Any]) -> dict[str, Any]:
     if not storm:
         problems.append("the storm produced no figures (see its log)")
     else:
+        weakened = storm.get("weakened")
+        if weakened:
+            # A storm run to prove the report (localcloud.weaken) is no evidence about the product.
+            problems.append(f"storm: run with a safety mechanism removed on purpose ({weakened['removes']})")
         problems += [f"storm: {name} = {storm[name]} (must be 0)" for name in ZEROES if storm.get(name)]
         problems += [f"storm: {rb} acted {n} times, over its budget" for rb, n in storm["overBudget"].items()]
+        if "mutationsAfterKillSwitch" not in storm:
+            problems.append("storm: no kill-switch figure (a storm from before the kill switch was measured)")
     # A known gap is an expected failure in the test module, so its exit code is 0: name it here.
     for case in (report.get("faultInjection") or {}).get("cases") or []:
         if "half-way" in str(case.get("targetState")):
@@ -137,7 +165,16 @@ def markdown(report: dict[str, Any]) -> str:
         "",
     ]
     storm = (report.get("storm") or {}).get("figures")
+    if storm and storm.get("weakened"):
+        w = storm["weakened"]
+        lines += [
+            f"**This storm ran WEAKENED (`--weaken {w['name']}`): {w['removes']} was removed on purpose"
+            f" (bypassed {w['hits']} times), to prove that `{w['showsIn']}` sees it. Not evidence about"
+            " selfheal.**",
+            "",
+        ]
     if storm:
+        switch = storm.get("killSwitch") or {}
         lines += _table(
             [
                 ("events in", storm["eventsIn"]),
@@ -160,11 +197,38 @@ def markdown(report: dict[str, Any]) -> str:
                 ("**unaccounted** (events with no row saying what became of them)", storm["unaccounted"]),
                 ("**unlogged** (mutating calls without intent and outcome rows)", storm["unlogged"]),
                 ("**double actions** (targets acted on twice for one incident)", storm["doubleActions"]),
+                (
+                    "**concurrent runs** (targets two runs were past the lease on at once)",
+                    storm.get("concurrentRuns", "not measured"),
+                ),
+                (
+                    "kill switch set to off after (s), and why then",
+                    f"{switch.get('flippedAfterSeconds')}: {switch.get('trigger')}",
+                ),
+                ("... runs past their guards and not finished at that moment", switch.get("runsActing")),
+                (
+                    "... mutating calls in flight (their mode re-read began before the flip)",
+                    storm.get("mutationsInFlightAtKillSwitch", "not measured"),
+                ),
+                (
+                    "**mutations after the kill switch** (calls whose re-read began after the flip)",
+                    storm.get("mutationsAfterKillSwitch", "not measured"),
+                ),
                 ("audit chain problems", storm["chainProblems"]),
                 ("events per second through the whole pipeline", storm["eventsPerSecond"]),
                 ("storm wall time (s)", storm["seconds"]),
             ]
         )
+        lines += [
+            "",
+            "The kill switch: near the end of the acting (as a run passes its guards, once four fifths"
+            " of the runs the budgets allow have passed theirs) the mode parameter is set to `off`."
+            " The mode is read again right before every mutating call (DESIGN.md, Safety), so a call"
+            " the local cloud receives after the flip may only be one whose intent step (the re-read)"
+            " began before it: *in flight*. Any other is a mutation after the kill switch. Concurrent"
+            " runs come from the steps function's answers: a run is past the lease from the moment its"
+            " lease step answered until it began to finish.",
+        ]
     lines += ["", "## Hostile input (hypothesis)", ""]
     hostile = (report.get("hostileInput") or {}).get("properties") or {}
     lines += (
@@ -196,10 +260,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resources", type=int, default=100)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=ROOT)
+    parser.add_argument(
+        "--storm-figures",
+        type=Path,
+        help="build the report and verdict from this storm's figures (localcloud.storm --json) instead"
+        " of running the parts: for tests of the verdict itself",
+    )
     args = parser.parse_args(argv)
-    report = collect(args.resources, args.events, args.out)
+    if args.storm_figures:
+        report = from_storm(args.storm_figures, args.out)
+    else:
+        report = collect(args.resources, args.events, args.out)
     print((args.out / "trust-report.md").read_text())
-    return 0 if report["verdict"]["holds"] else 1
+    return exit_code(report)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,80 @@
+"""The trust report sees a weaker system (issue #13): with one safety mechanism removed on purpose
+(localcloud.weaken, dev-only: the product has no such switch), a small storm's own figure for that
+mechanism is no longer zero, and the verdict `make trust` exits with fails on it.
+
+Each storm runs in its own process (a local cloud of its own), as tests/e2e/test_storm.py does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from localcloud import trust
+
+ROOT = Path(__file__).parents[2]
+
+# weakening -> (extra storm arguments, the figure that must show it, words of the verdict's problem)
+CASES = {
+    # Two signals for one target in one PutEvents call: both runs go past the lease at once.
+    "lease": ([], "concurrentRuns", "concurrentRuns ="),
+    # The Health event's runs reach their guards together: with a budget of 1 an hour, the
+    # guards' count of audit rows lets them all through, the atomic take would not.
+    "budget": (["--budget-per-hour", "1"], "overBudget", "over its budget"),
+    # The switch goes off as a run passes its guards: that run's intent step must stop it.
+    "mode-reread": ([], "mutationsAfterKillSwitch", "mutationsAfterKillSwitch ="),
+}
+
+
+def _storm(tmp_path: Path, weaken: str, extra: list[str]) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp_path / "storm.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "localcloud.storm",
+            "--resources",
+            "10",
+            "--events",
+            "40",
+            "--weaken",
+            weaken,
+            *extra,
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        # The layer of this checkout, as `make trust` runs it (the functions import it from there).
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "core"), str(ROOT)])},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    return done, out
+
+
+@pytest.mark.parametrize("weaken", sorted(CASES))
+def test_trust_a_weakened_mechanism_shows_in_its_figure_and_fails_the_verdict(tmp_path, weaken):
+    extra, figure, problem = CASES[weaken]
+    # Given a small storm with one safety mechanism removed
+    done, out = _storm(tmp_path, weaken, extra)
+    assert out.is_file(), done.stderr[-3000:]
+    storm = json.loads(out.read_text())
+    # Then the removal changed what the product did (else the storm proved nothing) ...
+    assert storm["weakened"]["name"] == weaken and storm["weakened"]["hits"] > 0, storm["weakened"]
+    # ... its figure is no longer zero, and the storm itself fails
+    assert storm[figure], {k: storm[k] for k in (figure, "killSwitch", "remediationsThatActed")}
+    assert done.returncode != 0
+    # When `make trust`'s verdict is built from that storm (its main, its exit code)
+    code = trust.main(["--storm-figures", str(out), "--out", str(tmp_path / "report")])
+    report = json.loads((tmp_path / "report" / "trust-report.json").read_text())
+    # Then it does not hold, and says so for this figure, not only for the weakening itself
+    assert code != 0 and not report["verdict"]["holds"]
+    assert any(problem in p for p in report["verdict"]["problems"]), report["verdict"]["problems"]
+    assert "WEAKENED" in (tmp_path / "report" / "trust-report.md").read_text()
