@@ -223,12 +223,18 @@ def lease_item(cloud: DeployedCloud, target_key: str) -> dict[str, Any] | None:
 
 
 @pytest.fixture
-def before_step(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, Callable[[dict[str, Any]], None]], None]:
+def before_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[[str | Callable[[dict[str, Any]], bool], Callable[[dict[str, Any]], None]], None]:
     """Run ``action(payload)`` once, right before the steps function first handles ``step`` (as the
-    local cloud invokes it for a state machine): a moment inside a run, reached for certain, without
-    polling for it. The action runs on the invocation's thread: the run waits for it."""
+    local cloud invokes it for a state machine; or the first payload ``step(payload)`` is true of): a
+    moment inside a run, reached for certain, without polling for it. The action runs on the
+    invocation's thread: the run waits for it."""
 
-    def install(step: str, action: Callable[[dict[str, Any]], None]) -> None:
+    def install(
+        step: str | Callable[[dict[str, Any]], bool], action: Callable[[dict[str, Any]], None]
+    ) -> None:
+        wanted = step if callable(step) else lambda payload: payload.get("step") == step
         original = compat.invoke_in_process
         fired = threading.Event()
         lock = threading.Lock()
@@ -239,7 +245,7 @@ def before_step(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, Callable[[dic
                 payload = json.loads(raw) if raw else {}
             except ValueError:
                 payload = {}
-            if isinstance(payload, dict) and payload.get("step") == step:
+            if isinstance(payload, dict) and wanted(payload):
                 with lock:
                     first = not fired.is_set()
                     fired.set()
@@ -542,3 +548,19 @@ def test_two_executions_started_at_once_for_one_target_one_acts_the_other_meets_
     assert loser["error"]["error"] == "LeaseHeld", loser
     assert [r["phase"] for r in rows_of(cloud, loser["requestId"])] == ["skipped"]
     assert lease_item(cloud, pair.primary) is None
+
+
+def test_kill_switch_after_a_change_is_no_skip_the_run_fails_stopped_part_way(cloud, mode, before_step):
+    """Fails when a run the kill switch stops after it changed its target ends as a skip (succeeded,
+    nothing escalated), as if nothing had been done. promote-replica repoints the name, then the
+    switch goes off right before the promotion's intent step."""
+    db = promote_world.make_database(cloud)
+    before_step(lambda p: p.get("step") == "intent" and p.get("call") == "promote", lambda _: mode("off"))
+    result = cloud.start_and_wait(promote_world.RUNBOOK, promote_world.manual_input(db), timeout=90)
+    # Then the promotion was not made, and the run says it stopped part-way, a failure
+    assert db.replica_state(cloud) == ("available", db.primary)
+    assert db.record_value(cloud) == db.replica_endpoint  # the repoint it had made (not undone: off)
+    assert result.status == "FAILED" and result.error == "StoppedPartWay", (result.error, result.cause)
+    assert "route53:ChangeResourceRecordSets (ok)" in (result.cause or "")
+    last = rows_of(cloud, result.name)[-1]
+    assert last["phase"] == "failed" and last["error"]["error"] == "StoppedPartWay"

@@ -29,6 +29,7 @@ WOULD_DO = "Record: what a real run would do"
 VERIFIED = "Record: verified"
 SUCCEEDED = "Record: succeeded"
 FAILED = "Record: failed"
+FAILED_RUN = "Remediation failed"
 HEALED = "Healed"
 
 # A hook: (flow, the state that follows it) -> the hook's first state.
@@ -213,7 +214,13 @@ def _finish(f: Flow) -> None:
         result_path="$.result",
         catches=[catch("States.ALL", FAILED)],
     )
-    _release(f, "Release the lease after skipping", "Skipped")
+    _release(f, "Release the lease after skipping", "Did it stop part-way?")
+    # A stop after a change (the kill switch, a lost lease) is no skip: the finish step made it a
+    # failure (StoppedPartWay), and the run fails with it.
+    part_way = {"Variable": "$.result.outcome.outcome", "StringEquals": "failed"}
+    f.choice("Did it stop part-way?", [(part_way, "Name the part-way stop")], "Skipped")
+    error = {"Error.$": "$.result.outcome.error", "Cause.$": "$.result.outcome.reason"}
+    f.pass_("Name the part-way stop", next_state=FAILED_RUN, parameters=error, result_path="$.error")
     f.succeed("Skipped", comment="A guard said no (or there was nothing to do); the audit row says why.")
     f.step(
         FAILED,
@@ -225,8 +232,8 @@ def _finish(f: Flow) -> None:
         result_path="$.error",
         catches=[catch("States.ALL", "Release the lease after failure", None)],
     )
-    _release(f, "Release the lease after failure", "Remediation failed")
-    f.fail("Remediation failed")
+    _release(f, "Release the lease after failure", FAILED_RUN)
+    f.fail(FAILED_RUN)
 
 
 @dataclass(frozen=True)

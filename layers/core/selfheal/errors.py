@@ -82,6 +82,12 @@ class LeaseLost(LeaseHeld):
     stops before it acts again."""
 
 
+class StoppedPartWay(TerminalError):
+    """The run was stopped (the kill switch left enforce, the lease was lost) after it had changed the
+    target: no skip, a failure that escalates. The target may be half-way; the run's rows say what
+    was done and ``before.howToGoBack`` how to undo it."""
+
+
 class NotThisStacksExecution(TerminalError):
     """The steps function was invoked for an execution that is not a running execution of this
     stack's state machine for the runbook (a forged or stale payload): nothing is written for it."""

@@ -32,6 +32,7 @@ from selfheal.errors import (
     PreconditionFailed,
     RecentlyRemediated,
     SelfhealError,
+    StoppedPartWay,
     TerminalError,
     UnknownRunbook,
     UnverifiedApproval,
@@ -906,6 +907,14 @@ class Steps:
                 .with_key()
             )
 
+    def _changes_made(self, request: Request) -> list[str]:
+        """The calls of this run that changed something, or may have (outcome ok or unknown)."""
+        return [
+            f"{row.action} ({row.outcome})"
+            for row in self.audit.for_request(request.request_id)
+            if row.phase in (Phase.ACTION, Phase.COMPENSATED) and row.outcome in ("ok", "unknown")
+        ]
+
     def finish(self, event: StepEvent) -> dict[str, Any]:
         """The last row (succeeded / failed / skipped), the notification and the outgoing event."""
         request = self._request(event)
@@ -914,6 +923,13 @@ class Steps:
         error = _error(event.error)
         reason = event.reason or guard.get("skip_reason") or (error or {}).get("message")
         self._close_open_intents(event, request, error)
+        if outcome is Outcome.SKIPPED and (changed := self._changes_made(request)):
+            stopped = StoppedPartWay(
+                f"{reason or 'stopped'}; but it had already changed the target ({', '.join(changed)}):"
+                " it may be half-way, check it (the run's rows say what was done)",
+                changed=changed,
+            )
+            outcome, error, reason = Outcome.FAILED, stopped.as_dict(), stopped.message
         row = self._row(
             event,
             request,

@@ -82,7 +82,6 @@ RESTORE = Call(
     result_path="$.compensated",
     error_path="$.compensationError",
 )
-REPLICA = REPOINT.intent
 LOOK = "Describe the replica after the failed promotion"
 
 
@@ -200,11 +199,10 @@ def _replica(f: Flow) -> None:
     f.error(
         "Explain: the promotion's outcome is unknown",
         rb.PromotionFailed,
-        "promoting {} failed ({}) and {} could not be read to tell whether it was made: {} is left"
+        "promoting {} failed ({}) and it could not be read to tell whether it was made: {} is left"
         " pointing at it; check the replica, then put the name back or keep it",
         f"{PLAN}.replicaIdentifier",
         "$.error.Cause",
-        f"{PLAN}.replicaIdentifier",
         f"{PLAN}.recordName",
         next_state=FAILED,
     )
@@ -433,7 +431,7 @@ def body(f: Flow) -> str:
     f.choice(
         KIND,
         [
-            (equals(kind, "rds-replica"), REPLICA),
+            (equals(kind, "rds-replica"), REPOINT.intent),
             (equals(kind, "aurora-cluster"), FAILOVER_CLUSTER.intent),
         ],
         GLOBAL,
