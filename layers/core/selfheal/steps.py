@@ -410,10 +410,10 @@ class Steps:
         result = decision.model_dump(mode="json", by_alias=True)
         if mode_problem:
             result["modeProblem"] = mode_problem
-        # Always set (the started row reads it): a fail-safe dry run is never a silent one.
-        result["dryRunReason"] = (
-            None if request.dry_run else mode_problem or bus_only_dry_run if decision.dry_run else None
-        )
+        # Always set (the started row reads it): a dry run nobody asked for is never a silent one.
+        result["dryRunReason"] = None
+        if decision.dry_run and not request.dry_run:
+            result["dryRunReason"] = mode_problem or bus_only_dry_run or f"the kill switch says {mode.value}"
         if "holdDownSeconds" in plan_json:
             # A runbook with a hold-down (flip-dns failback) waits it out in the ASL: how long is left.
             hold = int(plan_json["holdDownSeconds"] or 0)
@@ -924,8 +924,9 @@ class Steps:
         reason = event.reason or guard.get("skip_reason") or (error or {}).get("message")
         self._close_open_intents(event, request, error)
         if outcome is Outcome.SKIPPED and (changed := self._changes_made(request)):
+            why = reason or (error or {}).get("error") or "the run was stopped"
             stopped = StoppedPartWay(
-                f"{reason or 'stopped'}; but it had already changed the target ({', '.join(changed)}):"
+                f"{why}; but it had already changed the target ({', '.join(changed)}):"
                 " it may be half-way, check it (the run's rows say what was done)",
                 changed=changed,
             )
