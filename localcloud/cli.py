@@ -7,6 +7,7 @@ talk to the local cloud, otherwise to AWS with the ordinary credential chain.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.exceptions
 
 from localcloud import ops
 
@@ -30,6 +32,15 @@ _MAX_CELL = 48
 class CliError(RuntimeError):
     """A user-facing error: printed without a traceback, exit status 1."""
 
+    exit_status = 1
+
+
+class InvalidArgument(CliError):
+    """What the user gave cannot be used (a missing file, malformed JSON): exit status 2, as for a
+    usage error."""
+
+    exit_status = 2
+
 
 # --- clients and stack resolution --------------------------------------------------------------
 
@@ -38,9 +49,11 @@ def resolve_endpoint(flag: str | None) -> str | None:
     return flag or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
-def client_factory(endpoint: str | None, region: str | None = None) -> Callable[[str], Any]:
+def client_factory(
+    endpoint: str | None, region: str | None = None, profile: str | None = None
+) -> Callable[[str], Any]:
     """service -> boto3 client; against the local cloud with fake credentials when ``endpoint`` is set."""
-    if endpoint:
+    if endpoint and not profile:
         # The local cloud's own key unless the environment names another (a local IAM user's: who
         # signs a request or an approval is who the stack records).
         session = boto3.session.Session(
@@ -49,7 +62,7 @@ def client_factory(endpoint: str | None, region: str | None = None) -> Callable[
             region_name=region or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION,
         )
     else:
-        session = boto3.session.Session(region_name=region)
+        session = boto3.session.Session(region_name=region, profile_name=profile)
     cache: dict[str, Any] = {}
 
     def client(service: str) -> Any:
@@ -66,15 +79,30 @@ def resolve_stack_name(flag: str | None, endpoint: str | None) -> str:
     return LOCAL_STACK_NAME if endpoint else DEPLOYED_STACK_NAME
 
 
-def load_json_argument(value: str) -> Any:
-    """A JSON document given inline or as a path to a file."""
-    path = Path(value)
-    if not value.lstrip().startswith(("{", "[")) and path.is_file():
-        return json.loads(path.read_text())
+def load_json_argument(value: str, what: str = "--input") -> Any:
+    """A JSON document given inline (it starts with ``{`` or ``[``) or as a path to a file."""
+    inline = value.lstrip().startswith(("{", "["))
+    if inline:
+        text, source = value, what
+    else:
+        path = Path(value)
+        if not path.is_file():
+            raise InvalidArgument(f"{what}: no such file: {value} (give a file, or the JSON itself)")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidArgument(f"{what}: cannot read {value}: {exc}") from exc
+        source = value
     try:
-        return json.loads(value)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CliError(f"--input is neither a readable file nor JSON: {exc}") from exc
+        raise InvalidArgument(f"{source} is not valid JSON: {exc}") from exc
+
+
+def remote_clients(args: argparse.Namespace) -> tuple[str | None, Callable[[str], Any]]:
+    """The endpoint (None: AWS) and the clients a remote command uses, from its options."""
+    endpoint = resolve_endpoint(args.endpoint)
+    return endpoint, client_factory(endpoint, args.region, args.profile)
 
 
 def _print_json(value: Any) -> None:
@@ -133,15 +161,14 @@ def cmd_local_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_local_send(args: argparse.Namespace) -> int:
-    endpoint = resolve_endpoint(args.endpoint)
+    endpoint, clients = remote_clients(args)
     if not endpoint:
         raise CliError(
             "no local cloud: pass --endpoint or export AWS_ENDPOINT_URL (see `selfheal local serve`)"
         )
-    event = load_json_argument(args.event)
+    event = load_json_argument(args.event, "the event")
     if not isinstance(event, dict) or "source" not in event or "detail-type" not in event:
         raise CliError("the event needs at least `source`, `detail-type` and `detail`")
-    clients = client_factory(endpoint)
     summary = ops.send_event_and_wait(
         clients, resolve_stack_name(args.stack_name, endpoint), event, args.timeout
     )
@@ -152,11 +179,10 @@ def cmd_local_send(args: argparse.Namespace) -> int:
 def cmd_trigger(args: argparse.Namespace) -> int:
     """A manual request, signed: triage records who sent it as STS says (--direct: StartExecution, a
     direct start whose caller is only in CloudTrail)."""
-    endpoint = resolve_endpoint(args.endpoint)
-    clients = client_factory(endpoint)
+    runbook_input = load_json_argument(args.input)  # before any call: a typo costs no round trip
+    endpoint, clients = remote_clients(args)
     outputs = ops.stack_outputs(clients("cloudformation"), resolve_stack_name(args.stack_name, endpoint))
     arn = ops.state_machine_arn(outputs, args.runbook)
-    runbook_input = load_json_argument(args.input)
     if args.direct:
         result = ops.start_and_wait(
             clients("stepfunctions"), arn, runbook_input, name=args.name, timeout=args.timeout
@@ -203,8 +229,7 @@ def format_audit_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    endpoint = resolve_endpoint(args.endpoint)
-    clients = client_factory(endpoint)
+    endpoint, clients = remote_clients(args)
     outputs = ops.stack_outputs(clients("cloudformation"), resolve_stack_name(args.stack_name, endpoint))
     table = outputs.get(ops.AUDIT_TABLE_OUTPUT)
     if not table:
@@ -261,8 +286,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_approvals(args: argparse.Namespace) -> int:
     """The questions runbooks are waiting on (the task tokens only with --tokens)."""
-    endpoint = resolve_endpoint(args.endpoint)
-    clients = client_factory(endpoint)
+    endpoint, clients = remote_clients(args)
     outputs = ops.stack_outputs(clients("cloudformation"), resolve_stack_name(args.stack_name, endpoint))
     pending = ops.pending_approvals(clients("dynamodb"), outputs)
     _print_json([p.listing(with_token=args.tokens) for p in pending])
@@ -270,8 +294,7 @@ def cmd_approvals(args: argparse.Namespace) -> int:
 
 
 def _answer(args: argparse.Namespace, decision: str, reason: str | None) -> int:
-    endpoint = resolve_endpoint(args.endpoint)
-    clients = client_factory(endpoint)
+    endpoint, clients = remote_clients(args)
     outputs = ops.stack_outputs(clients("cloudformation"), resolve_stack_name(args.stack_name, endpoint))
     taken = ops.answer_approval(clients, outputs, args.execution, decision, reason, timeout=args.timeout)
     _print_json(
@@ -300,6 +323,10 @@ def cmd_reject(args: argparse.Namespace) -> int:
 def _add_remote_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint", help="local cloud URL (default: $AWS_ENDPOINT_URL; none = AWS)")
     parser.add_argument(
+        "--region", help="AWS region (default: $AWS_REGION / $AWS_DEFAULT_REGION, the profile's)"
+    )
+    parser.add_argument("--profile", help="named profile from the AWS config files (default: $AWS_PROFILE)")
+    parser.add_argument(
         "--stack-name",
         help=f"stack to read outputs from (default: {LOCAL_STACK_NAME} with an endpoint, "
         f"else {DEPLOYED_STACK_NAME})",
@@ -307,10 +334,23 @@ def _add_remote_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="selfheal", description=__doc__.splitlines()[0] if __doc__ else None
+    # --debug anywhere on the line, as with the AWS CLI (SUPPRESS: a subcommand's absent flag does
+    # not reset one given before it).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error"
     )
+    parser = argparse.ArgumentParser(
+        prog="selfheal", description=__doc__.splitlines()[0] if __doc__ else None, parents=[common]
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_parser = commands.add_parser
+
+    def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return _add_parser(name, parents=[common], **kwargs)
+
+    commands.add_parser = add_parser  # type: ignore[method-assign]
 
     local = commands.add_parser("local", help="the local cloud").add_subparsers(
         dest="local_command", required=True
@@ -386,14 +426,73 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("selfheal")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+def explain(exc: BaseException, args: argparse.Namespace) -> tuple[str, int] | None:
+    """One line that says what is wrong and what to do, and the exit status; None: not an error a
+    user can act on (a bug: its traceback is shown)."""
+    if isinstance(exc, CliError):
+        return str(exc), exc.exit_status
+    if isinstance(exc, ops.OpsError):
+        return str(exc), 1
+    endpoint = resolve_endpoint(getattr(args, "endpoint", None))
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
+        if endpoint:
+            return f"nothing answers at {endpoint}: start the local cloud (`selfheal local serve`)", 1
+        return f"cannot reach AWS ({exc}): check the network and --region", 1
+    if isinstance(exc, botocore.exceptions.NoRegionError):
+        return "no AWS region: pass --region, or set AWS_REGION (or a region in your profile)", 1
+    if isinstance(exc, botocore.exceptions.ProfileNotFound):
+        return f"{exc}: check --profile / $AWS_PROFILE against `aws configure list-profiles`", 1
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return "no AWS credentials: pass --profile, set AWS_PROFILE, or run `aws configure`", 1
+    if isinstance(exc, botocore.exceptions.ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in _CREDENTIAL_ERRORS:
+            where = f" by {endpoint}" if endpoint else ""
+            return f"the credentials were refused{where} ({code}): check --profile and the keys", 1
+        return f"AWS said {code or 'no'}: {exc}", 1
+    return None
+
+
+_CREDENTIAL_ERRORS = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "AuthFailure",
+    }
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return handler(args)
-    except (CliError, ops.OpsError) as exc:
-        print(f"selfheal: error: {exc}", file=sys.stderr)
+        status = handler(args)
+        sys.stdout.flush()  # here, so a reader gone away is met inside the try
+        return status
+    except BrokenPipeError:
+        # `selfheal audit | head`: the reader left. Point stdout at /dev/null so the interpreter's
+        # own flush at exit does not fail again (the Python docs' recipe for SIGPIPE).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 1
+    except Exception as exc:
+        said = explain(exc, args)
+        if said is None or getattr(args, "debug", False):
+            raise
+        message, status = said
+        print(f"selfheal: error: {message}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -11,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.exceptions
 import pytest
 
 from localcloud import ops
-from localcloud.cli import format_audit_table, main
+from localcloud.cli import explain, format_audit_table, main
 from localcloud.harness import DeployedCloud
 
 from .conftest import FIXTURE_STACK
@@ -261,3 +263,94 @@ def test_local_serve_deploys_and_serves_until_interrupted(
         if process.poll() is None:  # never leave a server behind, whatever failed above
             process.kill()
             process.wait(timeout=10)
+
+
+# --- everyday mistakes: one line that says what to do, an exit status, no traceback -------------
+
+
+@pytest.mark.parametrize(
+    "argv,status,needle",
+    [
+        (
+            ["trigger", "remap-eip", "--input", "no-such-file.json"],
+            2,
+            "--input: no such file: no-such-file.json",
+        ),
+        (["trigger", "remap-eip", "--input", '{"target": '], 2, "--input is not valid JSON"),
+        (["local", "send", "no-such-event.json"], 2, "the event: no such file"),
+        (["audit"], 1, "nothing answers at http://127.0.0.1:9"),
+        (["approvals"], 1, "start the local cloud (`selfheal local serve`)"),
+    ],
+    ids=["missing-input-file", "malformed-input", "missing-event-file", "nothing-listening", "approvals"],
+)
+def test_everyday_mistakes_are_one_line_with_an_exit_status(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    status: int,
+    needle: str,
+) -> None:
+    # Port 9 (discard) on loopback: nothing listens there; botocore gives up after its own retries.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    code, out, err = run(capsys, *argv)
+    assert (code, err.count("\n")) == (status, 1), err
+    assert needle in err and "Traceback" not in out + err
+
+
+def test_no_region_says_how_to_give_one(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    code, _, err = run(capsys, "audit")
+    assert code == 1 and "no AWS region: pass --region" in err
+
+
+@pytest.mark.parametrize(
+    "code,needle",
+    [
+        ("InvalidClientTokenId", "the credentials were refused by http://127.0.0.1:9 (InvalidClientTokenId)"),
+        ("ExpiredToken", "the credentials were refused by http://127.0.0.1:9 (ExpiredToken)"),
+        ("ThrottlingException", "AWS said ThrottlingException"),
+    ],
+)
+def test_an_aws_refusal_is_one_line_naming_its_code(code: str, needle: str) -> None:
+    # (The local cloud takes any key but for STS, so the refusal is built as botocore raises it.)
+    error = botocore.exceptions.ClientError({"Error": {"Code": code, "Message": "no"}}, "DescribeStacks")
+    message, status = explain(error, argparse.Namespace(endpoint="http://127.0.0.1:9")) or ("", 0)
+    assert status == 1 and needle in message
+
+
+def test_debug_shows_the_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(botocore.exceptions.EndpointConnectionError):
+        main(["audit", "--debug"])
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.startswith("selfheal ")
+
+
+def test_a_reader_that_goes_away_is_no_traceback(tmp_path: Path) -> None:
+    # `selfheal ... | head`: the pipe closes before the output is written
+    reader, writer = os.pipe()
+    os.close(reader)
+    done = subprocess.run(
+        [sys.executable, "-m", "localcloud.cli", "policy", "validate"],
+        cwd=ROOT,
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    os.close(writer)
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    assert done.returncode == 1
