@@ -21,6 +21,7 @@ import boto3
 import botocore.exceptions
 
 from localcloud import ops
+from localcloud.cloud import PortInUse
 
 DEPLOYED_STACK_NAME = "selfheal-dev"
 LOCAL_STACK_NAME = "selfheal-local"
@@ -438,7 +439,7 @@ def explain(exc: BaseException, args: argparse.Namespace) -> tuple[str, int] | N
     user can act on (a bug: its traceback is shown)."""
     if isinstance(exc, CliError):
         return str(exc), exc.exit_status
-    if isinstance(exc, ops.OpsError):
+    if isinstance(exc, ops.OpsError | PortInUse):
         return str(exc), 1
     endpoint = resolve_endpoint(getattr(args, "endpoint", None))
     if isinstance(exc, botocore.exceptions.EndpointConnectionError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from types import TracebackType
 from typing import Any
 
@@ -38,6 +39,27 @@ def point_boto3_at(endpoint: str, region: str = DEFAULT_REGION) -> None:
     boto3.DEFAULT_SESSION = None  # a cached session may hold other credentials or region
 
 
+class PortInUse(RuntimeError):
+    """The port asked for is taken on 127.0.0.1."""
+
+
+def _check_port_free(port: int) -> None:
+    """moto's server binds in its own thread and, when the bind fails, waits for ever for a server
+    that never comes: so the port is tried here first (as the server will bind it, SO_REUSEADDR on:
+    only a port something listens on is refused)."""
+    if not port:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise PortInUse(
+                f"port {port} on 127.0.0.1 is in use ({exc.strerror}): stop what holds it, or pick"
+                " another --port (0: a free one)"
+            ) from exc
+
+
 class LocalCloud:
     """One simulated AWS account per process (moto's backends are process-global)."""
 
@@ -69,6 +91,7 @@ class LocalCloud:
         moto_api_backend.set_config(MOTO_CONFIG)  # moto's config API, applied in this (server) process
         recording.install(self._log)
         faults.install(self.faults)
+        _check_port_free(self._requested_port)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._requested_port, verbose=False)
         self._server.start()
         # The Step Functions interpreter sends its SDK calls to localhost:$MOTO_PORT. Both settings are

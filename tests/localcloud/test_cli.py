@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -354,3 +355,15 @@ def test_a_reader_that_goes_away_is_no_traceback(tmp_path: Path) -> None:
     os.close(writer)
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
     assert done.returncode == 1
+
+
+def test_local_serve_on_a_busy_port_says_so_and_exits(capsys: pytest.CaptureFixture[str]) -> None:
+    # moto's server binds in a thread of its own and used to wait for ever when the bind failed
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        code, _, err = run(
+            capsys, "local", "serve", "--port", str(port), "--template", str(ROOT / "template.yaml")
+        )
+    assert code == 1 and f"port {port} on 127.0.0.1 is in use" in err and "Traceback" not in err
