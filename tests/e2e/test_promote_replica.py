@@ -759,6 +759,33 @@ def test_promote_replica_failed_promotion_is_looked_for_then_the_name_put_back_o
         assert rows[-1]["phase"] == "failed" and rows[-1]["error"]["error"] == "PromotionFailed"
 
 
+def test_promote_replica_name_that_cannot_be_put_back_is_a_named_failure_that_says_where_it_points(
+    cloud, faults
+):
+    # Given a promotion RDS refuses, and a put-back (the undo of the repoint) Route 53 refuses too
+    db = make_database(cloud)
+    faults.add(terminal("rds", "PromoteReadReplica", times=20))
+    changes: list[object] = []
+
+    def after_the_repoint(request: object) -> bool:  # the repoint is the run's first DNS change
+        changes.append(request)
+        return len(changes) > 1
+
+    put_back = faults.add(terminal("route53", "ChangeResourceRecordSets", times=20, where=after_the_repoint))
+    result = cloud.start_and_wait(RUNBOOK, manual_input(db), timeout=120)
+    # Then the run fails with the one error that says the name points at a replica not promoted
+    assert put_back.hits
+    assert result.status == "FAILED" and result.error == "DnsRestoreFailed", (result.error, result.cause)
+    assert "put it back by hand" in (result.cause or "")
+    assert db.replica_state(cloud) == ("available", db.primary)
+    assert db.record_value(cloud) == db.replica_endpoint
+    rows = rows_for(cloud, db.primary)
+    # the repoint (intent, ok), the put-back (intent, its error row), each recorded
+    dns = [(r["phase"], r["outcome"]) for r in rows if r.get("action") == "route53:ChangeResourceRecordSets"]
+    assert dns == [("action", "pending"), ("action", "ok"), ("action", "pending"), ("compensated", "error")]
+    assert rows[-1]["phase"] == "failed" and rows[-1]["error"]["error"] == "DnsRestoreFailed"
+
+
 @pytest.mark.parametrize(
     "allowed,needle",
     [("orders.*.internal", "record db."), (RECORD_NAMES, "hosted zone")],
