@@ -12,20 +12,11 @@ from pathlib import Path
 ROOT = Path(__file__).parents[2]
 
 
-def test_a_storm_leaves_nothing_unaccounted_unlogged_or_done_twice_and_stays_in_budget(tmp_path):
+def run_storm(tmp_path: Path, *options: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``python -m localcloud.storm`` in its own process; its figures go to ``tmp_path/storm.json``."""
     out = tmp_path / "storm.json"
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "localcloud.storm",
-            "--resources",
-            "25",
-            "--events",
-            "150",
-            "--json",
-            str(out),
-        ],
+        [sys.executable, "-m", "localcloud.storm", *options, "--json", str(out)],
         cwd=ROOT,
         # The layer of this checkout, as `make trust` runs it (the functions import it from there).
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "core"), str(ROOT)])},
@@ -34,6 +25,11 @@ def test_a_storm_leaves_nothing_unaccounted_unlogged_or_done_twice_and_stays_in_
         timeout=600,
         check=False,
     )
+    return done, out
+
+
+def test_a_storm_leaves_nothing_unaccounted_unlogged_or_done_twice_and_stays_in_budget(tmp_path):
+    done, out = run_storm(tmp_path, "--resources", "25", "--events", "150")
     assert out.is_file(), done.stderr[-3000:]
     storm = json.loads(out.read_text())
     assert storm["eventsIn"] == 150 and storm["fencedResources"] >= 25

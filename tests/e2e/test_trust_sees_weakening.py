@@ -8,16 +8,11 @@ Each storm runs in its own process (a local cloud of its own), as tests/e2e/test
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from localcloud import trust
-
-ROOT = Path(__file__).parents[2]
+from tests.e2e.test_storm import run_storm
 
 # weakening -> (extra storm arguments, the figure that must show it, words of the verdict's problem)
 CASES = {
@@ -31,39 +26,11 @@ CASES = {
 }
 
 
-def _storm(tmp_path: Path, weaken: str, extra: list[str]) -> tuple[subprocess.CompletedProcess[str], Path]:
-    out = tmp_path / "storm.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "localcloud.storm",
-            "--resources",
-            "10",
-            "--events",
-            "40",
-            "--weaken",
-            weaken,
-            *extra,
-            "--json",
-            str(out),
-        ],
-        cwd=ROOT,
-        # The layer of this checkout, as `make trust` runs it (the functions import it from there).
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "core"), str(ROOT)])},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    return done, out
-
-
 @pytest.mark.parametrize("weaken", sorted(CASES))
 def test_trust_a_weakened_mechanism_shows_in_its_figure_and_fails_the_verdict(tmp_path, weaken):
     extra, figure, problem = CASES[weaken]
     # Given a small storm with one safety mechanism removed
-    done, out = _storm(tmp_path, weaken, extra)
+    done, out = run_storm(tmp_path, "--resources", "10", "--events", "40", "--weaken", weaken, *extra)
     assert out.is_file(), done.stderr[-3000:]
     storm = json.loads(out.read_text())
     # Then the removal changed what the product did (else the storm proved nothing) ...
