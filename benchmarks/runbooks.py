@@ -20,6 +20,7 @@ from typing import Any
 
 from benchmarks.cost import Invocation, Usage, billed_ms, cost_per_1000, dynamodb_units
 from benchmarks.scenarios import ROOT, SCENARIOS, Scenario
+from localcloud import compat
 
 TEMPLATE = ROOT / "template.yaml"
 NOT_CALLS = {"lambda:Invoke"}  # reported as invocations
@@ -40,37 +41,25 @@ class InvocationRecord:
     end: float
 
 
-class InvocationLog:
-    """Wraps the local cloud's in-process Lambda runner to see every invocation, its function and time."""
+class InvocationLog(compat.InvocationTap):
+    """Every invocation the local cloud runs in this process: its function and its time."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.records: list[InvocationRecord] = []
         self._lock = threading.Lock()
-        self._original: Callable[..., Any] | None = None
 
-    def install(self) -> None:
-        from localcloud import compat
-
-        original = compat.invoke_in_process
-        self._original = original
-
-        def invoke_in_process(backend: Any, function_name: str, qualifier: str | None, body: Any) -> Any:
-            fn = backend.get_function(function_name, qualifier)
-            start = time.time()
-            try:
-                return original(backend, function_name, qualifier, body)
-            finally:
-                record = InvocationRecord(fn.function_name, int(fn.memory_size), start, time.time())
-                with self._lock:
-                    self.records.append(record)
-
-        compat.invoke_in_process = invoke_in_process
-
-    def uninstall(self) -> None:
-        from localcloud import compat
-
-        if self._original is not None:
-            compat.invoke_in_process = self._original
+    def around(
+        self, call: Callable[..., Any], backend: Any, function_name: str, qualifier: str | None, body: Any
+    ) -> Any:
+        fn = backend.get_function(function_name, qualifier)
+        start = time.time()
+        try:
+            return call(backend, function_name, qualifier, body)
+        finally:
+            record = InvocationRecord(fn.function_name, int(fn.memory_size), start, time.time())
+            with self._lock:
+                self.records.append(record)
 
     def take(self) -> list[InvocationRecord]:
         with self._lock:

@@ -448,6 +448,39 @@ def invoke_in_process(
     return json.dumps(result, default=str).encode(), False
 
 
+class InvocationTap:
+    """Sees the Lambda invocations the local cloud runs in this process, while installed: it wraps
+    ``invoke_in_process`` (the one place every invocation goes through). A subclass says what to do
+    around one in ``around``; ``call`` runs it (or the tap installed before this one)."""
+
+    def __init__(self) -> None:
+        self._original: Callable[..., tuple[bytes, bool]] | None = None
+
+    def around(
+        self,
+        call: Callable[..., tuple[bytes, bool]],
+        backend: Any,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+    ) -> tuple[bytes, bool]:
+        return call(backend, function_name, qualifier, body)
+
+    def install(self) -> None:
+        global invoke_in_process
+        original = self._original = invoke_in_process
+
+        def tapped(backend: Any, function_name: str, qualifier: str | None, body: Any) -> tuple[bytes, bool]:
+            return self.around(original, backend, function_name, qualifier, body)
+
+        invoke_in_process = tapped
+
+    def uninstall(self) -> None:
+        global invoke_in_process
+        if self._original is not None:
+            invoke_in_process = self._original
+
+
 def invocation_record(fn: Any, event: Any, payload: bytes, failed: bool, attempts: int) -> dict[str, Any]:
     """The asynchronous invocation record Lambda sends to a destination (Lambda developer guide)."""
     response: Any = json.loads(payload) if payload else None

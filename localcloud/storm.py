@@ -47,7 +47,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from localcloud import ops
+from localcloud import compat, ops
 
 ROOT = Path(__file__).parents[1]
 TEMPLATE = ROOT / "template.yaml"
@@ -92,46 +92,34 @@ class World:
 # ------------------------------------------------------------------------------ triage's answers
 
 
-class TriageTap:
+class TriageTap(compat.InvocationTap):
     """Every triage invocation's event and answer, as the local cloud runs the real handler."""
 
     def __init__(self, function_name: str) -> None:
+        super().__init__()
         self.function_name = function_name
         self.answers: list[dict[str, Any]] = []
         self.errors = 0
         self._lock = threading.Lock()
-        self._original: Callable[..., Any] | None = None
 
-    def install(self) -> None:
-        from localcloud import compat
-
-        original = compat.invoke_in_process
-        self._original = original
-
-        def invoke_in_process(backend: Any, function_name: str, qualifier: str | None, body: Any) -> Any:
-            payload, failed = original(backend, function_name, qualifier, body)
-            if backend.get_function(function_name, qualifier).function_name == self.function_name:
-                with self._lock:
-                    if failed:
-                        self.errors += 1
-                    else:
-                        self.answers.append(json.loads(payload))
-            return payload, failed
-
-        compat.invoke_in_process = invoke_in_process
-
-    def uninstall(self) -> None:
-        from localcloud import compat
-
-        if self._original is not None:
-            compat.invoke_in_process = self._original
+    def around(
+        self, call: Callable[..., Any], backend: Any, function_name: str, qualifier: str | None, body: Any
+    ) -> Any:
+        payload, failed = call(backend, function_name, qualifier, body)
+        if backend.get_function(function_name, qualifier).function_name == self.function_name:
+            with self._lock:
+                if failed:
+                    self.errors += 1
+                else:
+                    self.answers.append(json.loads(payload))
+        return payload, failed
 
     def outcomes(self) -> list[dict[str, Any]]:
         with self._lock:
             return [o for answer in self.answers for o in answer.get("outcomes", [])]
 
 
-class StepsTap:
+class StepsTap(compat.InvocationTap):
     """When each run took its lease, passed its guards and began to finish, as the local cloud runs
     the steps function (its answers, not the product's own word in the audit trail: a run that
     should have been refused its lease and was not shows here)."""
@@ -139,52 +127,40 @@ class StepsTap:
     def __init__(
         self, function_name: str, guards_passed: Callable[[StepsTap], None] = lambda _: None
     ) -> None:
+        super().__init__()
         self.function_name = function_name
         self.guards_passed = guards_passed  # called before the run's next state is entered
         self.lease_taken: dict[str, tuple[float, str]] = {}  # execution -> (when, target key)
         self.passed_guards: dict[str, float] = {}
         self.finishing: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._original: Callable[..., Any] | None = None
 
-    def install(self) -> None:
-        from localcloud import compat
-
-        original = compat.invoke_in_process
-        self._original = original
-
-        def invoke_in_process(backend: Any, function_name: str, qualifier: str | None, body: Any) -> Any:
-            if backend.get_function(function_name, qualifier).function_name != self.function_name:
-                return original(backend, function_name, qualifier, body)
-            raw = body.decode() if isinstance(body, bytes) else body
-            event = json.loads(raw) if raw else {}
-            arn = str((event.get("execution") or {}).get("arn"))
-            step = event.get("step")
-            if step == "finish":
-                with self._lock:
-                    self.finishing.setdefault(arn, time.time())
-            payload, failed = original(backend, function_name, qualifier, body)
-            if failed:
-                return payload, failed
-            answer = json.loads(payload)
-            if step == "acquire-lease":
-                with self._lock:
-                    self.lease_taken.setdefault(arn, (time.time(), str(answer.get("targetKey"))))
-            elif step == "guards":
-                decision = answer.get("decision") or {}
-                if decision.get("proceed") and not answer.get("dryRun"):
-                    with self._lock:
-                        self.passed_guards.setdefault(arn, time.time())
-                    self.guards_passed(self)
+    def around(
+        self, call: Callable[..., Any], backend: Any, function_name: str, qualifier: str | None, body: Any
+    ) -> Any:
+        if backend.get_function(function_name, qualifier).function_name != self.function_name:
+            return call(backend, function_name, qualifier, body)
+        raw = body.decode() if isinstance(body, bytes) else body
+        event = json.loads(raw) if raw else {}
+        arn = str((event.get("execution") or {}).get("arn"))
+        step = event.get("step")
+        if step == "finish":
+            with self._lock:
+                self.finishing.setdefault(arn, time.time())
+        payload, failed = call(backend, function_name, qualifier, body)
+        if failed:
             return payload, failed
-
-        compat.invoke_in_process = invoke_in_process
-
-    def uninstall(self) -> None:
-        from localcloud import compat
-
-        if self._original is not None:
-            compat.invoke_in_process = self._original
+        answer = json.loads(payload)
+        if step == "acquire-lease":
+            with self._lock:
+                self.lease_taken.setdefault(arn, (time.time(), str(answer.get("targetKey"))))
+        elif step == "guards":
+            decision = answer.get("decision") or {}
+            if decision.get("proceed") and not answer.get("dryRun"):
+                with self._lock:
+                    self.passed_guards.setdefault(arn, time.time())
+                self.guards_passed(self)
+        return payload, failed
 
 
 class KillSwitch:

@@ -552,8 +552,9 @@ def _precheck_replica(clients: Any, plan: PromotionPlan) -> dict[str, Any]:
         lag_verdict = f"ReplicaLag of {replica_id} is {lag:g}s, over the limit of {limit:g}s"
     else:
         lag_verdict = f"ReplicaLag of {replica_id} is {lag:g}s, within the limit of {limit:g}s"
-    record = current_record(clients.route53, plan.hosted_zone_id or "", plan.record_name or "")
-    previous = [r["Value"] for r in (record or {}).get("ResourceRecords", [])]
+    # The record as resolve read it (a plain CNAME, or the plan was refused): not read a second time.
+    record = plan.record_now
+    previous = list(record.values) if record else []
     was = previous[0] if previous else (plan.primary_endpoint or "")
     return {
         "primary": {"identifier": plan.primary_identifier, "endpoint": plan.primary_endpoint},
@@ -571,8 +572,8 @@ def _precheck_replica(clients: Any, plan: PromotionPlan) -> dict[str, Any]:
         "record": {
             "hostedZoneId": plan.hosted_zone_id,
             "name": plan.record_name,
-            "type": (record or {}).get("Type", "CNAME"),
-            "ttl": (record or {}).get("TTL"),
+            "type": "CNAME",
+            "ttl": record.ttl if record else None,
             "values": previous,
         },
         "trafficMove": f"{plan.record_name} CNAME {was or '(none)'} -> {plan.replica_endpoint}",
