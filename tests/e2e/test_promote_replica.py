@@ -759,6 +759,31 @@ def test_promote_replica_failed_promotion_is_looked_for_then_the_name_put_back_o
         assert rows[-1]["phase"] == "failed" and rows[-1]["error"]["error"] == "PromotionFailed"
 
 
+def test_promote_replica_repoint_that_cannot_be_read_back_is_put_back_before_anything_is_promoted(
+    cloud, faults
+):
+    # Given a repoint Route 53 takes, and a record that cannot be read back afterwards
+    db = make_database(cloud)
+    reads: list[object] = []
+
+    def after_the_plan(request: object) -> bool:  # resolve reads the record once, before the repoint
+        reads.append(request)
+        return len(reads) > 1
+
+    unreadable = faults.add(terminal("route53", "ListResourceRecordSets", times=20, where=after_the_plan))
+    result = cloud.start_and_wait(RUNBOOK, manual_input(db), timeout=120)
+    faults.clear()  # the test reads the record too
+    # Then the name is put back and nothing is promoted: an unchecked repoint is no ground to promote
+    assert unreadable.hits
+    assert result.status == "FAILED" and result.error == "VerificationFailed", (result.error, result.cause)
+    assert "could not be read back" in (result.cause or "")
+    assert db.replica_state(cloud) == ("available", db.primary)
+    assert db.record_value(cloud) == db.primary_endpoint
+    rows = rows_for(cloud, db.primary)
+    assert not [r for r in rows if r.get("action") == "rds:PromoteReadReplica"]
+    assert [r["outcome"] for r in rows if r["phase"] == "compensated"] == ["ok"]
+
+
 def test_promote_replica_name_that_cannot_be_put_back_is_a_named_failure_that_says_where_it_points(
     cloud, faults
 ):
