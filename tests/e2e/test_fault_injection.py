@@ -264,25 +264,10 @@ SCENARIOS = {
 
 # Open (found by this table): cases that leave the target half-way, each with the gap behind it.
 # Strict, so these fail loudly the day the runbook closes the gap.
-# stop-start has no way back once the stop went through and the start does not follow.
-STOPPED_LEFT = "open: replace-instance stop-start leaves the instance stopped when its start does not happen"
-# StopExecution is finished by RunEnded (a failed row, intents closed, lease released, escalated): it
-# undoes nothing, and the launch-template path has launched (and registered) by then.
-NOT_UNDONE = "open: a replace-instance launch-template run stopped from outside is not undone: the replacement is left beside the old instance"
-# The promotion cannot be undone; it is the last change, after the repoint (which is put back when
-# the promotion is not made). A run stopped from outside while the promotion call is in flight
-# leaves the name on a replica that was not promoted: RunEnded records it and escalates, undoing
-# nothing.
-PROMOTION_STOPPED = (
-    "open: a promote-replica run stopped from outside during the promotion leaves the name on the"
-    " unpromoted replica"
-)
+# stop-start has no way back once the stop went through and EC2 refuses every start that follows.
+STOPPED_LEFT = "open: replace-instance stop-start leaves the instance stopped when EC2 refuses its start"
 HALF_WAY = {
-    ("promote-replica", "promote", "stopped"): PROMOTION_STOPPED,
     ("replace-instance-stop-start", "start", "terminal"): STOPPED_LEFT,
-    ("replace-instance-stop-start", "start", "stopped"): STOPPED_LEFT,
-    ("replace-instance-launch", "register", "stopped"): NOT_UNDONE,
-    ("replace-instance-launch", "associate", "stopped"): NOT_UNDONE,
 }
 
 
@@ -436,12 +421,15 @@ def test_fault_injection_leaves_a_known_state_and_a_complete_record(
             ops.stop_at(cloud.client("stepfunctions"), arn, next(t for t in tasks if t in entered))
             faults.clear()
         execution = cloud.wait(arn, timeout=120)
+        request_id = arn.rsplit(":", 1)[-1]
+        # A run stopped half-way is settled by its undo run (RunEnded starts it): wait for that too.
+        undo_run = _undo_run(cloud, runbook, request_id) if kind == "stopped" else None
     finally:
         faults.clear()
         cloud.set_steps_variables(**original)
-    request_id = arn.rsplit(":", 1)[-1]
     found = check_run(cloud, scenario, world, execution, request_id)
     escalations = _escalations(outcome_inbox, request_id)
+    undone = check_run(cloud, scenario, world, undo_run, undo_run.name) if undo_run else None
     RESULTS.append(
         {
             "runbook": runbook,
@@ -453,6 +441,7 @@ def test_fault_injection_leaves_a_known_state_and_a_complete_record(
             "leaseReleased": found["leaseReleased"],
             "chainOk": found["chainOk"],
             "escalations": escalations,
+            "undoRun": undo_run and {"status": undo_run.status, "error": undo_run.error},
             "seconds": round(time.monotonic() - started, 2),
         }
     )
@@ -467,3 +456,24 @@ def test_fault_injection_leaves_a_known_state_and_a_complete_record(
     assert found["chainOk"], found
     # And a failure escalates exactly once, a heal not at all
     assert escalations == (0 if execution.status == "SUCCEEDED" else 1), found
+    # And an undo run holds no lease after it, and its record is complete too
+    if undone is not None:
+        assert undone["leaseReleased"] and undone["chainOk"], undone
+
+
+def _undo_run(cloud: DeployedCloud, runbook: str, request_id: str) -> ops.ExecutionResult | None:
+    """The undo run RunEnded started for a stopped run, once it ended (None when the stop left
+    nothing to undo). RunEnded has run once the stopped run's failed row is there."""
+    dynamodb, table = cloud.client("dynamodb"), cloud.stack.outputs["AuditTableName"]
+    deadline = time.monotonic() + 30
+    while not any(r["phase"] == "failed" for r in ops.audit_for_request(dynamodb, table, request_id)):
+        assert time.monotonic() < deadline, f"RunEnded never recorded the end of {request_id}"
+        time.sleep(0.1)
+    sfn = cloud.client("stepfunctions")
+    machine = cloud.state_machine_arn(runbook)
+    arn = f"{machine.replace(':stateMachine:', ':execution:')}:undo-{request_id}"
+    try:
+        sfn.describe_execution(executionArn=arn)
+    except sfn.exceptions.ExecutionDoesNotExist:
+        return None
+    return cloud.wait(arn, timeout=120)

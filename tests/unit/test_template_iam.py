@@ -115,6 +115,10 @@ FRAME = {
         "dynamodb:DeleteItem",
         "dynamodb:UpdateItem",  # the budgets (lease table)
         "states:DescribeExecution",  # is a run still running (the runs acting now)
+        # undo runs: what a stopped run was doing, and starting the run that undoes it
+        "states:GetExecutionHistory",
+        "states:DescribeStateMachineForExecution",
+        "states:StartExecution",
         "ssm:GetParameter",
         "sns:Publish",
         "events:PutEvents",

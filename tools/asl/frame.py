@@ -15,7 +15,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from selfheal.errors import LeaseHeld, NotApplicable, SelfhealError
-from tools.asl.idioms import LAMBDA_SERVICE_ERRORS, SKIPPED, Flow, State, catch, error_names
+from selfheal.undo import STOPPED_IN, UNDO_CHOICE
+from tools.asl.idioms import (
+    LAMBDA_SERVICE_ERRORS,
+    SKIPPED,
+    Call,
+    Flow,
+    State,
+    catch,
+    equals,
+    error_names,
+    formatted,
+)
 
 VALIDATE = "Validate the input"
 EXPLAIN_REJECTION = "Explain the rejection"
@@ -31,6 +42,8 @@ SUCCEEDED = "Record: succeeded"
 FAILED = "Record: failed"
 FAILED_RUN = "Remediation failed"
 HEALED = "Healed"
+IS_UNDO = "Is this an undo run?"
+VALIDATE_UNDO = "Validate the undo"
 
 # A hook: (flow, the state that follows it) -> the hook's first state.
 Hook = Callable[[Flow, str], str]
@@ -50,11 +63,17 @@ class Workflow:
     precheck_catches: Callable[[Flow], list[State]] | None = None
     before_precheck: Hook | None = None  # flip-dns: wait out the hold-down
     after_precheck: Hook | None = None  # flip-dns: the primary healthy for a while, checked again
+    # Undo runs (selfheal.undo): the call a run was stopped in -> the state its undo run starts
+    # from (its undo chain, or a step that settles the call). None: a stop leaves nothing half-way.
+    undo: Sequence[tuple[Call, str]] = ()
 
 
 def build(workflow: Workflow) -> dict[str, Any]:
     """The ASL definition of one runbook: the frame, its hooks and its body."""
     f = Flow(workflow.runbook)
+    if workflow.undo:
+        has_undo = {"Variable": "$.undo", "IsPresent": True}
+        f.choice(IS_UNDO, [(has_undo, VALIDATE_UNDO)], VALIDATE, comment="Input {undo: <stopped run>}.")
     _start(f)
     proceed = [({"Variable": "$.guard.decision.proceed", "BooleanEquals": True}, STARTED)]
     started = {"reason.$": "$.request.reason", "dryRunReason.$": "$.guard.decision.dryRunReason"}
@@ -84,8 +103,11 @@ def build(workflow: Workflow) -> dict[str, Any]:
         catches=[catch("States.ALL", FAILED)],
     )
     f.merge(body)
+    if workflow.undo:
+        _undo_run(f, workflow.undo)
     _finish(f)
-    return {"Comment": workflow.comment, "StartAt": VALIDATE, "States": f.states}
+    start = IS_UNDO if workflow.undo else VALIDATE
+    return {"Comment": workflow.comment, "StartAt": start, "States": f.states}
 
 
 def _hook(f: Flow, hook: Hook | None, next_state: str) -> str:
@@ -149,6 +171,63 @@ def _start(f: Flow) -> None:
         },
         result_path="$.guard",
         catches=[catch(NotApplicable, SKIPPED), catch("States.ALL", FAILED)],
+    )
+
+
+def _undo_run(f: Flow, entries: Sequence[tuple[Call, str]]) -> None:
+    """An undo run: the stopped run's state taken up (checked by the steps function, from Step
+    Functions' history of that run), the lease, a started row, then where the stop left it."""
+    f.step(
+        VALIDATE_UNDO,
+        "validate-undo",
+        next_state="Take up the stopped run's state",
+        payload={"input.$": "$$.Execution.Input"},
+        result_path="$",
+        catches=[catch("States.ALL", EXPLAIN_REJECTION, "$")],
+        with_request=False,
+    )
+    f.pass_(
+        "Take up the stopped run's state", next_state="Acquire the lease for the undo", input_path="$.Payload"
+    )
+    f.step(
+        "Acquire the lease for the undo",
+        "acquire-lease",
+        next_state="Record: started (undo)",
+        result={"owner.$": "$.Payload.owner"},
+        result_path="$.lease",
+        catches=[catch(LeaseHeld, SKIPPED), catch("States.ALL", FAILED)],
+    )
+    f.record(
+        "Record: started (undo)",
+        "started",
+        next_state=UNDO_CHOICE,
+        on_error=FAILED,
+        **{"reason.$": "$.request.reason"},
+    )
+    f.choice(
+        UNDO_CHOICE,
+        [(equals(STOPPED_IN, call.intent), entry) for call, entry in entries],
+        "Explain: no undo begins there",
+        comment="By the intent state of the call the stopped run was in.",
+    )
+    f.error(
+        "Explain: no undo begins there",
+        "$.error.Error",
+        "{}: no undo begins after {}",
+        "$.error.Cause",
+        STOPPED_IN,
+        next_state=FAILED,
+    )
+
+
+def nothing_to_undo(f: Flow, name: str, template: str, *args: str) -> str:
+    """An undo run that finds the call it settles never happened: a skip, not escalated (the stopped
+    run's end was)."""
+    return f.pass_(
+        name,
+        next_state=SKIPPED,
+        parameters={"proceed": False, "escalate": False, "skip_reason.$": formatted(template, args)},
+        result_path="$.guard.decision",
     )
 
 
@@ -257,9 +336,6 @@ def approval(f: Flow, ask: Approval, then: str) -> str:
     """The approval hook; returns its first state."""
     f.renew("Renew the lease for the approval", ask.timeout, next_state=ASK, on_error=FAILED)
 
-    def fmt(template: str, args: Sequence[str]) -> str:
-        return f"States.Format('{template}', {', '.join(args)})"
-
     f.step(
         ASK,
         "ask-approval",
@@ -285,7 +361,7 @@ def approval(f: Flow, ask: Approval, then: str) -> str:
         f.pass_(
             name,
             next_state=SKIPPED,
-            parameters={"proceed": False, "escalate": True, "skip_reason.$": fmt(template, args)},
+            parameters={"proceed": False, "escalate": True, "skip_reason.$": formatted(template, args)},
             result_path="$.guard.decision",
         )
     f.step(

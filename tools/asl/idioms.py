@@ -153,6 +153,14 @@ def _stops(skip: str | None, result_path: str = "$.error") -> list[State]:
     return [catch(STOPS, skip, result_path)] if skip else []
 
 
+def formatted(template: str, args: Sequence[str]) -> str:
+    """``States.Format`` of ``template`` with the paths ``args``. No apostrophes: the escape AWS takes
+    (``\\'``) is one the local cloud's parser refuses, so a template with one would not run there."""
+    if "'" in template:
+        raise ValueError(f"an apostrophe in a States.Format template: {template!r}")
+    return f"States.Format('{template}', {', '.join(args)})"
+
+
 def catch(
     errors: Catchable | Sequence[Catchable], next_state: str, result_path: str | None = "$.error"
 ) -> State:
@@ -327,10 +335,7 @@ class Flow:
         error_field = {"Error": error} if isinstance(error, str) else {"Error": error.__name__}
         if error_field["Error"].startswith("$"):
             error_field = {"Error.$": error_field.pop("Error")}
-        quoted = cause.replace("'", "\\'")
-        cause_field = (
-            {"Cause.$": f"States.Format('{quoted}', {', '.join(args)})"} if args else {"Cause": cause}
-        )
+        cause_field = {"Cause.$": formatted(cause, args)} if args else {"Cause": cause}
         return self.pass_(
             name, next_state=next_state, parameters={**error_field, **cause_field}, result_path="$.error"
         )
@@ -472,7 +477,9 @@ class Flow:
             },
             result_path=call.call_path,
             retries=[WAIT_FOR_A_PLACE],
-            catches=[*_stops(skip, call.error_path), catch("States.ALL", on_error, call.error_path)],
+            # A stop (the kill switch, a lost lease) is what the skip reports, an undo call's too:
+            # the error it was undoing is in its rows already.
+            catches=[*_stops(skip), catch("States.ALL", on_error, call.error_path)],
         )
         if len(tasks) > 1:
             assert call.shape_choice is not None

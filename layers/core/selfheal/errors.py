@@ -88,6 +88,11 @@ class StoppedPartWay(TerminalError):
     was done and ``before.howToGoBack`` how to undo it."""
 
 
+class NothingToUndo(TerminalError):
+    """An undo input names a run that needs no undo run: it is not stopped, it began no call, or
+    the call it was stopped in leaves its target as before or as after."""
+
+
 class NotThisStacksExecution(TerminalError):
     """The steps function was invoked for an execution that is not a running execution of this
     stack's state machine for the runbook (a forged or stale payload): nothing is written for it."""

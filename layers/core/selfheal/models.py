@@ -102,6 +102,8 @@ class Request(StrictModel):
     dry_run: bool = Field(alias="dryRun")
     reason: str
     actor: Actor
+    # An undo run's: the run whose changes it settles (its budget share is that run's).
+    undo_of: str | None = Field(default=None, alias="undoOf")
 
 
 # Limits on what a runbook input may hold, well inside what every row that records it can take

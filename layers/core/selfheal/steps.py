@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from selfheal import undo
 from selfheal.approvals import VALID_FOR as APPROVAL_VALID_FOR
 from selfheal.approvals import Approvals, PendingApproval, plan_hash
 from selfheal.audit import AuditRow, AuditTrail
@@ -103,6 +104,7 @@ class StepEvent(BaseModel):
 
     step: Literal[
         "validate",
+        "validate-undo",
         "acquire-lease",
         "guards",
         "precheck",
@@ -235,6 +237,7 @@ class Steps:
     def run(self, event: StepEvent) -> dict[str, Any]:
         handler = {
             "validate": self.validate,
+            "validate-undo": self.validate_undo,
             "acquire-lease": self.acquire_lease,
             "guards": self.guards,
             "precheck": self.precheck,
@@ -336,24 +339,46 @@ class Steps:
         try:
             request = parse_request(event.input, event.runbook, event.execution.name, event.execution.arn)
         except SelfhealError as exc:
-            target, key = best_effort_target(event.input)
-            self.audit.write(
-                AuditRow(
-                    request_id=event.execution.name,
-                    phase=Phase.REJECTED,
-                    target_key=key,
-                    runbook=event.runbook,
-                    target=target,
-                    step=event.state.name,
-                    execution_arn=event.execution.arn,
-                    error=exc.as_dict(),
-                    reason=exc.message,
-                    at=event.state.entered_time,
-                )
-            )
+            self._reject(event, exc, *best_effort_target(event.input))
             raise
         request = request.model_copy(update={"actor": self._who_asked(event, request)})
         return request.model_dump(mode="json", by_alias=True)
+
+    def validate_undo(self, event: StepEvent) -> dict[str, Any]:
+        """An undo run's first step (selfheal.undo): the run it names, checked, and its state taken
+        up, the request now this run's. Refused (a rejected row, nothing changed) when the input
+        names no stopped run of this state machine or the stop left nothing to undo."""
+        s = self.settings
+        try:
+            stopped = undo.stopped_run(
+                self.clients.stepfunctions,
+                self.audit.for_request,
+                event.input,
+                runbook=event.runbook,
+                stack_name=s.stack_name,
+                account_id=s.account_id,
+            )
+        except SelfhealError as exc:
+            self._reject(event, exc, {}, "-")
+            raise
+        reason = event.input.get("reason", "") if isinstance(event.input, dict) else ""
+        return undo.undo_state(stopped, event.execution.arn, event.execution.name, reason)
+
+    def _reject(self, event: StepEvent, exc: SelfhealError, target: dict[str, Any], key: str) -> None:
+        self.audit.write(
+            AuditRow(
+                request_id=event.execution.name,
+                phase=Phase.REJECTED,
+                target_key=key,
+                runbook=event.runbook,
+                target=target,
+                step=event.state.name,
+                execution_arn=event.execution.arn,
+                error=exc.as_dict(),
+                reason=exc.message,
+                at=event.state.entered_time,
+            )
+        )
 
     def _who_asked(self, event: StepEvent, request: Request) -> Actor:
         """Triage's actor, if triage's received row vouches for this execution and this very input;
@@ -554,7 +579,9 @@ class Steps:
         budgets = Budgets(self.clients.dynamodb, self.settings.lease_table)
         budgets.take_in_flight(event.execution.arn, self.settings.max_concurrent_actions, now, self._running)
         limit = self._limits(event.plan or {}).budget_per_hour
-        budgets.take_hourly(request.runbook, request.request_id, limit, now)
+        # An undo run spends the share of the run it undoes: never refused for a budget that run
+        # already holds, and no second share for one incident.
+        budgets.take_hourly(request.runbook, request.undo_of or request.request_id, limit, now)
 
     def _running(self, execution_arn: str) -> bool:
         """Whether an execution still runs; when in doubt (an error other than "no such execution"),
@@ -857,7 +884,21 @@ class Steps:
         try:
             request = parse_request(json.loads(described.get("input") or "null"), runbook_name, name, arn)
         except (SelfhealError, ValueError):
-            return {"finished": False, "why": "its input is not a runbook input: it held nothing"}
+            # An undo run's input names a run, not a target: its started row names the target.
+            started = next((r for r in rows if r.phase is Phase.STARTED), None)
+            if started is None:
+                return {"finished": False, "why": "its input is not a runbook input: it held nothing"}
+            request = Request(
+                request_id=name,
+                execution_arn=arn,
+                runbook=runbook_name,
+                target=started.target or {},
+                target_key=started.target_key,
+                params={},
+                dry_run=started.dry_run,
+                reason=started.reason or "",
+                actor=started.actor or Actor(kind="direct"),
+            )
         actor = next((r.actor for r in rows if r.actor is not None), None)
         if actor is not None:
             request = request.model_copy(update={"actor": actor})
@@ -870,21 +911,52 @@ class Steps:
                 "state": {"name": f"Step Functions: {status}", "enteredTime": utcnow().isoformat()},
             }
         )
-        error = {
-            "error": ENDED_ERRORS.get(status, "ExecutionEnded"),
-            "message": f"the execution ended {status} before it recorded its end (stopped from outside,"
-            " or timed out): whatever it was doing did not finish; check the target",
-        }
-        self._close_open_intents(event, request, error)
-        row = self._row(event, request, Phase.FAILED, error=error, reason=error["message"])
-        self.audit.write(row)
+        message = (
+            f"the execution ended {status} before it recorded its end (stopped from outside, or timed"
+            " out): whatever it was doing did not finish"
+        )
+        self._close_open_intents(
+            event, request, {"error": ENDED_ERRORS.get(status, "ExecutionEnded"), "message": message}
+        )
+        # Released before an undo run starts: that run takes the lease on the same target.
         LeaseStore(self.clients.dynamodb, s.lease_table).release(request.target_key, request.request_id)
         try:
             Budgets(self.clients.dynamodb, s.lease_table).leave_in_flight(arn)
         except Exception:  # cleared by the next run that finds the set full
             logger.warning("could not leave the runs acting now", extra={"execution": arn})
+        message += f"; {self._start_undo(arn, status, rows)}"
+        error = {"error": ENDED_ERRORS.get(status, "ExecutionEnded"), "message": message}
+        row = self._row(event, request, Phase.FAILED, error=error, reason=message)
+        self.audit.write(row)
         publish_outcome(self.clients, s, row=row, outcome=Outcome.FAILED, escalate=True, plan=None)
         return {"finished": True, "status": status}
+
+    def _start_undo(self, arn: str, status: str, rows: list[AuditRow]) -> str:
+        """Start the undo run of a run stopped in a call its workflow undoes (selfheal.undo); what
+        was done, for the failed row and the escalation."""
+        intent = undo.last_intent(rows)
+        if status not in undo.UNDONE_STATUSES or intent is None:
+            return "it began no call that needs undoing; check the target"
+        sfn = self.clients.stepfunctions
+        try:
+            definition = undo.definition_of(sfn, arn)
+        except Exception as exc:  # the row says so; the escalation tells a human
+            return f"its workflow could not be read to undo it ({exc}); check the target"
+        if intent.step not in undo.undo_entries(definition):
+            return f"it was stopped after '{intent.step}', which leaves nothing half-way; check the target"
+        name = undo.undo_name(arn.rsplit(":", 1)[-1])
+        machine = arn.rsplit(":", 1)[0].replace(":execution:", ":stateMachine:")
+        body = {"undo": arn, "reason": f"started by selfheal: the run ended {status} in '{intent.step}'"}
+        try:
+            sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(body))
+        except sfn.exceptions.ExecutionAlreadyExists:
+            pass  # this event again: the undo run was started the first time
+        except Exception as exc:
+            return (
+                f"its undo run could not be started ({exc}): start {machine} with the input"
+                f" {json.dumps({'undo': arn})}, or undo it by hand"
+            )
+        return f"undo run {name} started to undo what it did in '{intent.step}'"
 
     def _close_open_intents(self, event: StepEvent, request: Request, error: dict[str, Any] | None) -> None:
         """A run that ends after an intent row but before its outcome row (the call timed out and

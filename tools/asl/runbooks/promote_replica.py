@@ -449,11 +449,15 @@ WORKFLOW = Workflow(
         " {replicaIdentifier?, hostedZoneId?, recordName?, maxLagSeconds?, approvalTimeoutSeconds?,"
         " targetInstanceIdentifier?, targetClusterIdentifier?, globalAction?}, dryRun, reason}."
         " Approval first (`selfheal approve`) if the replica lag is over the limit or unknown, for a"
-        " data-loss global failover, or for a request kind the policy marks. RDS replica: promote ->"
-        " wait for a standalone writer -> repoint the DNS name -> verify. Aurora: fail over to the"
-        " chosen or best reader. Global: switchover/failover to the named secondary."
+        " data-loss global failover, or for a request kind the policy marks. RDS replica: repoint the"
+        " DNS name -> read it back -> promote (last: it cannot be undone) -> wait for a standalone"
+        " writer -> verify; a promotion not made puts the name back. Aurora: fail over to the chosen or"
+        " best reader. Global: switchover/failover to the named secondary. Undo run (input {undo:"
+        " <stopped execution>}): a run stopped in the repoint puts the name back; in the promotion,"
+        " follows it if it was made, else puts the name back."
     ),
     precheck="Precheck: can the replica take over?",
     body=body,
+    undo=((REPOINT, RESTORE.intent), (PROMOTE, LOOK), (RESTORE, RESTORE.intent)),
     substitutions=("Partition", "StepsFunctionArn", "LeaseTableName"),
 )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from selfheal.errors import VerificationFailed
 from selfheal.runbooks import replace_instance as rb
-from tools.asl.frame import FAILED, SUCCEEDED, VERIFIED, Workflow
+from tools.asl.frame import FAILED, SUCCEEDED, VERIFIED, Workflow, nothing_to_undo
 from tools.asl.idioms import SKIPPED, STOPS, Call, Flow, all_of, catch, equals, is_true
 
 PLAN = "$.guard.plan"
@@ -613,6 +613,64 @@ def _deregister_replacement() -> Flow:
     return it
 
 
+def _undo_entries(f: Flow) -> None:
+    """Where an undo run (a run stopped from outside) begins when the stop fell in a call whose
+    outcome the stopped run never learnt."""
+    _status(
+        f, "Undo: did the stop reach the instance?", f"{PLAN}.instanceId", "Undo: is it stopping?", FAILED
+    )
+    f.choice(
+        "Undo: is it stopping?",
+        [
+            (equals("$.verify.status.InstanceState.Name", "running"), "Explain: the stop did not happen"),
+            (equals("$.verify.status.InstanceState.Name", "pending"), "Explain: the stop did not happen"),
+        ],
+        "Start counting stop checks",
+        comment="Stopped or stopping: the undo of a stop is the start that was to follow.",
+    )
+    nothing_to_undo(
+        f,
+        "Explain: the stop did not happen",
+        "{}: {} is {}, it was not stopped; nothing to undo",
+        "$.error.Cause",
+        f"{PLAN}.instanceId",
+        "$.verify.status.InstanceState.Name",
+    )
+    f.choice(
+        "Undo: was the replacement launched?",
+        [({"Variable": "$.replacement.instanceId", "IsPresent": True}, UNDO)],
+        "Explain: the launch was in flight",
+    )
+    f.error(
+        "Explain: the launch was in flight",
+        "$.error.Error",
+        "{}: RunInstances had not answered; an instance it may have launched (from the launch source of"
+        " {}) is unknown to the run: look for it and terminate it",
+        "$.error.Cause",
+        f"{PLAN}.instanceId",
+        next_state=FAILED,
+    )
+    f.pass_(
+        "Undo: the Elastic IP may have been moved",
+        next_state=UNDO,
+        comment="The move had not answered: move it back (a no-op where it never left).",
+        result=True,
+        result_path="$.swap.addressMoved",
+    )
+
+
+UNDO_ENTRIES = (
+    (STOP, "Undo: did the stop reach the instance?"),
+    (START, START.intent),  # sent again: a start is safe to repeat
+    (LAUNCH, "Undo: was the replacement launched?"),
+    (REGISTER, UNDO),
+    (ASSOCIATE, "Undo: the Elastic IP may have been moved"),
+    (MOVE_BACK, MOVE_BACK.intent),
+    (DEREGISTER_REPLACEMENT, UNDO_REGISTRATIONS),
+    (TERMINATE_REPLACEMENT, TERMINATE_REPLACEMENT.intent),
+)
+
+
 def body(f: Flow) -> str:
     f.choice(
         "Which path heals it?",
@@ -622,6 +680,7 @@ def body(f: Flow) -> str:
     _group_member(f)
     _restart(f)
     _replacement(f)
+    _undo_entries(f)
     f.record(VERIFIED, "verified", next_state=SUCCEEDED, on_error=FAILED, **{"after.$": "$.verify"})
     return "Which path heals it?"
 
@@ -633,10 +692,13 @@ WORKFLOW = Workflow(
         " replaces it, within its budget); standalone EBS-backed: stop and start it onto new hardware, and if"
         " that does not heal it, fall back to a replacement; otherwise launch a replacement (its launch"
         " template, its tags), register it in each of its target groups, move the Elastic IP and check it,"
-        " deregister and retire the old one (any failure before that undoes the replacement). Input: {target:"
+        " deregister and retire the old one (any failure before that undoes the replacement). A run stopped"
+        " from outside is settled by an undo run (input {undo: <stopped execution>}): a stop is followed by"
+        " its start, a replacement undone. Input: {target:"
         " {instanceId}, params: {strategy?, maxInFlight?, forceStop?, retire?, fallback?, verifyAttempts?,"
         " verifyIntervalSeconds?}, dryRun, reason}."
     ),
     precheck="Precheck: can the instance be healed now?",
     body=body,
+    undo=UNDO_ENTRIES,
 )
