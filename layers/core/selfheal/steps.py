@@ -935,8 +935,10 @@ class Steps:
         """Start the undo run of a run stopped in a call its workflow undoes (selfheal.undo); what
         was done, for the failed row and the escalation."""
         intent = undo.last_intent(rows)
-        if status not in undo.UNDONE_STATUSES or intent is None:
-            return "it began no call that needs undoing; check the target"
+        if status not in undo.UNDONE_STATUSES:
+            return "check the target"
+        if intent is None:
+            return "it began no call, so it changed nothing"
         sfn = self.clients.stepfunctions
         try:
             definition = undo.definition_of(sfn, arn)
