@@ -145,6 +145,12 @@ def verdict(report: dict[str, Any]) -> dict[str, Any]:
     return {"holds": not problems, "problems": problems}
 
 
+def _undo_cell(undo: dict[str, Any] | None) -> str:
+    if not undo:
+        return "-"
+    return f"{undo['status']} ({undo['error']})" if undo.get("error") else str(undo["status"])
+
+
 def _table(rows: list[tuple[str, Any]]) -> list[str]:
     return ["| figure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
 
@@ -241,12 +247,17 @@ def markdown(report: dict[str, Any]) -> str:
     cases = faults.get("cases")
     if cases:
         lines += [
-            "| runbook | call | fault | status | target | lease released | chain | escalations | s |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "A run stopped from outside half-way is settled by an undo run (selfheal.undo): its status"
+            " and error are in the undo column; the target is read once it ended.",
+            "",
+            "| runbook | call | fault | status | target | lease released | chain | escalations | undo run"
+            " | s |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         lines += [
             f"| {c['runbook']} | {c['call']} | {c['fault']} | {c['status']} | {c['targetState']} |"
-            f" {c['leaseReleased']} | {c['chainOk']} | {c['escalations']} | {c['seconds']} |"
+            f" {c['leaseReleased']} | {c['chainOk']} | {c['escalations']} | {_undo_cell(c.get('undoRun'))} |"
+            f" {c['seconds']} |"
             for c in cases
         ]
     else:
