@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 import botocore.exceptions
 
-from localcloud import ops
+from localcloud import ops, outcomes
 from localcloud.cloud import PortInUse
 
 DEPLOYED_STACK_NAME = "selfheal-dev"
@@ -161,6 +161,22 @@ def cmd_local_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(what: str) -> ops.Progress | None:
+    """A progress line while waiting, on a terminal only (a pipe gets the summary and nothing else)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(seconds: float) -> None:
+        print(f"\rwaiting for {what}: {seconds:.0f} s", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _done_waiting() -> None:
+    if sys.stderr.isatty():
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+
+
 def cmd_local_send(args: argparse.Namespace) -> int:
     endpoint, clients = remote_clients(args)
     if not endpoint:
@@ -169,42 +185,82 @@ def cmd_local_send(args: argparse.Namespace) -> int:
         )
     event = load_json_argument(args.event, "the event")
     if not isinstance(event, dict) or "source" not in event or "detail-type" not in event:
-        raise CliError("the event needs at least `source`, `detail-type` and `detail`")
+        raise InvalidArgument("the event needs at least `source`, `detail-type` and `detail`")
+    if args.dry_run:
+        if event.get("source") != ops.MANUAL_SOURCE or not isinstance(event.get("detail"), dict):
+            raise InvalidArgument(
+                "--dry-run is for requests (source selfheal.manual): a signal has no dryRun"
+            )
+        event = {**event, "detail": {**event["detail"], "dryRun": True}}
     summary = ops.send_event_and_wait(
         clients, resolve_stack_name(args.stack_name, endpoint), event, args.timeout
     )
-    _print_json(summary.as_dict())
-    return 0
+    runs = [
+        outcomes.summarize(
+            e, summary.runbooks.get(e.state_machine_arn, e.state_machine_arn.rsplit(":", 1)[-1])
+        )
+        for e in summary.executions
+    ]
+    if args.output == "json":
+        record = summary.as_dict()
+        for execution, run in zip(record["executions"], runs, strict=True):
+            execution.update(run.as_dict())
+        _print_json(record)
+    else:
+        decisions = sorted(
+            {str(r.get("decision") or r.get("phase")) for r in summary.audit if r.get("step") == "triage"}
+        )
+        print(
+            f"event {summary.event_id}: {len(runs)} execution(s); triage: {', '.join(decisions) or 'no row'}"
+        )
+        for run in runs:
+            print(run.line())
+    return outcomes.exit_code(runs)
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
     """A manual request, signed: triage records who sent it as STS says (--direct: StartExecution, a
     direct start whose caller is only in CloudTrail)."""
     runbook_input = load_json_argument(args.input)  # before any call: a typo costs no round trip
+    if args.dry_run:
+        if not isinstance(runbook_input, dict):
+            raise InvalidArgument("--input must be a JSON object to take --dry-run")
+        runbook_input = {**runbook_input, "dryRun": True}
     endpoint, clients = remote_clients(args)
     outputs = ops.stack_outputs(clients("cloudformation"), resolve_stack_name(args.stack_name, endpoint))
     arn = ops.state_machine_arn(outputs, args.runbook)
-    if args.direct:
-        result = ops.start_and_wait(
-            clients("stepfunctions"), arn, runbook_input, name=args.name, timeout=args.timeout
+    progress = _progress(args.runbook)
+    try:
+        if args.direct:
+            result = ops.start_and_wait(
+                clients("stepfunctions"), arn, runbook_input, args.name, args.timeout, progress
+            )
+        else:
+            if not isinstance(runbook_input, dict):
+                raise InvalidArgument("--input must be a JSON object: {target, params, reason, dryRun}")
+            if args.name:
+                raise InvalidArgument(
+                    "--name is for --direct starts (a request's execution is named after it)"
+                )
+            result = ops.request_and_wait(
+                clients, outputs, args.runbook, runbook_input, timeout=args.timeout, progress=progress
+            )
+    finally:
+        _done_waiting()
+    run = outcomes.summarize(result, args.runbook, runbook_input)
+    if args.output == "json":
+        _print_json(
+            {
+                **run.as_dict(),
+                "status": result.status,
+                "output": result.output,
+                "error": result.error,
+                "cause": result.cause,
+            }
         )
     else:
-        if not isinstance(runbook_input, dict):
-            raise CliError("--input must be a JSON object: {target, params, reason, dryRun}")
-        if args.name:
-            raise CliError("--name is for --direct starts (a request's execution is named after it)")
-        result = ops.request_and_wait(clients, outputs, args.runbook, runbook_input, timeout=args.timeout)
-    _print_json(
-        {
-            "runbook": args.runbook,
-            "executionArn": result.arn,
-            "status": result.status,
-            "output": result.output,
-            "error": result.error,
-            "cause": result.cause,
-        }
-    )
-    return 0 if result.status == "SUCCEEDED" else 2
+        print(run.line())
+    return run.exit_code
 
 
 def _cell(value: Any) -> str:
@@ -321,6 +377,15 @@ def cmd_reject(args: argparse.Namespace) -> int:
 # --- parser ------------------------------------------------------------------------------------
 
 
+def _add_output_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--output",
+        choices=["text", "json"],
+        default="text",
+        help="text: one summary line per run (default); json: the full record",
+    )
+
+
 def _add_remote_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint", help="local cloud URL (default: $AWS_ENDPOINT_URL; none = AWS)")
     parser.add_argument(
@@ -364,6 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     send = local.add_parser("send", help="put an event on the local bus and wait for what it caused")
     send.add_argument("event", help="EventBridge event JSON file (source, detail-type, detail)")
     send.add_argument("--timeout", type=float, default=60.0)
+    send.add_argument("--dry-run", action="store_true", help="a request (selfheal.manual) as a dry run")
+    _add_output_option(send)
     _add_remote_options(send)
     send.set_defaults(handler=cmd_local_send)
 
@@ -377,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trigger.add_argument("--name", help="with --direct: execution name (default: a UUID)")
     trigger.add_argument("--timeout", type=float, default=300.0)
+    trigger.add_argument("--dry-run", action="store_true", help="do everything but the changes (dryRun)")
+    _add_output_option(trigger)
     _add_remote_options(trigger)
     trigger.set_defaults(handler=cmd_trigger)
 
@@ -439,6 +508,8 @@ def explain(exc: BaseException, args: argparse.Namespace) -> tuple[str, int] | N
     user can act on (a bug: its traceback is shown)."""
     if isinstance(exc, CliError):
         return str(exc), exc.exit_status
+    if isinstance(exc, ops.InvalidEvent):
+        return str(exc), 2
     if isinstance(exc, ops.OpsError | PortInUse):
         return str(exc), 1
     endpoint = resolve_endpoint(getattr(args, "endpoint", None))

@@ -11,7 +11,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -25,6 +25,10 @@ AUDIT_TARGET_INDEX = "byTarget"
 
 class OpsError(RuntimeError):
     """A stack, runbook or execution the command needs is missing or did not finish."""
+
+
+class InvalidEvent(OpsError):
+    """An event EventBridge would refuse as written (a detail that is no object, a placeholder time)."""
 
 
 # --- stack outputs -----------------------------------------------------------------------------
@@ -143,17 +147,28 @@ def execution_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
     return events
 
 
+Progress = Callable[[float], None]  # told the seconds waited so far, at every poll
+
+
 def wait_for_execution(
-    sfn: Any, execution_arn: str, timeout: float = 60.0, poll: float = 0.1, with_history: bool = True
+    sfn: Any,
+    execution_arn: str,
+    timeout: float = 60.0,
+    poll: float = 0.1,
+    with_history: bool = True,
+    progress: Progress | None = None,
 ) -> ExecutionResult:
     """Poll until the execution leaves RUNNING; raises OpsError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+    began = time.monotonic()
+    deadline = began + timeout
     while True:
         description = sfn.describe_execution(executionArn=execution_arn)
         if description["status"] != "RUNNING":
             break
         if time.monotonic() > deadline:
             raise OpsError(f"execution {execution_arn} still RUNNING after {timeout}s")
+        if progress is not None:
+            progress(time.monotonic() - began)
         time.sleep(poll)
     history = execution_history(sfn, execution_arn) if with_history else []
     return ExecutionResult(description, history)
@@ -195,10 +210,16 @@ def stop_at(sfn: Any, execution_arn: str, state: str, timeout: float = 60.0) -> 
 
 
 def start_and_wait(
-    sfn: Any, state_machine_arn: str, execution_input: Any, name: str | None = None, timeout: float = 60.0
+    sfn: Any,
+    state_machine_arn: str,
+    execution_input: Any,
+    name: str | None = None,
+    timeout: float = 60.0,
+    progress: Progress | None = None,
 ) -> ExecutionResult:
     """StartExecution exactly as the console does (input as JSON text), then wait for the end."""
-    return wait_for_execution(sfn, start(sfn, state_machine_arn, execution_input, name), timeout=timeout)
+    arn = start(sfn, state_machine_arn, execution_input, name)
+    return wait_for_execution(sfn, arn, timeout=timeout, progress=progress)
 
 
 def execution_arns(sfn: Any, state_machine_arns: Iterable[str]) -> set[str]:
@@ -268,7 +289,7 @@ def put_event(events: Any, event: Mapping[str, Any], bus: str = "default") -> st
     naming what is wrong with it, as EventBridge would refuse it."""
     detail = event.get("detail", {})
     if not isinstance(detail, dict):
-        raise OpsError(f"the event's detail must be a JSON object, not {type(detail).__name__}")
+        raise InvalidEvent(f"the event's detail must be a JSON object, not {type(detail).__name__}")
     entry: dict[str, Any] = {
         "Source": event["source"],
         "DetailType": event["detail-type"],
@@ -281,7 +302,7 @@ def put_event(events: Any, event: Mapping[str, Any], bus: str = "default") -> st
             entry["Time"] = datetime.datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
         except ValueError:
             # AWS's own samples carry placeholders such as "yyyy-mm-ddThh:mm:ssZ".
-            raise OpsError(
+            raise InvalidEvent(
                 f"the event's time {event['time']!r} is not an ISO 8601 time: set one, or leave it out"
                 " (EventBridge then stamps the time it received the event)"
             ) from None
@@ -457,7 +478,12 @@ def _refused(dynamodb: Any, table: str | None, request_id: str) -> str | None:
 
 
 def request_and_wait(
-    clients: Any, outputs: Mapping[str, str], runbook: str, runbook_input: Mapping[str, Any], timeout: float
+    clients: Any,
+    outputs: Mapping[str, str],
+    runbook: str,
+    runbook_input: Mapping[str, Any],
+    timeout: float,
+    progress: Progress | None = None,
 ) -> ExecutionResult:
     """Put a signed request on the bus, wait for the execution triage starts for it, then its end.
     OpsError with triage's reason when it refused the request."""
@@ -481,7 +507,7 @@ def request_and_wait(
             if time.monotonic() > deadline:
                 raise OpsError(f"no execution {name} started within {timeout:g}s") from None
             time.sleep(0.2)
-    return wait_for_execution(sfn, arn, timeout=max(1.0, deadline - time.monotonic()))
+    return wait_for_execution(sfn, arn, timeout=max(1.0, deadline - time.monotonic()), progress=progress)
 
 
 def pending_approvals(dynamodb: Any, outputs: Mapping[str, str]) -> list[Any]:

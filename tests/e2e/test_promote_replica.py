@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from localcloud import compat_rds, ops
+from localcloud import compat_rds, ops, outcomes
 from localcloud.cli import main
 from localcloud.faults import terminal
 from localcloud.harness import DeployedCloud
@@ -385,6 +385,9 @@ def test_promote_replica_unknown_lag_rejected_changes_nothing(cloud, approvals, 
     answer(cloud, bob, arn, "reject", "replica is hours behind")
     result = ops.wait_for_execution(cloud.client("stepfunctions"), arn, timeout=60)
     assert result.status == "SUCCEEDED"
+    # The run's output says a human said no: a rejection, not a heal, and `selfheal trigger` exits 4
+    assert result.output["outcome"] == "rejected" and "error" not in result.output, result.output
+    assert outcomes.summarize(result, "promote-replica").exit_code == 4
     assert db.replica_state(cloud) == ("available", db.primary)
     assert db.record_value(cloud) == db.primary_endpoint
     rows = rows_for(cloud, db.primary)

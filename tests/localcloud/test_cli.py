@@ -43,12 +43,25 @@ def test_runbook_output_key_follows_the_template_convention() -> None:
 def test_trigger_starts_the_runbook_and_prints_the_outcome(
     local: DeployedCloud, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # When the fixture runbook "check" is triggered with inline JSON input
+    # When the fixture state machine "check" (no runbook: no outcome of its own) is triggered
     code, out, _ = run(capsys, "trigger", "check", "--direct", "--input", '{"fail": false}', *remote(local))
-    # Then it succeeded and the printed summary says so
-    result = json.loads(out)
+    # Then one line says it succeeded, and nothing more (a pipe gets no progress line)
     assert code == 0
-    assert result["status"] == "SUCCEEDED" and result["runbook"] == "check"
+    assert out.splitlines() == ["succeeded check -: the execution succeeded"]
+    # And --output json gives the full record
+    code, out, _ = run(
+        capsys,
+        "trigger",
+        "check",
+        "--direct",
+        "--input",
+        '{"fail": false}',
+        "--output",
+        "json",
+        *remote(local),
+    )
+    result = json.loads(out)
+    assert code == 0 and result["status"] == "SUCCEEDED" and result["runbook"] == "check"
 
 
 def test_trigger_reports_a_failed_execution(
@@ -58,14 +71,29 @@ def test_trigger_reports_a_failed_execution(
     path = tmp_path / "input.json"
     path.write_text('{"fail": true}')
     # When triggered
+    name = ["--name", "cli-fail-1"]
+    code, out, _ = run(capsys, "trigger", "check", "--direct", "--input", str(path), *name, *remote(local))
+    # Then one line names the failure, and the exit status is 1 (failed)
+    assert code == 1
+    assert out.startswith("failed   check -: VerificationFailed"), out
+    # And the JSON record has it all
     code, out, _ = run(
-        capsys, "trigger", "check", "--direct", "--input", str(path), "--name", "cli-fail-1", *remote(local)
+        capsys,
+        "trigger",
+        "check",
+        "--direct",
+        "--input",
+        str(path),
+        "--name",
+        "cli-fail-2",
+        "--output",
+        "json",
+        *remote(local),
     )
-    # Then the failure is printed with its error name and the exit status is not 0
     result = json.loads(out)
-    assert code == 2
+    assert code == 1 and result["outcome"] == "failed"
     assert result["status"] == "FAILED" and result["error"] == "VerificationFailed"
-    assert result["executionArn"].endswith(":cli-fail-1")
+    assert result["executionArn"].endswith(":cli-fail-2")
 
 
 def test_trigger_unknown_runbook_names_the_known_ones(
@@ -84,7 +112,7 @@ def test_local_send_summarises_rules_executions_and_audit_rows(
     path = tmp_path / "event.json"
     path.write_text(json.dumps(event))
     # When sent
-    code, out, _ = run(capsys, "local", "send", str(path), *remote(local))
+    code, out, _ = run(capsys, "local", "send", str(path), "--output", "json", *remote(local))
     summary = json.loads(out)
     # Then the rule, the finished execution and the rows it wrote are reported
     assert code == 0
@@ -109,10 +137,11 @@ def test_local_send_reports_function_rows_as_plain_json(
     path = tmp_path / "alarm.json"
     path.write_text(json.dumps(event))
     # When sent
-    code, out, _ = run(capsys, "local", "send", str(path), *remote(local))
+    code, out, _ = run(capsys, "local", "send", str(path), "--output", "json", *remote(local))
     summary = json.loads(out)
-    # Then the row the function wrote is there, as plain JSON (no DynamoDB type descriptors)
-    assert code == 0 and summary["executions"] == []
+    # Then the row the function wrote is there, as plain JSON (no DynamoDB type descriptors); no
+    # execution: nothing was healed (3)
+    assert code == 3 and summary["executions"] == []
     assert summary["audit"] == [
         {
             "pk": f"echo#{summary['eventId']}",
@@ -150,7 +179,7 @@ def test_local_send_names_what_is_wrong_with_a_malformed_event(
     path = tmp_path / "event.json"
     path.write_text(json.dumps(event))
     code, out, err = run(capsys, "local", "send", str(path), *remote(local))
-    assert code == 1 and needle in err and "Traceback" not in err + out
+    assert code == 2 and needle in err and "Traceback" not in err + out
 
 
 def test_local_send_without_a_local_cloud_is_an_error(

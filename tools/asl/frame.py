@@ -43,6 +43,7 @@ FAILED = "Record: failed"
 FAILED_RUN = "Remediation failed"
 HEALED = "Healed"
 IS_UNDO = "Is this an undo run?"
+OUTCOME = "$.result.outcome"
 VALIDATE_UNDO = "Validate the undo"
 
 # A hook: (flow, the state that follows it) -> the hook's first state.
@@ -276,6 +277,7 @@ def _finish(f: Flow) -> None:
             "plan.$": "$.guard.plan",
             "before.$": "$.precheck.before",
             "reason.$": "$.request.reason",
+            "dryRunReason.$": "$.guard.decision.dryRunReason",
         },
         result=finish_result,
         result_path="$.result",
@@ -283,7 +285,9 @@ def _finish(f: Flow) -> None:
         catches=[catch("States.ALL", FAILED)],
     )
     _release(f, "Release the lease", HEALED)
-    f.succeed(HEALED)
+    # The execution's output: the finish step's outcome (healed | dry-run | skipped | rejected), one
+    # line of reason, the target; not the whole state.
+    f.succeed(HEALED, output_path=OUTCOME)
     f.step(
         SKIPPED,
         "finish",
@@ -300,7 +304,11 @@ def _finish(f: Flow) -> None:
     f.choice("Did it stop part-way?", [(part_way, "Name the part-way stop")], "Skipped")
     error = {"Error.$": "$.result.outcome.error", "Cause.$": "$.result.outcome.reason"}
     f.pass_("Name the part-way stop", next_state=FAILED_RUN, parameters=error, result_path="$.error")
-    f.succeed("Skipped", comment="A guard said no (or there was nothing to do); the audit row says why.")
+    f.succeed(
+        "Skipped",
+        comment="A guard said no (or there was nothing to do); the audit row says why.",
+        output_path=OUTCOME,
+    )
     f.step(
         FAILED,
         "finish",
@@ -354,14 +362,20 @@ def approval(f: Flow, ask: Approval, then: str) -> str:
         ],
     )
     # Not approved: skipped (and escalated), with the reason; the frame's skip path records it.
-    for name, template, args in (
-        ("Not approved in time", ask.timed_out, ask.timed_out_args),
-        ("Approval was refused", ask.refused, ask.refused_args),
+    # (A refusal is a rejection in the run's output; its row is the skip it is.)
+    for name, template, args, rejected in (
+        ("Not approved in time", ask.timed_out, ask.timed_out_args, False),
+        ("Approval was refused", ask.refused, ask.refused_args, True),
     ):
         f.pass_(
             name,
             next_state=SKIPPED,
-            parameters={"proceed": False, "escalate": True, "skip_reason.$": formatted(template, args)},
+            parameters={
+                "proceed": False,
+                "escalate": True,
+                "rejected": rejected,
+                "skip_reason.$": formatted(template, args),
+            },
             result_path="$.guard.decision",
         )
     f.step(

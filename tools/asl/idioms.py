@@ -345,8 +345,9 @@ class Flow:
         state |= {"ErrorPath": f"{error_path}.Error", "CausePath": f"{error_path}.Cause"}
         return self.add(name, state)
 
-    def succeed(self, name: str, comment: str | None = None) -> str:
-        return self.add(name, {"Type": "Succeed", **({"Comment": comment} if comment else {})})
+    def succeed(self, name: str, comment: str | None = None, output_path: str | None = None) -> str:
+        state: State = {"Type": "Succeed", **({"Comment": comment} if comment else {})}
+        return self.add(name, {**state, **({"OutputPath": output_path} if output_path else {})})
 
     def sdk(
         self,

@@ -1039,12 +1039,40 @@ class Steps:
             escalate=escalate,
             plan=event.plan,
         )
-        return {
-            "outcome": outcome.value,
+        said = self._said(outcome, event, request, guard)
+        result = {
+            "outcome": said,
+            "reason": self._summary(said, event, request, reason),
+            "runbook": request.runbook,
+            "target": request.target_key,
+            "requestId": request.request_id,
             "escalated": escalate,
-            "reason": reason or "",
-            "error": (error or {}).get("error", "RemediationFailed"),
         }
+        if outcome is Outcome.FAILED:  # only a failure has an error (a success carried one before)
+            result["error"] = (error or {}).get("error", "RemediationFailed")
+        return result
+
+    @staticmethod
+    def _said(outcome: Outcome, event: StepEvent, request: Request, guard: dict[str, Any]) -> str:
+        """What a run's output says became of it: healed | dry-run | skipped | rejected | failed. A
+        run that only dry-ran because the kill switch (or the stack) said so did not heal: skipped.
+        A human's no is a rejection, not a skip (its audit row is the skip it was)."""
+        if outcome is Outcome.SUCCEEDED and event.dry_run:
+            return "dry-run" if request.dry_run else "skipped"
+        if outcome is Outcome.SKIPPED and guard.get("rejected"):
+            return "rejected"
+        return "healed" if outcome is Outcome.SUCCEEDED else outcome.value
+
+    def _summary(self, said: str, event: StepEvent, request: Request, reason: str | None) -> str:
+        """The output's one-line reason: what a heal changed, why a run did not act."""
+        if said == "healed":
+            changed = [c.removesuffix(" (ok)") for c in self._changes_made(request)]
+            return f"{len(changed)} change(s): {', '.join(changed)}" if changed else "nothing needed changing"
+        if said == "dry-run":
+            return "dry run, as asked: nothing was changed (the would-do rows list the calls)"
+        if said == "skipped" and event.outcome == Outcome.SUCCEEDED.value:
+            return f"only a dry run, nothing was changed: {event.dry_run_reason or 'the stack said so'}"
+        return reason or ""
 
 
 def open_intents(rows: list[AuditRow]) -> list[AuditRow]:
