@@ -88,6 +88,12 @@ class LocalCloud:
         # Auto Scaling groups replace members marked Unhealthy (localcloud.autoscaling).
         patch_autoscaling()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per request otherwise
+        # The ASL interpreter logs, at ERROR, every exception it handles itself (an IsPresent on a
+        # missing path among them). Kept for whoever configures logging (pytest shows them with a
+        # failure); never printed by Python's last-resort handler into a user's terminal.
+        interpreter_log = logging.getLogger("moto.stepfunctions.parser")
+        if not interpreter_log.handlers:
+            interpreter_log.addHandler(logging.NullHandler())
         moto_api_backend.set_config(MOTO_CONFIG)  # moto's config API, applied in this (server) process
         recording.install(self._log)
         faults.install(self.faults)

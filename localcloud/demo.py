@@ -8,6 +8,7 @@ demo only watches the audit trail and the resources. Exit status 0 only if every
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,8 +34,31 @@ class Clock:
         return time.monotonic() - self.start
 
 
+WIDTH = 160  # a demo is read in a terminal: no line wider
+
+
 def say(clock: Clock, what: str, text: str) -> None:
-    print(f"[{clock():6.2f}s] {what:<10} {text}", flush=True)
+    _end_progress()
+    line = f"[{clock():6.2f}s] {what:<10} {text}"
+    print(line if len(line) <= WIDTH else line[: WIDTH - 3] + "...", flush=True)
+
+
+_progress_shown = False
+
+
+def _progress(clock: Clock, text: str) -> None:
+    """A line that says what the demo waits for, on a terminal only, replaced by the next one."""
+    global _progress_shown
+    if sys.stdout.isatty():
+        print(f"\r[{clock():6.2f}s] {'...':<10} {text}"[: WIDTH + 1], end="", flush=True)
+        _progress_shown = True
+
+
+def _end_progress() -> None:
+    global _progress_shown
+    if _progress_shown:
+        print("\r\033[K", end="", flush=True)
+        _progress_shown = False
 
 
 @dataclass
@@ -662,14 +686,17 @@ def _describe(row: dict[str, Any]) -> tuple[str, str] | list[tuple[str, str]]:
     if phase == "started":
         return "started", f"execution {row.get('requestId')}: guards passed, lease held"
     if phase in ("action", "compensated"):
-        call = f"{row.get('action')} {row.get('parameters')}"
+        # The call once, as it is about to be made; its outcome row says only what came of it.
         verb = {"pending": "acting", "ok": "done", "error": "failed"}.get(str(row.get("outcome")), phase)
-        return verb, call if row.get(
-            "outcome"
-        ) == "pending" else f"{call} -> {row.get('after') or row.get('error')}"
+        if row.get("outcome") == "pending":
+            return verb, f"{row.get('action')} {row.get('parameters')}"
+        return verb, f"{row.get('action')} -> {row.get('after') or row.get('error')}"
     if phase == "would-do":
         return "would do", f"{row.get('action')} {row.get('parameters')} (dry run)"
     if phase == "verified":
+        step = str(row.get("step") or "")
+        if step != "Record: verified":  # a check on the way (promote-replica reads its DNS change back)
+            return "checked", step.removeprefix("Record: ")
         return "verified", f"{runbook} on {target}: the change is visible in AWS"
     if phase == "succeeded":
         return "succeeded", "audited, notified (SNS), outcome event on the bus, lease released"
@@ -693,7 +720,9 @@ def watch(
                 say(clock, what, text)
             if row.get("phase") in TERMINAL_PHASES:
                 return str(row["phase"])
+        _progress(clock, f"waiting for the next audit row about {target_key}")
         time.sleep(0.1)
+    _end_progress()
     return None
 
 

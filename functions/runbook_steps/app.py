@@ -11,6 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from selfheal.clients import Clients
@@ -19,6 +20,15 @@ from selfheal.steps import StepEvent, Steps
 
 logger = Logger()
 metrics = Metrics()
+
+# One metric per outcome of a run's output (a metric name takes no hyphen).
+METRIC_OF_OUTCOME = {
+    "healed": "RemediationHealed",
+    "dry-run": "RemediationDryRun",
+    "skipped": "RemediationSkipped",
+    "rejected": "RemediationRejected",
+    "failed": "RemediationFailed",
+}
 
 
 @cache
@@ -37,11 +47,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     step = StepEvent.model_validate(event)
     logger.append_keys(runbook=step.runbook, execution=step.execution.name, step=step.step)
     result = _steps().run(step)
-    if step.step == "finish":
+    # single_metric prints its metric whatever POWERTOOLS_METRICS_DISABLED says (Powertools 3):
+    # honour the switch here, as the shared `metrics` object does.
+    if step.step == "finish" and not is_metrics_disabled():
         # A metric of its own with the runbook dimension: the shared `metrics` object's dimensions
         # would otherwise carry over into other metrics of the same flush.
         with single_metric(
-            name=f"Remediation{str(result['outcome']).capitalize()}", unit=MetricUnit.Count, value=1
+            name=METRIC_OF_OUTCOME[str(result["outcome"])], unit=MetricUnit.Count, value=1
         ) as metric:
             metric.add_dimension(name="runbook", value=step.runbook)
     return result

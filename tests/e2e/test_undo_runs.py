@@ -40,7 +40,8 @@ def _mutations_since(cloud: DeployedCloud, seen: int) -> list[str]:
     return [
         f"{r.service}:{r.operation}"
         for r in cloud.recorded_requests()[seen:]
-        if r.service in ("ec2", "rds", "route53", "elasticloadbalancing") and not r.operation.startswith(reads)
+        if r.service in ("ec2", "rds", "route53", "elasticloadbalancing")
+        and not r.operation.startswith(reads)
     ]
 
 

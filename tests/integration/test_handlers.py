@@ -101,3 +101,15 @@ def test_steps_handler_validate_rejects_bad_console_input_with_a_named_error(env
         module.lambda_handler(event, FakeContext())
     items = clients.dynamodb.scan(TableName=settings.audit_table)["Items"]
     assert [i["phase"]["S"] for i in items] == ["rejected"]
+
+
+def test_every_outcome_a_run_can_end_with_has_a_valid_metric_name(env) -> None:
+    """Each outcome of a run's output is counted under a CloudWatch metric name (no hyphen), and
+    none is missed (a KeyError would fail the finish step that emits it)."""
+    import re
+
+    from selfheal.steps import RUN_OUTCOMES
+
+    module = load_handler_module("runbook_steps")
+    assert set(module.METRIC_OF_OUTCOME) == set(RUN_OUTCOMES)
+    assert all(re.fullmatch(r"[A-Za-z]+", name) for name in module.METRIC_OF_OUTCOME.values())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -82,6 +82,10 @@ ONCE_AN_HOUR = {
 # reported again by another signal must not page once per signal).
 PER_TARGET = frozenset({"cooldown", "loop"})
 
+
+# What a run's output says became of it (the finish step's ``outcome``).
+RunOutcome = Literal["healed", "dry-run", "skipped", "rejected", "failed"]
+RUN_OUTCOMES: tuple[str, ...] = get_args(RunOutcome)
 
 # How an execution that did not record its own end is named in its failed row.
 ENDED_ERRORS = {"ABORTED": "ExecutionAborted", "TIMED_OUT": "ExecutionTimedOut", "FAILED": "ExecutionFailed"}
@@ -1053,7 +1057,7 @@ class Steps:
         return result
 
     @staticmethod
-    def _said(outcome: Outcome, event: StepEvent, request: Request, guard: dict[str, Any]) -> str:
+    def _said(outcome: Outcome, event: StepEvent, request: Request, guard: dict[str, Any]) -> RunOutcome:
         """What a run's output says became of it: healed | dry-run | skipped | rejected | failed. A
         run that only dry-ran because the kill switch (or the stack) said so did not heal: skipped.
         A human's no is a rejection, not a skip (its audit row is the skip it was)."""
@@ -1061,7 +1065,9 @@ class Steps:
             return "dry-run" if request.dry_run else "skipped"
         if outcome is Outcome.SKIPPED and guard.get("rejected"):
             return "rejected"
-        return "healed" if outcome is Outcome.SUCCEEDED else outcome.value
+        if outcome is Outcome.SUCCEEDED:
+            return "healed"
+        return "skipped" if outcome is Outcome.SKIPPED else "failed"
 
     def _summary(self, said: str, event: StepEvent, request: Request, reason: str | None) -> str:
         """The output's one-line reason: what a heal changed, why a run did not act."""
