@@ -458,7 +458,8 @@ def _replacement(
     if LAUNCH.shape_of(launch) is None:
         raise PreconditionFailed(
             f"{instance_id}: no supported way to launch a replacement with {', '.join(sorted(launch))}"
-            " (needs a subnet and tags): replace it by hand",
+            " (needs a subnet and tags, and security groups when it has no launch template): replace it"
+            " by hand",
             instance=instance_id,
         )
     profile = instance.get("IamInstanceProfile", {}).get("Arn")
