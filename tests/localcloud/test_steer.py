@@ -1,5 +1,7 @@
 """See and steer: `selfheal status`, `selfheal leases release` and the `selfheal audit` filters, run
-in-process against the real template.yaml deployed in one LocalCloud for this module.
+in-process against the real template.yaml, deployed for this module as a second stack into the
+package's local cloud (a process holds one local cloud at a time: moto's state is the process's) and
+deleted afterwards, so its rules take no event a later test sends.
 
 The runs here are real executions (a target that does not exist fails at once, as a run would); the
 leases, budgets and rows that a run would leave are written with the domain's own classes. Tests share
@@ -22,8 +24,9 @@ import pytest
 
 from localcloud import ops, steer
 from localcloud.cli import TABLE_WIDTH, main
+from localcloud.deploy import deploy
 from localcloud.faults import hang
-from localcloud.harness import DeployedCloud, start_deployed_cloud
+from localcloud.harness import DeployedCloud
 from selfheal.audit import AuditRow, AuditTrail
 from selfheal.budget import Budgets
 from selfheal.chain import verify
@@ -35,12 +38,13 @@ STACK = "selfheal-steer"
 
 
 @pytest.fixture(scope="module")
-def cloud() -> Iterator[DeployedCloud]:
-    deployed = start_deployed_cloud(ROOT / "template.yaml", {"Mode": "enforce"}, stack_name=STACK)
+def cloud(local: DeployedCloud) -> Iterator[DeployedCloud]:
+    cloudformation = local.client("cloudformation")
+    stack = deploy(cloudformation, local.client("s3"), ROOT / "template.yaml", STACK, {"Mode": "enforce"})
     try:
-        yield deployed
+        yield DeployedCloud(local.cloud, stack)
     finally:
-        deployed.cloud.stop()
+        cloudformation.delete_stack(StackName=STACK)
 
 
 # What the stack's functions, running in this process, print on stdout: Powertools' log lines and
