@@ -7,7 +7,10 @@ talk to the local cloud, otherwise to AWS with the ordinary credential chain.
 from __future__ import annotations
 
 import argparse
+import csv
+import datetime
 import importlib.metadata
+import io
 import json
 import os
 import signal
@@ -15,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.exceptions
@@ -23,11 +26,29 @@ import botocore.exceptions
 from localcloud import ops, outcomes
 from localcloud.cloud import PortInUse
 
+if TYPE_CHECKING:
+    from localcloud.steer import AuditFilter, Status
+
 DEPLOYED_STACK_NAME = "selfheal-dev"
 LOCAL_STACK_NAME = "selfheal-local"
 DEFAULT_REGION = "us-east-1"
-_AUDIT_COLUMNS = ("at", "targetKey", "runbook", "phase", "step", "decision", "outcome", "reason", "requestId")
 _MAX_CELL = 48
+TABLE_WIDTH = 160
+# The audit table's columns, the same whatever rows come back: (name, widest, narrowest), each at
+# most _MAX_CELL; the narrowest add up to fit TABLE_WIDTH. --output json or csv shows everything.
+_AUDIT_COLUMNS = (
+    ("at", 20, 20),
+    ("targetKey", 40, 16),
+    ("runbook", 16, 16),
+    ("phase", 17, 14),
+    ("step", 32, 12),
+    ("outcome", 8, 7),
+    ("approver", 40, 20),
+    ("reason", 48, 20),
+    ("requestId", 48, 12),
+)
+# --output csv: the table's columns, untruncated, then what else tells a row apart.
+_AUDIT_CSV_COLUMNS = (*(name for name, _, _ in _AUDIT_COLUMNS), "action", "dryRun", "executionArn", "sk")
 
 
 class CliError(RuntimeError):
@@ -268,37 +289,139 @@ def _cell(value: Any) -> str:
     return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
 
 
-def format_audit_table(rows: Sequence[dict[str, Any]]) -> str:
-    """The audit rows as an aligned text table: the usual columns first, then what else is present."""
-    if not rows:
-        return "(no audit rows)"
-    present = {key for row in rows for key in row}
-    columns = [c for c in _AUDIT_COLUMNS if c in present]
-    columns += sorted(present - set(columns))
-    columns = columns[:8]  # keep it readable; --json shows everything
-    table = [columns] + [[_cell(row.get(c, "")) for c in columns] for row in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _utc(at: datetime.datetime) -> str:
+    return at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _when(value: Any) -> str:
+    """A row's time to the second (the rows keep microseconds, for order)."""
+    text = str(value or "")
+    return text[:19] + "Z" if len(text) > 20 and text[19] == "." and text.endswith("Z") else text
+
+
+def format_table(
+    header: Sequence[str], cells: Sequence[Sequence[str]], limits: Sequence[tuple[int, int]]
+) -> list[str]:
+    """Aligned columns within TABLE_WIDTH: each as wide as its content up to its widest, and the ones
+    with most room narrowed (never under their narrowest) while the line is too long."""
+    widths = [
+        min(widest, max([len(name)] + [len(line[i]) for line in cells]))
+        for i, (name, (widest, _)) in enumerate(zip(header, limits, strict=True))
+    ]
+    while sum(widths) + 2 * (len(widths) - 1) > TABLE_WIDTH:
+        room = [width - narrowest for width, (_, narrowest) in zip(widths, limits, strict=True)]
+        if max(room) <= 0:
+            break
+        widths[room.index(max(room))] -= 1
     lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in table
+        "  ".join(_fit(cell, w).ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in [list(header), *cells]
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def _audit_cell(row: dict[str, Any], column: str, short: bool = False) -> Any:
+    from localcloud.steer import approver
+
+    if column != "approver":
+        return row.get(column, "")
+    who = approver(row)
+    # In the table, a principal's ARN without its partition and account: user/bob, assumed-role/Ops/al.
+    return who.split(":", 5)[5] if short and who.startswith("arn:") and who.count(":") >= 5 else who
+
+
+def format_audit_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The audit rows as an aligned text table: the same columns whatever the rows hold, within
+    TABLE_WIDTH; ``approver`` is who approved (an approved row's)."""
+    header = [name for name, _, _ in _AUDIT_COLUMNS]
+    cells = [
+        [_when(row.get("at")) if c == "at" else _cell(_audit_cell(row, c, short=True)) for c in header]
+        for row in rows
+    ]
+    lines = format_table(header, cells, [(widest, narrowest) for _, widest, narrowest in _AUDIT_COLUMNS])
+    if not rows:
+        lines.append("(no audit rows)")
     return "\n".join(lines)
 
 
+def format_audit_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as CSV with a header: fixed columns, values in full (nested ones as JSON)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(_AUDIT_CSV_COLUMNS)
+    for row in rows:
+        values = [_audit_cell(row, name) for name in _AUDIT_CSV_COLUMNS]
+        writer.writerow(v if isinstance(v, str) else json.dumps(v, default=str) for v in values)
+    return out.getvalue().rstrip("\n")
+
+
+def _audit_filter(args: argparse.Namespace) -> AuditFilter:
+    """The filters as steer.AuditFilter, checked before any call (exit 2 for what cannot be used)."""
+    from localcloud import steer
+
+    if args.phase and args.phase not in steer.known_phases():
+        raise InvalidArgument(f"--phase: no phase {args.phase!r} (one of: {', '.join(steer.known_phases())})")
+    try:
+        return steer.AuditFilter(
+            target=args.target,
+            runbook=args.runbook,
+            phase=args.phase,
+            since=steer.parse_time(args.since, "--since") if args.since else None,
+            until=steer.parse_time(args.until, "--until") if args.until else None,
+        )
+    except steer.InvalidFilter as exc:
+        raise InvalidArgument(str(exc)) from exc
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
+    from localcloud import steer
+
+    audit_filter = _audit_filter(args)
+    if args.action == "verify":
+        narrowing = [
+            flag
+            for flag, given in (
+                ("--runbook", args.runbook),
+                ("--phase", args.phase),
+                ("--until", args.until),
+                ("--output", args.output),
+            )
+            if given
+        ]
+        if narrowing:
+            raise InvalidArgument(
+                f"audit verify checks whole chains: {', '.join(narrowing)} cannot narrow it"
+                " (--target and --since can)"
+            )
     endpoint, clients = remote_clients(args)
     outputs = ops.stack_outputs(clients("cloudformation"), resolve_stack_name(args.stack_name, endpoint))
     table = outputs.get(ops.AUDIT_TABLE_OUTPUT)
     if not table:
         raise CliError(f"the stack has no {ops.AUDIT_TABLE_OUTPUT} output")
     dynamodb = clients("dynamodb")
-    rows = (
-        ops.audit_for_target(dynamodb, table, args.target) if args.target else ops.scan_audit(dynamodb, table)
-    )
     if args.action == "verify":
-        return _verify_audit(rows, args.since)
-    if args.json:
+        rows = (
+            ops.audit_for_target(dynamodb, table, args.target)
+            if args.target
+            else ops.scan_audit(dynamodb, table)
+        )
+        return _verify_audit(rows, audit_filter.since)
+    known = sorted(ops.runbook_state_machines(outputs))
+    if args.runbook and args.runbook not in [*known, "-"]:
+        raise InvalidArgument(
+            f"--runbook: the stack has no runbook {args.runbook!r} (runbooks: {', '.join(known)})"
+        )
+    rows = steer.audit_rows(dynamodb, table, audit_filter)
+    output = args.output or "table"
+    if output == "json":
         _print_json(rows)
+    elif output == "csv":
+        print(format_audit_csv(rows))
     else:
         print(format_audit_table(rows))
     return 0
@@ -320,6 +443,95 @@ def _verify_audit(rows: list[dict[str, Any]], since: str | None) -> int:
         print(f"{len(problems)} break(s) in the chains of {remediations} remediation(s), {len(rows)} rows")
         return 1
     print(f"OK: {len(rows)} rows in {remediations} remediation(s), every chain holds")
+    return 0
+
+
+def format_status(state: Status) -> str:
+    """``selfheal status`` as text: the switch, one line a runbook, then what holds them back."""
+    lines = [f"stack {state.stack} at {_utc(state.at)}"]
+    switch = f"kill switch {state.mode_parameter}: {state.mode.value} (for every runbook)"
+    lines.append(switch + (f"; {state.mode_problem}" if state.mode_problem else ""))
+    lines.append(f"runs acting at once: {state.acting_now} of {state.acting_limit} (MaxConcurrentActions)")
+    lines.append("")
+    header = ["runbook", "mode", "budget/h", "failed/h", "breaker", "leases", "last outcome"]
+    cells = [
+        [
+            r.runbook,
+            r.mode.value,
+            f"{r.budget_used}/{r.budget_limit}",
+            f"{r.failed_runs}/{r.failed_limit}",
+            "OPEN" if r.breaker_reasons else "closed",
+            str(len(r.leases)),
+            r.last[0].outcome if r.last else "-",
+        ]
+        for r in state.runbooks
+    ]
+    lines += format_table(header, cells, [(20, 16), (8, 7), (10, 8), (10, 8), (7, 7), (6, 6), (40, 12)])
+    open_breakers = [(r.runbook, why) for r in state.runbooks for why in r.breaker_reasons]
+    if open_breakers:
+        lines += ["", "breakers open:"] + [f"  {runbook}: {why}" for runbook, why in open_breakers]
+    holders = [h for r in state.runbooks for h in r.leases] + list(state.other_leases)
+    lines += ["", "leases held now:" if holders else "leases held now: none"]
+    if holders:
+        header = ["target", "runbook", "owner", "running", "expires", "owner execution"]
+        cells = [
+            [
+                h.lease.target_key,
+                h.runbook or "?",
+                h.lease.owner,
+                "yes" if h.running else "no",
+                _utc(h.lease.expires_at),
+                h.execution_arn or "?",
+            ]
+            for h in sorted(holders, key=lambda h: h.lease.target_key)
+        ]
+        lines += format_table(header, cells, [(40, 16), (16, 16), (48, 16), (7, 7), (20, 20), (100, 20)])
+    remediations = sorted((m for r in state.runbooks for m in r.last), key=lambda m: m.at, reverse=True)
+    lines += ["", "last remediations:" if remediations else "last remediations: none"]
+    if remediations:
+        header = ["when", "runbook", "target", "outcome", "requestId", "reason"]
+        cells = [
+            [
+                _when(m.at),
+                m.runbook,
+                m.target,
+                m.outcome + (" (dry run)" if m.dry_run else ""),
+                m.request_id,
+                _cell(m.reason or ""),
+            ]
+            for m in remediations
+        ]
+        lines += format_table(header, cells, [(20, 20), (16, 16), (40, 16), (34, 12), (48, 16), (48, 20)])
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """What holds each runbook back now: the kill switch, budgets, breakers, leases, last outcomes."""
+    from localcloud import steer
+
+    if args.last < 0:
+        raise InvalidArgument("--last must be 0 or more")
+    endpoint, clients = remote_clients(args)
+    stack = resolve_stack_name(args.stack_name, endpoint)
+    outputs = ops.stack_outputs(clients("cloudformation"), stack)
+    state = steer.status(clients, stack, outputs, last=args.last)
+    if args.output == "json":
+        _print_json(state.as_dict())
+    else:
+        print(format_status(state))
+    return 0
+
+
+def cmd_leases_release(args: argparse.Namespace) -> int:
+    """Delete a lease a run left behind (only from its owner, never under a running run), audited."""
+    from localcloud import steer
+
+    if not args.reason.strip():
+        raise InvalidArgument("--reason must say why (it goes in the audit row)")
+    endpoint, clients = remote_clients(args)
+    outputs = ops.stack_outputs(clients("cloudformation"), resolve_stack_name(args.stack_name, endpoint))
+    released = steer.release_lease(clients, outputs, args.target, args.reason, owner=args.owner)
+    _print_json(released.as_dict())
     return 0
 
 
@@ -455,10 +667,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("action", nargs="?", choices=["verify"], help="verify: check the rows' hash chains")
     audit.add_argument("--target", help="only rows for this target key (GSI byTarget)")
-    audit.add_argument("--since", help="verify: remediations with rows from this time on (ISO 8601, UTC)")
-    audit.add_argument("--json", action="store_true", help="print rows as JSON")
+    audit.add_argument("--runbook", help="only rows of this runbook (GSI byRunbook)")
+    audit.add_argument("--phase", help="only rows of this phase (started, approved, failed, ...)")
+    audit.add_argument(
+        "--since",
+        help="rows from this time on (ISO 8601, UTC unless it says; a date is its midnight); "
+        "verify: the remediations with rows from then on",
+    )
+    audit.add_argument("--until", help="rows up to this time, included (ISO 8601, UTC unless it says)")
+    audit.add_argument(
+        "--output",
+        choices=["table", "json", "csv"],
+        help="table (default: the same columns every time, 160 wide), json (every field) or csv",
+    )
+    audit.add_argument("--json", dest="output", action="store_const", const="json", help="--output json")
     _add_remote_options(audit)
     audit.set_defaults(handler=cmd_audit)
+
+    status = commands.add_parser(
+        "status",
+        help="per runbook: the kill switch, its hourly budget and breaker, leases held, last remediations",
+    )
+    status.add_argument("--last", type=int, default=5, help="remediations shown per runbook (default 5)")
+    status.add_argument("--output", choices=["table", "json"], default="table")
+    _add_remote_options(status)
+    status.set_defaults(handler=cmd_status)
+
+    leases = commands.add_parser("leases", help="the leases runs hold on their targets").add_subparsers(
+        dest="leases_command", required=True
+    )
+    release = leases.add_parser(
+        "release",
+        help="delete the lease on a target a run left behind, with an audit row (not under a running run)",
+    )
+    release.add_argument("target", help="the lease's target key, as selfheal status lists it")
+    release.add_argument("--reason", required=True, help="why; recorded in the audit row")
+    release.add_argument("--owner", help="release only if this execution (name) holds it still")
+    _add_remote_options(release)
+    release.set_defaults(handler=cmd_leases_release)
 
     policy = commands.add_parser("policy", help="policy file tools").add_subparsers(
         dest="policy_command", required=True

@@ -71,3 +71,23 @@ def test_lease_expired_can_be_taken_over(clients, settings):
     leases.acquire("i-1", "crashed", now - timedelta(hours=1), 900)
     leases.acquire("i-1", "exec-b", now, 900)
     assert leases.holder("i-1") == "exec-b"
+
+
+def test_leases_held_lists_unexpired_leases_only_and_no_other_items(clients, settings):
+    leases = LeaseStore(clients.dynamodb, settings.lease_table)
+    now = datetime.now(UTC)
+    leases.acquire("i-2", "exec-b", now, 900)
+    leases.acquire("i-1", "exec-a", now, 900)
+    leases.acquire("i-old", "crashed", now - timedelta(hours=1), 900)
+    # Other items of the lease table (a budget bucket, a question) are not leases
+    clients.dynamodb.put_item(
+        TableName=settings.lease_table, Item={"targetKey": {"S": "budget#x"}, "runs": {"SS": ["r"]}}
+    )
+    held = leases.held(now)
+    assert [(lease.target_key, lease.owner) for lease in held] == [("i-1", "exec-a"), ("i-2", "exec-b")]
+    assert held[0].expires_at == datetime.fromtimestamp(int((now + timedelta(seconds=900)).timestamp()), UTC)
+    # get reads one, expired or not; an item that is no lease reads as none
+    old = leases.get("i-old")
+    assert old is not None and old.owner == "crashed" and not old.held(now)
+    assert leases.get("budget#x") is None and leases.holder("budget#x") is None
+    assert leases.get("i-none") is None

@@ -68,3 +68,23 @@ def test_the_first_stop_of_the_hour_escalates_and_the_rest_do_not(budgets):
     assert budgets.first_escalation("remap-eip#budget", NOW + timedelta(minutes=10)) is False
     assert budgets.first_escalation("flip-dns#budget", NOW) is True
     assert budgets.first_escalation("remap-eip#budget", NOW + timedelta(hours=1)) is True
+
+
+def test_hourly_used_counts_what_take_hourly_counts(budgets):
+    # Given 4 runs late in the previous hour and 1 in this one
+    for n in range(4):
+        budgets.take_hourly("remap-eip", f"early-{n}", 10, NOW - timedelta(hours=1))
+    budgets.take_hourly("remap-eip", "late-0", 10, NOW)
+    # Then at :30 half of the earlier ones still count, plus this hour's: 3; other runbooks none
+    assert budgets.hourly_used("remap-eip", NOW) == 3
+    assert budgets.hourly_used("flip-dns", NOW) == 0
+    # And with the budget used up, take_hourly refuses exactly where hourly_used says the limit is
+    with pytest.raises(BudgetExhausted):
+        budgets.take_hourly("remap-eip", "late-1", 3, NOW)
+
+
+def test_in_flight_lists_the_runs_acting_now(budgets):
+    budgets.take_in_flight("arn:1", 5, NOW, lambda arn: True)
+    budgets.take_in_flight("arn:2", 5, NOW, lambda arn: True)
+    budgets.leave_in_flight("arn:1")
+    assert budgets.in_flight() == {"arn:2"}

@@ -216,11 +216,16 @@ def test_audit_lists_rows_newest_last_and_filters_by_target(
 
 
 def test_audit_table_format() -> None:
-    rows: list[dict[str, Any]] = [{"at": "t1", "targetKey": "i-1", "extra": {"k": "v" * 100}}]
-    text = format_audit_table(rows)
-    assert text.splitlines()[0].split() == ["at", "targetKey", "extra"]
-    assert text.splitlines()[2].endswith("…")
-    assert format_audit_table([]) == "(no audit rows)"
+    # The same columns, rows or none, whatever fields the rows hold (--output json shows them all)
+    rows: list[dict[str, Any]] = [
+        {"at": "t1", "targetKey": "i-1", "extra": {"k": "v" * 100}, "reason": "r" * 99}
+    ]
+    lines = format_audit_table(rows).splitlines()
+    header = ["at", "targetKey", "runbook", "phase", "step", "outcome", "approver", "reason", "requestId"]
+    assert lines[0].split() == header
+    assert lines[2].endswith("…") and max(len(line) for line in lines) <= 160
+    empty = format_audit_table([]).splitlines()
+    assert empty[0].split() == header and empty[2:] == ["(no audit rows)"]
 
 
 def test_commands_use_aws_endpoint_url_and_the_local_stack_name(

@@ -78,15 +78,24 @@ class Budgets:
             return False
         return True
 
+    def _previous_hour(self, runbook: str, now: datetime) -> tuple[set[str], int]:
+        """The runs counted in the previous clock hour, and how many of them still count now."""
+        counted_before = self._members(_bucket_key(runbook, _hour(now) - HOUR))
+        still_in_window = 1 - (now - _hour(now)) / HOUR  # how much of the previous hour the window covers
+        return counted_before, math.ceil(len(counted_before) * still_in_window)
+
+    def hourly_used(self, runbook: str, now: datetime) -> int:
+        """How much of the runbook's hourly budget the last 60 minutes used, as ``take_hourly`` counts
+        it (for people looking: a run takes its share with ``take_hourly``, never by reading this)."""
+        _, carried = self._previous_hour(runbook, now)
+        return carried + len(self._members(_bucket_key(runbook, _hour(now))))
+
     def take_hourly(self, runbook: str, request_id: str, limit: int, now: datetime) -> None:
         """Count this run against the runbook's hourly budget, or raise ``BudgetExhausted``."""
         hour = _hour(now)
-        counted_before = self._members(_bucket_key(runbook, hour - HOUR))
+        counted_before, carried = self._previous_hour(runbook, now)
         if request_id in counted_before:
             return  # a run that acted last hour and acts again now (its next call) counts once
-        previous = len(counted_before)
-        still_in_window = 1 - (now - hour) / HOUR  # how much of the previous hour the window covers
-        carried = math.ceil(previous * still_in_window)
         room = limit - carried
         key = _bucket_key(runbook, hour)
         if not self._join(key, request_id, room, hour + BUCKET_TTL):
@@ -115,6 +124,10 @@ class Budgets:
             f"{limit} runs are acting at once already (MaxConcurrentActions): not acting now",
             limit=limit,
         )
+
+    def in_flight(self) -> set[str]:
+        """The executions counted among the runs acting at once now (some may have ended since)."""
+        return self._members(IN_FLIGHT_KEY)
 
     def leave_in_flight(self, execution_arn: str) -> None:
         self._client.update_item(

@@ -155,18 +155,8 @@ def evaluate(
             " a loop, not a fault selfheal can fix",
             True,
         )
-    # One remediation is one action however many calls it makes (a redrive starts and stops
-    # several move tasks): count the executions that acted, not their calls.
-    actions = {
-        r.request_id
-        for r in runbook_history
-        if r.phase is Phase.ACTION and r.outcome == "pending" and r.at >= now - timedelta(hours=1)
-    }
-    failed = {
-        r.request_id
-        for r in runbook_history
-        if r.phase is Phase.FAILED and not r.dry_run and r.at >= now - timedelta(hours=1)
-    }
+    actions = acted_runs(runbook_history, now)
+    failed = failed_runs(runbook_history, now)
     if len(failed) >= limits.max_failed_runs:
         return skip(
             "breaker",
@@ -182,6 +172,26 @@ def evaluate(
             True,
         )
     return GuardDecision(proceed=True, dry_run=dry_run, mode=mode)
+
+
+def acted_runs(runbook_history: Iterable[AuditRow], now: datetime) -> set[str]:
+    """The runs that acted in the last hour (the budget guard's count). One remediation is one action
+    however many calls it makes (a redrive starts and stops several move tasks): the executions that
+    acted, not their calls."""
+    return {
+        r.request_id
+        for r in runbook_history
+        if r.phase is Phase.ACTION and r.outcome == "pending" and r.at >= now - timedelta(hours=1)
+    }
+
+
+def failed_runs(runbook_history: Iterable[AuditRow], now: datetime) -> set[str]:
+    """The runs that failed in the last hour, dry runs aside (the breaker's count)."""
+    return {
+        r.request_id
+        for r in runbook_history
+        if r.phase is Phase.FAILED and not r.dry_run and r.at >= now - timedelta(hours=1)
+    }
 
 
 def hold_down_wait_seconds(

@@ -6,13 +6,36 @@ also the table's TTL attribute, so DynamoDB removes stale leases eventually.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from selfheal.errors import LeaseHeld, LeaseLost
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+
+@dataclass(frozen=True)
+class Lease:
+    target_key: str
+    owner: str  # the request id (execution name) of the run that took it
+    expires_at: datetime
+
+    def held(self, now: datetime) -> bool:
+        """Still held at ``now``: an expired lease is anybody's to take over."""
+        return self.expires_at >= now
+
+
+def _lease(item: dict[str, Any]) -> Lease | None:
+    """The item as a lease; None for the table's other items (budgets, approvals), which have no owner."""
+    if "owner" not in item or "expiresAt" not in item:
+        return None
+    return Lease(
+        target_key=item["targetKey"]["S"],
+        owner=item["owner"]["S"],
+        expires_at=datetime.fromtimestamp(int(item["expiresAt"]["N"]), UTC),
+    )
 
 
 class LeaseStore:
@@ -50,10 +73,28 @@ class LeaseStore:
             ) from held
 
     def holder(self, target_key: str) -> str | None:
+        lease = self.get(target_key)
+        return lease.owner if lease else None
+
+    def get(self, target_key: str) -> Lease | None:
+        """The lease on ``target_key`` as stored (expired or not), read consistently."""
         item = self._client.get_item(
             TableName=self._table, Key={"targetKey": {"S": target_key}}, ConsistentRead=True
         ).get("Item")
-        return item["owner"]["S"] if item else None
+        return _lease(item) if item else None
+
+    def held(self, now: datetime) -> list[Lease]:
+        """Every lease still held at ``now`` (targets and concurrency slots), by target. A scan: for
+        people looking (``selfheal status``), never for a run deciding anything."""
+        leases: list[Lease] = []
+        for page in self._client.get_paginator("scan").paginate(
+            TableName=self._table,
+            FilterExpression="attribute_exists(#o) AND expiresAt >= :now",
+            ExpressionAttributeNames={"#o": "owner"},
+            ExpressionAttributeValues={":now": {"N": str(int(now.timestamp()))}},
+        ):
+            leases += [lease for item in page.get("Items", []) if (lease := _lease(item))]
+        return sorted(leases, key=lambda lease: lease.target_key)
 
     def release(self, target_key: str, owner: str) -> bool:
         """Release only our own lease; False when it was not ours (expired and taken over)."""

@@ -32,6 +32,9 @@ class Phase(StrEnum):
     # A runbook that must ask a human first (waitForTaskToken): the request went out / the answer came.
     AWAITING_APPROVAL = "awaiting-approval"
     APPROVED = "approved"
+    # An operator deleted a target's lease by hand (``selfheal leases release``): who, from which
+    # owner, why. Its own one-row request, chained to the target's newest row; no run's phase.
+    LEASE_RELEASED = "lease-released"
 
 
 class Mode(StrEnum):
