@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from localcloud import autoscaling as local_autoscaling
 from localcloud import ops
 from localcloud.harness import DeployedCloud
@@ -1050,6 +1052,7 @@ def _budget_left_at(cloud: DeployedCloud, runbook: str, room: int) -> int:
 BURST_INSTANCES, BURST_ROOM = 8, 3
 
 
+@pytest.mark.long
 def test_replace_instance_one_health_event_naming_many_instances_acts_within_the_budget(
     cloud, steps_env, outcome_inbox
 ):

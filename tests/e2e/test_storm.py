@@ -16,7 +16,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[2]
+
+pytestmark = pytest.mark.long
 # Signals of the storm no rule of the stack routes to triage (the two INSUFFICIENT_DATA samples).
 NO_RULE_ROUTES = 2
 

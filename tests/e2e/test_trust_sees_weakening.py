@@ -20,6 +20,8 @@ import pytest
 from localcloud import trust
 from tests.e2e.test_storm import run_storm
 
+pytestmark = pytest.mark.long
+
 # weakening -> (storm arguments, the figure that must show it, words of the verdict's problem)
 CASES = {
     # Two signals for one target in one PutEvents call: both runs go past the lease at once.
