@@ -37,6 +37,29 @@ PARAMETERS = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "long: a test that takes tens of seconds on its own (a storm or the demo in a process of its"
+        " own, a burst of runs): collected first, so that it never is the last test a worker runs",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The ``long`` tests first, each followed by another test, so that pytest-xdist's first chunks
+    (two tests a worker with ``--maxschedchunk 1``) give each worker at most one long test and the
+    rest start as workers free up: a long test started last would run on after every other worker
+    has finished (the e2e tier's wall time is its slowest worker's). Collection order otherwise."""
+    long = [item for item in items if item.get_closest_marker("long")]
+    rest = [item for item in items if not item.get_closest_marker("long")]
+    ordered: list[pytest.Item] = []
+    for item in long:
+        ordered.append(item)
+        if rest:
+            ordered.append(rest.pop(0))
+    items[:] = ordered + rest
+
+
 @pytest.fixture(scope="session")
 def cloud() -> Iterator[DeployedCloud]:
     """LocalCloud with the stack deployed: client(), stack, start_and_wait(), send_event_and_wait(),
