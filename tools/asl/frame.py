@@ -284,10 +284,11 @@ def _finish(f: Flow) -> None:
         comment="A failure here (the row or the notification) fails the run: healed, but not recorded.",
         catches=[catch("States.ALL", FAILED)],
     )
-    _release(f, "Release the lease", HEALED)
     # The execution's output: the finish step's outcome (healed | dry-run | skipped | rejected), one
     # line of reason, the target; not the whole state.
-    f.succeed(HEALED, output_path=OUTCOME)
+    _release(f, "Release the lease", "Report the heal")
+    f.pass_("Report the heal", next_state=HEALED, input_path=OUTCOME)
+    f.succeed(HEALED)
     f.step(
         SKIPPED,
         "finish",
@@ -301,14 +302,11 @@ def _finish(f: Flow) -> None:
     # A stop after a change (the kill switch, a lost lease) is no skip: the finish step made it a
     # failure (StoppedPartWay), and the run fails with it.
     part_way = {"Variable": "$.result.outcome.outcome", "StringEquals": "failed"}
-    f.choice("Did it stop part-way?", [(part_way, "Name the part-way stop")], "Skipped")
+    f.choice("Did it stop part-way?", [(part_way, "Name the part-way stop")], "Report the skip")
+    f.pass_("Report the skip", next_state="Skipped", input_path=OUTCOME)
     error = {"Error.$": "$.result.outcome.error", "Cause.$": "$.result.outcome.reason"}
     f.pass_("Name the part-way stop", next_state=FAILED_RUN, parameters=error, result_path="$.error")
-    f.succeed(
-        "Skipped",
-        comment="A guard said no (or there was nothing to do); the audit row says why.",
-        output_path=OUTCOME,
-    )
+    f.succeed("Skipped", comment="A guard said no (or there was nothing to do); the audit row says why.")
     f.step(
         FAILED,
         "finish",
