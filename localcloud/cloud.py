@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 
-from localcloud import compat, faults, recording
+from localcloud import compat, control, faults, recording
 
 DEFAULT_REGION = "us-east-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -60,6 +60,30 @@ def _check_port_free(port: int) -> None:
             ) from exc
 
 
+def _server_with_control_api(region: str, port: int) -> Any:
+    """moto's threaded server on 127.0.0.1, its app behind localcloud.control's API. (Built here
+    because moto is imported only when a cloud starts.)"""
+    from moto.server import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        ThreadedMotoServer,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    class Server(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            # ThreadedMotoServer._server_entry of moto 5.2.5, with the app wrapped.
+            app = control.ControlApi(DomainDispatcherApplication(create_backend_app), region)
+            self._server = make_server(
+                self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+            )
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return Server(ip_address="127.0.0.1", port=port, verbose=False)
+
+
 class LocalCloud:
     """One simulated AWS account per process (moto's backends are process-global)."""
 
@@ -74,7 +98,6 @@ class LocalCloud:
 
     def start(self) -> LocalCloud:
         from moto.moto_api._internal.models import moto_api_backend
-        from moto.server import ThreadedMotoServer
 
         from localcloud.autoscaling import patch_autoscaling
         from localcloud.aws_events import patch_service_events
@@ -98,7 +121,7 @@ class LocalCloud:
         recording.install(self._log)
         faults.install(self.faults)
         _check_port_free(self._requested_port)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._requested_port, verbose=False)
+        self._server = _server_with_control_api(self.region, self._requested_port)
         self._server.start()
         # The Step Functions interpreter sends its SDK calls to localhost:$MOTO_PORT. Both settings are
         # process-wide (so is moto's state): remember them to hand back to an outer LocalCloud on stop.

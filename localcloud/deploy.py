@@ -161,6 +161,10 @@ def describe_stack(cloudformation: Any, stack_name: str) -> Stack:
     return Stack(stack_name, stack["StackId"], outputs, physical, types)
 
 
+class UnknownParameters(ValueError):
+    """A parameter the template does not declare (a typo in --parameter-overrides)."""
+
+
 def deploy(
     cloudformation: Any,
     s3: Any,
@@ -171,9 +175,16 @@ def deploy(
 ) -> Stack:
     """Package, transform and create the stack; returns once it is CREATE_COMPLETE."""
     base_dir = template_path.resolve().parent
+    template = load_template(template_path)
+    unknown = sorted(set(parameters or {}) - set(template.get("Parameters", {})))
+    if unknown:  # CloudFormation's own refusal (moto would take them silently)
+        raise UnknownParameters(
+            f"Parameters: {unknown} do not exist in the template (its parameters:"
+            f" {', '.join(template.get('Parameters', {}))})"
+        )
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=ARTIFACT_BUCKET)
-    packaged = package_template(load_template(template_path), base_dir, s3, stack_name)
+    packaged = package_template(template, base_dir, s3, stack_name)
     transformed = translate(packaged, dict(parameters or {}), region)
     cloudformation.create_stack(
         StackName=stack_name,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,12 +85,23 @@ def start_deployed_cloud(
     parameters: Mapping[str, str] | None = None,
     stack_name: str = LOCAL_STACK_NAME,
     port: int = 0,
+    before_deploy: Callable[[LocalCloud], Mapping[str, str]] | None = None,
 ) -> DeployedCloud:
-    """Start a LocalCloud, deploy ``template`` into it; the caller stops ``result.cloud``."""
+    """Start a LocalCloud, deploy ``template`` into it; the caller stops ``result.cloud``.
+
+    ``before_deploy`` builds what the stack's parameters name (a world's hosted zone, say) in the
+    started cloud and returns those parameters; ``parameters`` win over them, as an operator's
+    ``--parameter-overrides`` would."""
     cloud = LocalCloud(port=port).start()
     try:
+        found = dict(before_deploy(cloud)) if before_deploy is not None else {}
         stack = deploy(
-            cloud.client("cloudformation"), cloud.client("s3"), template, stack_name, parameters, cloud.region
+            cloud.client("cloudformation"),
+            cloud.client("s3"),
+            template,
+            stack_name,
+            {**found, **(parameters or {})},
+            cloud.region,
         )
     except BaseException:
         cloud.stop()

@@ -30,3 +30,9 @@ def test_the_demo_heals_every_fault_it_injects():
     healed = re.search(r"(\d+)/(\d+) faults healed", done.stdout)
     assert done.returncode == 0 and healed, done.stdout[-3000:] + done.stderr[-3000:]
     assert healed[1] == healed[2] and int(healed[2]) >= 6, healed[0]
+    # A demo people read: no raw metric lines, no interpreter logs, nothing wider than a terminal.
+    lines = done.stdout.splitlines()
+    assert not [line for line in lines if line.startswith('{"_aws"') or "Exception=" in line]
+    assert max(len(line) for line in lines) <= 160
+    said = [m[1] for m in (re.match(r"\[\s*[\d.]+s\] (\S+)", line) for line in lines) if m]
+    assert said.count("verified") == said.count("HEALED") >= 6, "one verified per run"
