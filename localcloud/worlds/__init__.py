@@ -135,6 +135,14 @@ def set_alarm(aws: Aws, name: str, state: str, reason: str) -> None:
     aws.client("cloudwatch").set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
 
 
+def alarm_fires(aws: Aws, name: str, reason: str) -> None:
+    """The alarm goes to ALARM. One already in ALARM (a fault broken a second time) first goes back
+    to OK: only a change of state is an event, and the fault is that change."""
+    if alarm(aws, name)["StateValue"] == "ALARM":
+        set_alarm(aws, name, "OK", "the fault was repaired; broken again")
+    set_alarm(aws, name, "ALARM", reason)
+
+
 def status_check_alarm(aws: Aws, name: str, instance: str, metric: str, about: str) -> None:
     aws.client("cloudwatch").put_metric_alarm(
         AlarmName=name,

@@ -73,7 +73,7 @@ def build(aws: Aws) -> str:
         Threshold=1,
         ComparisonOperator="LessThanThreshold",
     )
-    return f"{RECORD} weighted blue 100 / green 0 in zone {zone}; health checks {checks}; alarm {ALARM}"
+    return f"{RECORD} weighted blue 100 / green 0 in zone {zone}; health checks api-blue, api-green; {ALARM}"
 
 
 def zone_id(aws: Aws) -> str:

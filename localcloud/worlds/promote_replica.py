@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from localcloud.worlds import REGION, Aws, Fault, UnknownWorld, World, alarm, param_tags, set_alarm, tags
+from localcloud.worlds import REGION, Aws, Fault, UnknownWorld, World, alarm, alarm_fires, param_tags, tags
 
 PRIMARY, REPLICA = "orders-db", "orders-db-replica-1"
 ZONE, RECORD = "shop.internal.", "orders-db.shop.internal."
@@ -104,10 +104,9 @@ def _primary_fails(aws: Aws) -> None:
         ],
     )
     aws.control.set_db_instance_status(PRIMARY, "failed")
-    set_alarm(
+    alarm_fires(
         aws,
         ALARM,
-        "ALARM",
         "Threshold Crossed: 3 out of the last 3 datapoints [0.0, 0.0, 0.0] <= the threshold (0.0)",
     )
 

@@ -13,11 +13,10 @@ from localcloud.worlds import (
     Fault,
     UnknownWorld,
     World,
-    alarm,
+    alarm_fires,
     instance_named,
     network,
     run_instance,
-    set_alarm,
     status_check_alarm,
     tags,
 )
@@ -58,8 +57,7 @@ def _address(aws: Aws) -> dict[str, str]:
 
 
 def _status_check_fails(aws: Aws) -> None:
-    alarm(aws, ALARM)  # a clear error when the world is missing, before anything is sent
-    set_alarm(aws, ALARM, "ALARM", STATUS_CHECK_CROSSED)
+    alarm_fires(aws, ALARM, STATUS_CHECK_CROSSED)
 
 
 def _eip_on_standby(aws: Aws) -> tuple[bool, str]:

@@ -21,11 +21,11 @@ from localcloud.worlds import (
     UnknownWorld,
     World,
     alarm,
+    alarm_fires,
     image,
     instance_named,
     network,
     run_instance,
-    set_alarm,
     status_check_alarm,
 )
 
@@ -79,8 +79,7 @@ def _sick_member(aws: Aws) -> str:
 
 
 def _member_fails(aws: Aws) -> None:
-    _sick_member(aws)
-    set_alarm(aws, MEMBER_ALARM, "ALARM", STATUS_CHECK_CROSSED)
+    alarm_fires(aws, MEMBER_ALARM, STATUS_CHECK_CROSSED)
 
 
 def _group_whole_without_the_sick_member(aws: Aws) -> tuple[bool, str]:

@@ -315,8 +315,26 @@ def test_local_serve_deploys_and_serves_until_interrupted(
         (["local", "send", "no-such-event.json"], 2, "the event: no such file"),
         (["audit"], 1, "nothing answers at http://127.0.0.1:9"),
         (["approvals"], 1, "start the local cloud (`selfheal local serve`)"),
+        (["local", "break"], 2, "name the fault to inject (`selfheal local break --list`"),
+        (["local", "break", "nope"], 2, "no fault 'nope'; known: api-1-status-check-failed"),
+        (["local", "break", "orders-db-failed"], 1, "nothing answers at http://127.0.0.1:9"),
+        (["local", "serve", "--world", "nope"], 2, "--world: no world nope; known: all, remap-eip"),
+        (["local", "serve", "--parameter-overrides", "Mode"], 2, "'Mode' is not Key=Value"),
+        (["local", "serve", "--parameter-overrides", "Moed=off"], 2, "template.yaml has no parameter Moed"),
     ],
-    ids=["missing-input-file", "malformed-input", "missing-event-file", "nothing-listening", "approvals"],
+    ids=[
+        "missing-input-file",
+        "malformed-input",
+        "missing-event-file",
+        "nothing-listening",
+        "approvals",
+        "break-what",
+        "unknown-fault",
+        "break-nothing-listening",
+        "unknown-world",
+        "override-not-a-pair",
+        "override-unknown",
+    ],
 )
 def test_everyday_mistakes_are_one_line_with_an_exit_status(
     capsys: pytest.CaptureFixture[str],
@@ -401,3 +419,13 @@ def test_local_serve_on_a_busy_port_says_so_and_exits(capsys: pytest.CaptureFixt
             capsys, "local", "serve", "--port", str(port), "--template", str(ROOT / "template.yaml")
         )
     assert code == 1 and f"port {port} on 127.0.0.1 is in use" in err and "Traceback" not in err
+
+
+def test_local_break_lists_every_fault_of_every_world(capsys: pytest.CaptureFixture[str]) -> None:
+    from localcloud import worlds
+
+    code, out, _ = run(capsys, "local", "break", "--list")
+    assert code == 0
+    assert [line.split()[:2] for line in out.splitlines()] == [
+        [fault.name, fault.runbook] for fault in worlds.faults().values()
+    ]
