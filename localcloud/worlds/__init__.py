@@ -163,6 +163,15 @@ def status_check_alarm(aws: Aws, name: str, instance: str, metric: str, about: s
 STATUS_CHECK_CROSSED = "Threshold Crossed: 2 out of the last 2 datapoints [1.0, 1.0] >= the threshold (1.0)"
 
 
+def hosted_zone(aws: Aws, name: str, runbook: str) -> str:
+    """The id of the hosted zone ``name`` (with its final dot) that ``runbook``'s world made."""
+    zones = aws.client("route53").list_hosted_zones_by_name(DNSName=name)["HostedZones"]
+    found = [str(z["Id"]).rsplit("/", 1)[-1] for z in zones if z["Name"] == name]
+    if not found:
+        raise UnknownWorld(f"no hosted zone {name}: was the {runbook} world built?")
+    return found[0]
+
+
 def network(aws: Aws) -> tuple[str, list[str]]:
     """The shop's VPC (Name shop) and its two subnets, made once for whichever world asks first."""
     ec2 = aws.client("ec2")

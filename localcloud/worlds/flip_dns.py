@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from localcloud.worlds import Aws, Fault, UnknownWorld, World, param_tags, tags
+from localcloud.worlds import Aws, Fault, UnknownWorld, World, hosted_zone, param_tags, tags
 
 ZONE, RECORD = "shop.example.com.", "api.shop.example.com."
 SIDES = {"blue": "192.0.2.10", "green": "198.51.100.20"}
@@ -77,11 +77,7 @@ def build(aws: Aws) -> str:
 
 
 def zone_id(aws: Aws) -> str:
-    zones = aws.client("route53").list_hosted_zones_by_name(DNSName=ZONE)["HostedZones"]
-    found = [str(z["Id"]).rsplit("/", 1)[-1] for z in zones if z["Name"] == ZONE]
-    if not found:
-        raise UnknownWorld(f"no hosted zone {ZONE}: was the flip-dns world built?")
-    return found[0]
+    return hosted_zone(aws, ZONE, "flip-dns")
 
 
 def health_check(aws: Aws, side: str) -> str:

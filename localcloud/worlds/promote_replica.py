@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from localcloud.worlds import REGION, Aws, Fault, UnknownWorld, World, alarm, alarm_fires, param_tags, tags
+from localcloud.worlds import (
+    REGION,
+    Aws,
+    Fault,
+    UnknownWorld,
+    World,
+    alarm,
+    alarm_fires,
+    hosted_zone,
+    param_tags,
+    tags,
+)
 
 PRIMARY, REPLICA = "orders-db", "orders-db-replica-1"
 ZONE, RECORD = "shop.internal.", "orders-db.shop.internal."
@@ -72,12 +83,8 @@ def build(aws: Aws) -> str:
     return f"{PRIMARY} (primary) and {REPLICA}; {RECORD} -> {PRIMARY} in zone {zone}; alarm {ALARM}"
 
 
-def _zone(aws: Aws) -> str:
-    zones = aws.client("route53").list_hosted_zones_by_name(DNSName=ZONE)["HostedZones"]
-    found = [str(z["Id"]).rsplit("/", 1)[-1] for z in zones if z["Name"] == ZONE]
-    if not found:
-        raise UnknownWorld(f"no hosted zone {ZONE}: was the promote-replica world built?")
-    return found[0]
+def zone_id(aws: Aws) -> str:
+    return hosted_zone(aws, ZONE, "promote-replica")
 
 
 def _instance(aws: Aws, identifier: str) -> dict[str, Any]:
@@ -113,7 +120,7 @@ def _primary_fails(aws: Aws) -> None:
 
 def _name_on_the_new_writer(aws: Aws) -> tuple[bool, str]:
     record = aws.client("route53").list_resource_record_sets(
-        HostedZoneId=_zone(aws), StartRecordName=RECORD, MaxItems="1"
+        HostedZoneId=zone_id(aws), StartRecordName=RECORD, MaxItems="1"
     )["ResourceRecordSets"][0]
     value = record["ResourceRecords"][0]["Value"]
     writer = _instance(aws, REPLICA)
@@ -131,7 +138,7 @@ WORLD = World(
     describe=f"the database {PRIMARY}, its replica {REPLICA} and the name {RECORD}",
     build=build,
     # What an operator passes to sam deploy: the zone exists only once the world is built.
-    parameters=lambda aws: {"DatabaseHostedZoneId": _zone(aws), "DatabaseRecordNames": RECORD.rstrip(".")},
+    parameters=lambda aws: {"DatabaseHostedZoneId": zone_id(aws), "DatabaseRecordNames": RECORD.rstrip(".")},
     faults=(
         Fault(
             name="orders-db-failed",

@@ -46,7 +46,7 @@ def test_built_worlds_give_the_stack_parameters_they_need(
     lines, parameters = built
     assert len(lines) == 5 and all(": " in line for line in lines)
     assert parameters == {
-        "DatabaseHostedZoneId": promote_replica._zone(aws),
+        "DatabaseHostedZoneId": promote_replica.zone_id(aws),
         "DatabaseRecordNames": "orders-db.shop.internal",
         "FlipDnsHostedZoneIds": flip_dns.zone_id(aws),
         "FlipDnsRecordNames": "api.shop.example.com",
