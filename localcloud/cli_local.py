@@ -7,6 +7,7 @@ imports this module only then: an operator's install of the CLI needs neither mo
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import time
 from collections.abc import Sequence
@@ -200,6 +201,29 @@ def cmd_local_break(args: argparse.Namespace) -> int:
     return verdict.exit_code
 
 
+def cmd_local_env_json(args: argparse.Namespace) -> int:
+    """env.json for `sam local invoke --env-vars`, from the template and the deployed stack."""
+    from localcloud.env_json import EnvJsonError, env_json
+
+    template = Path(args.template)
+    if not template.is_file():
+        raise InvalidArgument(f"--template: no such file: {template}")
+    endpoint, clients = remote_clients(args)
+    stack = resolve_stack_name(args.stack_name, endpoint)
+    ops.stack_outputs(clients("cloudformation"), stack)  # a missing stack: OpsError, one line
+    try:
+        content = env_json(template, clients, stack, endpoint)
+    except EnvJsonError as exc:
+        raise CliError(str(exc)) from exc
+    text = json.dumps(content, indent=2, sort_keys=True) + "\n"
+    if args.output_file:
+        Path(args.output_file).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output_file}: {', '.join(sorted(content))} (stack {stack})")
+    else:
+        print(text, end="")
+    return 0
+
+
 # --- parser ------------------------------------------------------------------------------------
 
 
@@ -243,6 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_option(send)
     add_remote_options(send)
     send.set_defaults(handler=cmd_local_send)
+    env = local.add_parser(
+        "env-json",
+        help="write env.json for `sam local invoke --env-vars`: each function's variables, as deployed",
+    )
+    env.add_argument("--output", dest="output_file", metavar="FILE", help="write it here (default: stdout)")
+    env.add_argument("--template", default="template.yaml", help="the template the stack was deployed from")
+    add_remote_options(env)
+    env.set_defaults(handler=cmd_local_env_json)
     return parser
 
 

@@ -300,7 +300,7 @@ def command_parser(prog: str, description: str | None) -> tuple[argparse.Argumen
 def build_parser() -> argparse.ArgumentParser:
     parser, commands = command_parser("selfheal", __doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    local_help = "the local cloud: serve, break, send (`selfheal local --help`)"
+    local_help = "the local cloud: serve, break, send, env-json (`selfheal local --help`)"
     _add_forwarding(commands, "local", cmd_local, local_help)
 
     trigger = commands.add_parser("trigger", help="start a runbook's state machine and wait for it")
