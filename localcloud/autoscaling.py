@@ -8,7 +8,7 @@ resume processes"):
   the replacement runs on a timer (``REPLACEMENT_DELAY_SECONDS``) so a replacement can be in flight.
 - ``ReplaceUnhealthy`` or ``Terminate`` suspended: nothing happens, the member stays Unhealthy.
 - ``Launch`` suspended: the member is terminated and nothing replaces it (below desired capacity).
-Pinned with the rest of localcloud.compat (it wraps moto internals).
+Pinned to moto 5.2.5 with every patch (localcloud.patches): it wraps moto internals.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from typing import Any
 
 from moto.autoscaling.models import AutoScalingBackend
 
+from localcloud.patches import patch
+
 # Seconds between the Unhealthy mark and the group acting on it (AWS: usually within a minute).
 REPLACEMENT_DELAY_SECONDS = 0.2
-
-_lock = threading.Lock()
-_patched = False
 
 
 def _suspended(group: Any) -> set[str]:
@@ -51,34 +50,31 @@ def replace_unhealthy(backend: AutoScalingBackend, group_name: str, instance_id:
     return "replaced"
 
 
+@patch("autoscaling-replace-unhealthy")
 def patch_autoscaling() -> None:
-    global _patched
-    with _lock:
-        if _patched:
+    """moto's Auto Scaling only records an Unhealthy mark; the group replaces the member, as AWS does."""
+    original = AutoScalingBackend.set_instance_health
+
+    def set_instance_health(self: AutoScalingBackend, instance_id: str, health_status: str) -> None:
+        original(self, instance_id, health_status)
+        if health_status != "Unhealthy":
             return
-        original = AutoScalingBackend.set_instance_health
+        group = next(
+            (
+                g
+                for g in self.autoscaling_groups.values()
+                if any(s.instance.id == instance_id for s in g.instance_states)
+            ),
+            None,
+        )
+        if group is None:
+            return
+        # Looked up when the timer fires, so a test can stand in for a group that cannot launch.
+        timer = threading.Timer(
+            REPLACEMENT_DELAY_SECONDS,
+            lambda: globals()["replace_unhealthy"](self, group.name, instance_id),
+        )
+        timer.daemon = True
+        timer.start()
 
-        def set_instance_health(self: AutoScalingBackend, instance_id: str, health_status: str) -> None:
-            original(self, instance_id, health_status)
-            if health_status != "Unhealthy":
-                return
-            group = next(
-                (
-                    g
-                    for g in self.autoscaling_groups.values()
-                    if any(s.instance.id == instance_id for s in g.instance_states)
-                ),
-                None,
-            )
-            if group is None:
-                return
-            # Looked up when the timer fires, so a test can stand in for a group that cannot launch.
-            timer = threading.Timer(
-                REPLACEMENT_DELAY_SECONDS,
-                lambda: globals()["replace_unhealthy"](self, group.name, instance_id),
-            )
-            timer.daemon = True
-            timer.start()
-
-        AutoScalingBackend.set_instance_health = set_instance_health  # type: ignore[method-assign]
-        _patched = True
+    AutoScalingBackend.set_instance_health = set_instance_health  # type: ignore[method-assign]

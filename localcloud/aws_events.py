@@ -15,7 +15,6 @@ instance stops, and the event reaches the rules on its own.
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,8 +22,7 @@ from moto.cloudwatch.models import Alarm
 from moto.ec2.models.instances import InstanceBackend
 from moto.events.models import events_backends
 
-_lock = threading.Lock()
-_patched = False
+from localcloud.patches import patch
 
 
 def _put(account: str, region: str, source: str, detail_type: str, resources: list[str], detail: Any) -> None:
@@ -154,21 +152,16 @@ def _patch_instances() -> None:
         setattr(InstanceBackend, method, emitting)
 
 
+@patch("service-events")
 def patch_service_events() -> None:
-    """Idempotent; call in the process that hosts the moto backends."""
-    global _patched
-    with _lock:
-        if _patched:
-            return
-        _patch_alarms()
-        _patch_instances()
-        _patch_executions()
-        _patched = True
+    """moto's services emit no EventBridge events: alarms and EC2 instances send their state changes,
+    and Step Functions executions their status change, as AWS does."""
+    _patch_alarms()
+    _patch_instances()
+    _patch_executions()
 
 
 def _execution_ended(execution: Any, status: str) -> None:
-    if getattr(execution, "_selfheal_end_sent", False):
-        return
     execution._selfheal_end_sent = True
     started = getattr(execution, "start_date", None)
     stopped = execution.stop_date or datetime.now(UTC)

@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 
-from localcloud import compat, control, faults, recording
+from localcloud import compat, control, faults, patches, recording
 
 DEFAULT_REGION = "us-east-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -99,17 +99,9 @@ class LocalCloud:
     def start(self) -> LocalCloud:
         from moto.moto_api._internal.models import moto_api_backend
 
-        from localcloud.autoscaling import patch_autoscaling
-        from localcloud.aws_events import patch_service_events
-        from localcloud.route53 import patch_route53
-
-        compat.apply_all()
-        # Alarms and instances emit their EventBridge events, as AWS services do (localcloud.aws_events).
-        patch_service_events()
-        # Route 53 health checkers, the HealthCheckStatus metric and change propagation (localcloud.route53).
-        patch_route53()
-        # Auto Scaling groups replace members marked Unhealthy (localcloud.autoscaling).
-        patch_autoscaling()
+        # moto's gaps closed (localcloud.compat*), and what AWS services do by themselves emulated:
+        # service events, Route 53 health checkers, Auto Scaling replacements (localcloud.patches).
+        patches.apply_all()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per request otherwise
         # The ASL interpreter logs, at ERROR, every exception it handles itself (an IsPresent on a
         # missing path among them). Kept for whoever configures logging (pytest shows them with a

@@ -1,8 +1,8 @@
 """Compatibility patches that close the gaps between moto 5.2.5 and real AWS for this project.
 
-Each patch touches moto internals, so the whole module is pinned to one moto version: ``apply_all``
-refuses to run on any other. Patches must be applied in the process that hosts the moto backends
-(the process running ``ThreadedMotoServer``). Gap numbers refer to TOOLCHAIN.md.
+Each is registered in ``localcloud.patches`` (``@patch``), which applies it once per process and only
+on the pinned moto version; ``patches.apply_all()`` applies these and every other module's patches.
+Gap numbers refer to TOOLCHAIN.md.
 """
 
 from __future__ import annotations
@@ -29,9 +29,8 @@ from typing import Any
 
 import botocore.session
 
-from localcloud import compat_cfn, compat_rds, compat_sfn_callbacks, compat_sqs, compat_sts
+from localcloud.patches import patch
 
-SUPPORTED_MOTO_VERSION = "5.2.5"
 _LOG = logging.getLogger(__name__)
 # A file inside a deployed zip that points back at the working-tree directory it was built from, so the
 # in-process Lambda runs the current source (edits need no redeploy). Written by localcloud.deploy.
@@ -55,6 +54,7 @@ _SFN_SERVICE_ERROR_PREFIX = {
 }
 
 
+@patch("sfn-elbv2-service-name")
 def patch_sfn_elbv2_service_name() -> None:
     """Step Functions names ELBv2 ``elasticloadbalancingv2`` in aws-sdk integrations
     (arn:aws:states:::aws-sdk:elasticloadbalancingv2:registerTargets); boto3 calls it ``elbv2``."""
@@ -76,6 +76,7 @@ def is_definite_json_path(path: str) -> bool:
     return not _INDEFINITE_PATH.search(path)
 
 
+@patch("sfn-definite-json-paths")
 def patch_sfn_definite_json_paths() -> None:
     """Step Functions (Jayway JSONPath) gives a definite path's one value as it is: ``$.a[0].b`` is
     ``b``'s value. moto 5.2.5 wraps it in a list whenever the path goes through an array index, so an
@@ -84,8 +85,6 @@ def patch_sfn_definite_json_paths() -> None:
     from moto.stepfunctions.parser.asl.utils import json_path
 
     original = json_path.extract_json
-    if getattr(original, "_selfheal_definite", False):
-        return
 
     def extract_json(path: str, data: Any) -> Any:
         if not is_definite_json_path(path):
@@ -95,26 +94,11 @@ def patch_sfn_definite_json_paths() -> None:
             raise json_path.NoSuchJsonPathError(json_path=path, data=data)
         return matches[0].value
 
-    extract_json._selfheal_definite = True  # type: ignore[attr-defined]
     json_path.extract_json = extract_json
     # Modules that imported it by name before the patch keep their own reference: replace those too.
     for name, module in list(sys.modules.items()):
         if name.startswith("moto.stepfunctions.parser") and getattr(module, "extract_json", None) is original:
             module.extract_json = extract_json  # type: ignore[attr-defined]
-
-
-class MotoVersionError(RuntimeError):
-    """The installed moto is not the version these patches were written and tested against."""
-
-
-def require_moto_version() -> None:
-    import moto
-
-    if moto.__version__ != SUPPORTED_MOTO_VERSION:
-        raise MotoVersionError(
-            f"localcloud.compat patches moto internals and is pinned to moto=={SUPPORTED_MOTO_VERSION}; "
-            f"found moto=={moto.__version__}. Re-verify each patch before changing the pin."
-        )
 
 
 def _json_safe(value: Any) -> Any:
@@ -178,6 +162,7 @@ def sfn_error_name(boto_service: str, sdk_service: str, code: str) -> str:
 # --- Gaps 1-3: Step Functions aws-sdk integrations -------------------------------------------------
 
 
+@patch("sfn-aws-sdk")
 def patch_sfn_aws_sdk() -> None:
     """Java-SDK parameter casing in, ISO datetimes and Java-SDK casing out, real error names."""
     from botocore.exceptions import ClientError
@@ -187,8 +172,6 @@ def patch_sfn_aws_sdk() -> None:
     from moto.stepfunctions.parser.utils import camel_to_snake_case
 
     cls: Any = module.StateTaskServiceAwsSdk
-    if getattr(cls, "_selfheal_patched", False):
-        return
 
     def _operation(service: str, action: str) -> Any:
         model = _service_model(service)
@@ -240,7 +223,6 @@ def patch_sfn_aws_sdk() -> None:
     cls._normalise_parameters = _normalise_parameters
     cls._eval_service_task = _eval_service_task
     cls._from_error = _from_error
-    cls._selfheal_patched = True
 
 
 # --- Gap 5: Lambda runs the real Python handler in-process -----------------------------------------
@@ -552,13 +534,12 @@ def invoke_asynchronously(backend: Any, function_name: str, qualifier: str | Non
     return b""  # an asynchronous invoke answers 202 with an empty body
 
 
+@patch("lambda-in-process")
 def patch_lambda_in_process() -> None:
     """moto's Docker-less Lambda only echoes the payload; run the deployed Python handler instead."""
     from moto.awslambda_simple.models import LambdaSimpleBackend
 
     cls: Any = LambdaSimpleBackend
-    if getattr(cls, "_selfheal_patched", False):
-        return
     _overlay_environ()
     # botocore sessions keep a reference to the os.environ object they were created with; drop boto3's
     # default session so the one handlers use is created on the overlay and sees each function's variables.
@@ -579,7 +560,6 @@ def patch_lambda_in_process() -> None:
         return payload
 
     cls.invoke = invoke
-    cls._selfheal_patched = True
 
 
 # --- Gap 6: EventBridge delivery to Lambda and Step Functions targets ------------------------------
@@ -642,14 +622,13 @@ def _deliver(target_arn: str, payload: Any) -> None:
         )
 
 
+@patch("events-targets")
 def patch_events_targets() -> None:
     """moto 5.2.5 cannot deliver to Lambda and Step Functions targets (it raises); deliver them here."""
     from moto.events.models import Rule
     from moto.utilities.arns import parse_arn
 
     cls: Any = Rule
-    if getattr(cls, "_selfheal_patched", False):
-        return
     original = cls.send_to_targets
 
     def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
@@ -672,7 +651,6 @@ def patch_events_targets() -> None:
                 _LOG.exception("EventBridge delivery to %s failed", target["Arn"])
 
     cls.send_to_targets = send_to_targets
-    cls._selfheal_patched = True
 
 
 # --- Gap 8: CloudFormation state machines --------------------------------------------------------
@@ -696,6 +674,7 @@ def _definition_from_properties(properties: Mapping[str, Any]) -> str:
     return substitute_definition(text, properties.get("DefinitionSubstitutions") or {})
 
 
+@patch("cfn-state-machine")
 def patch_cfn_state_machine() -> None:
     """Apply DefinitionSubstitutions and create stack state machines in the backend that executes."""
     from moto.stepfunctions.models import StateMachine
@@ -703,8 +682,6 @@ def patch_cfn_state_machine() -> None:
     from moto.stepfunctions.utils import cfn_to_api_tags
 
     cls: Any = StateMachine
-    if getattr(cls, "_selfheal_patched", False):
-        return
 
     def create_from_cloudformation_json(
         klass: Any,
@@ -747,19 +724,17 @@ def patch_cfn_state_machine() -> None:
     cls.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
     cls.delete_from_cloudformation_json = classmethod(delete_from_cloudformation_json)
     cls.update_from_cloudformation_json = classmethod(update_from_cloudformation_json)
-    cls._selfheal_patched = True
 
 
 # --- CloudFormation gaps for resources the template uses ------------------------------------------
 
 
+@patch("cfn-ssm-parameter-name")
 def patch_cfn_ssm_parameter_name() -> None:
     """An AWS::SSM::Parameter without Name gets a generated one on AWS; moto passes Name=None and fails."""
     from moto.ssm.models import Parameter
 
     cls: Any = Parameter
-    if getattr(cls, "_selfheal_patched", False):
-        return
     original = cls.create_from_cloudformation_json.__func__
 
     def create_from_cloudformation_json(
@@ -776,9 +751,9 @@ def patch_cfn_ssm_parameter_name() -> None:
         return original(klass, resource_name, cloudformation_json, account_id, region_name, **kwargs)
 
     cls.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
-    cls._selfheal_patched = True
 
 
+@patch("cfn-lambda-layers")
 def patch_cfn_lambda_layers() -> None:
     """moto's AWS::Lambda::Function ignores Layers; attach them so the in-process runtime can import them.
 
@@ -787,8 +762,6 @@ def patch_cfn_lambda_layers() -> None:
     from moto.awslambda.models import LambdaFunction, LayerVersion
 
     cls: Any = LambdaFunction
-    if getattr(cls, "_selfheal_patched", False):
-        return
     layer_cls: Any = LayerVersion
     layer_cls.physical_resource_id = property(lambda self: self.arn)
     original = cls.create_from_cloudformation_json.__func__
@@ -808,19 +781,17 @@ def patch_cfn_lambda_layers() -> None:
         return fn
 
     cls.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
-    cls._selfheal_patched = True
 
 
 # --- Step Functions API gaps ---------------------------------------------------------------------
 
 
+@patch("sfn-start-execution-name")
 def patch_sfn_start_execution_name() -> None:
     """StartExecution without a name gets a UUID on AWS; moto names it "None" (so a second one collides)."""
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     cls: Any = StepFunctionsParserBackend
-    if getattr(cls, "_selfheal_patched", False):
-        return
     original = cls.start_execution
 
     def start_execution(
@@ -829,9 +800,9 @@ def patch_sfn_start_execution_name() -> None:
         return original(self, state_machine_arn, name or str(uuid.uuid4()), execution_input, **kwargs)
 
     cls.start_execution = start_execution
-    cls._selfheal_patched = True
 
 
+@patch("lambda-configuration-cold-start")
 def patch_lambda_configuration_cold_start() -> None:
     """A configuration change (e.g. environment variables) gives a function new execution environments
     in AWS: handlers that read their configuration once per environment see the new values. Here the
@@ -839,8 +810,6 @@ def patch_lambda_configuration_cold_start() -> None:
     from moto.awslambda.models import LambdaBackend
 
     cls: Any = LambdaBackend
-    if getattr(cls, "_selfheal_cold_start_patched", False):
-        return
     original = cls.update_function_configuration
 
     def update_function_configuration(self: Any, function_name: str, qualifier: Any, body: Any) -> Any:
@@ -853,9 +822,9 @@ def patch_lambda_configuration_cold_start() -> None:
         return result
 
     cls.update_function_configuration = update_function_configuration
-    cls._selfheal_cold_start_patched = True
 
 
+@patch("sfn-parse-once")
 def patch_sfn_parse_once() -> None:
     """moto parses a state machine's definition (ANTLR) again for every execution it starts: a fifth
     of the local cloud's CPU in the e2e tests. The parse tree of a definition never changes, so it is
@@ -867,8 +836,6 @@ def patch_sfn_parse_once() -> None:
     from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 
     cls: Any = asl_parser.AmazonStateLanguageParser
-    if getattr(cls, "_selfheal_parse_once_patched", False):
-        return
     trees: dict[str, Any] = {}
     lock = threading.Lock()
 
@@ -889,27 +856,3 @@ def patch_sfn_parse_once() -> None:
         return Preprocessor().visit(tree), tree
 
     cls.parse = staticmethod(parse)
-    cls._selfheal_parse_once_patched = True
-
-
-def apply_all() -> None:
-    """Apply every patch (idempotent). Raises MotoVersionError on any moto but the pinned one."""
-    require_moto_version()
-    patch_sfn_aws_sdk()
-    patch_lambda_in_process()
-    patch_events_targets()
-    patch_cfn_state_machine()
-    patch_cfn_ssm_parameter_name()
-    patch_cfn_lambda_layers()
-    patch_sfn_start_execution_name()
-    compat_cfn.register_cfn_models()
-    compat_cfn.patch_sns_lambda_delivery()
-    compat_cfn.patch_list_parameter_defaults()
-    patch_sfn_elbv2_service_name()
-    patch_sfn_definite_json_paths()
-    compat_sqs.patch_sqs_message_move_tasks()
-    patch_lambda_configuration_cold_start()
-    compat_rds.apply_all()
-    compat_sfn_callbacks.apply_all()
-    compat_sts.apply_all()
-    patch_sfn_parse_once()

@@ -2,7 +2,7 @@
 
 moto finds CloudFormation models through ``CloudFormationModel.__subclasses__()`` (cached), so the models
 are defined inside ``register_cfn_models`` (no import-time registration) and the caches are cleared.
-Pinned with the rest of localcloud.compat.
+Pinned to moto 5.2.5 with every patch (localcloud.patches).
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ import json
 import uuid
 from typing import Any
 
-_registered: list[type] = []
+from localcloud.patches import patch
 
 
+@patch("cfn-models")
 def register_cfn_models() -> None:
     """AWS::SNS::Subscription, AWS::SNS::TopicPolicy, AWS::SQS::QueuePolicy and
     AWS::Lambda::EventInvokeConfig."""
-    if _registered:
-        return
     from moto.awslambda.utils import get_backend as lambda_backend
     from moto.cloudformation import parsing
     from moto.core.common_models import CloudFormationModel
@@ -149,7 +148,6 @@ def register_cfn_models() -> None:
             lambda_backend(account_id, region_name).put_function_event_invoke_config(function_name, props)
             return cls(resource_name)
 
-    _registered.extend([SnsSubscription, SnsTopicPolicy, SqsQueuePolicy, LambdaEventInvokeConfig])
     for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cached.cache_clear()
 
@@ -183,6 +181,7 @@ def sns_lambda_event(
     }
 
 
+@patch("sns-lambda-delivery")
 def patch_sns_lambda_delivery() -> None:
     """moto's SNS -> Lambda path calls the function's Docker runtime directly (and sends a fixed dummy
     event); deliver through the in-process runtime with the real topic and message ids."""
@@ -190,8 +189,6 @@ def patch_sns_lambda_delivery() -> None:
     from moto.sns.models import Subscription
 
     cls: Any = Subscription
-    if getattr(cls, "_selfheal_patched", False):
-        return
     original = cls.publish
 
     def publish(
@@ -228,17 +225,15 @@ def patch_sns_lambda_delivery() -> None:
         )
 
     cls.publish = publish
-    cls._selfheal_patched = True
 
 
+@patch("cfn-list-parameter-defaults")
 def patch_list_parameter_defaults() -> None:
     """A CommaDelimitedList (or List<...>) parameter left at its Default is a list, as in AWS;
     moto 5.2.5 splits only values passed in, so a default ``none`` stayed the string "none" (then
     ``!Select [0, ...]`` gave "n" and conditions on it were wrong)."""
     from moto.cloudformation.parsing import ResourceMap
 
-    if getattr(ResourceMap, "_selfheal_list_defaults", False):
-        return
     original = ResourceMap.load_parameters
 
     def load_parameters(self: Any) -> None:
@@ -252,4 +247,3 @@ def patch_list_parameter_defaults() -> None:
                 self._parsed_resources[name] = split
 
     ResourceMap.load_parameters = load_parameters  # type: ignore[method-assign]
-    ResourceMap._selfheal_list_defaults = True  # type: ignore[attr-defined]

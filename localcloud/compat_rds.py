@@ -10,7 +10,7 @@ workflow can be seen polling, and a too-short verify budget times out as it woul
 
 Aurora global databases: see the block above ``patch_rds_global_clusters``.
 
-Pinned with the rest of localcloud.compat (it replaces moto backend methods).
+Pinned to moto 5.2.5 with every patch (localcloud.patches): it replaces moto backend methods.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 import threading
 from typing import Any
+
+from localcloud.patches import patch
 
 DEFAULT_PROMOTION_SECONDS = 2.0
 
@@ -31,13 +33,14 @@ def _finish_promotion(database: Any) -> None:
         database.status = "available"
 
 
+@patch("rds-promote-read-replica")
 def patch_rds_promote_read_replica() -> None:
+    """moto's PromoteReadReplica only flips a flag: refuse a non-replica, detach the replica, and go
+    through ``modifying`` before ``available``, as RDS does."""
     from moto.rds.exceptions import DBInstanceNotFoundError, RDSClientError
     from moto.rds.models import RDSBackend as _RDSBackend
 
     RDSBackend: Any = _RDSBackend  # patched in place: typed Any, as moto internals are
-    if getattr(RDSBackend, "_selfheal_promote_patched", False):
-        return
 
     def promote_read_replica(self: Any, db_kwargs: dict[str, Any]) -> Any:
         database_id = db_kwargs["db_instance_identifier"]
@@ -66,7 +69,6 @@ def patch_rds_promote_read_replica() -> None:
         return database
 
     RDSBackend.promote_read_replica = promote_read_replica
-    RDSBackend._selfheal_promote_patched = True
 
 
 def inject_instance_status(account: str, region: str, identifier: str, status: str) -> None:
@@ -166,7 +168,10 @@ def start_global_switch(account: str, identifier: str, target_identifier: str, a
     return global_cluster
 
 
+@patch("rds-global-clusters")
 def patch_rds_global_clusters() -> None:
+    """moto's Aurora global clusters: DescribeGlobalClusters that filters, CreateGlobalCluster with
+    tags and a writer, SwitchoverGlobalCluster and FailoverGlobalCluster (the block above)."""
     from moto.core.responses import ActionResult
     from moto.rds import models as rds_models
     from moto.rds import responses as rds_responses
@@ -174,9 +179,6 @@ def patch_rds_global_clusters() -> None:
     GlobalCluster: Any = rds_models.GlobalCluster
     RDSBackend: Any = rds_models.RDSBackend
     RDSResponse: Any = rds_responses.RDSResponse
-
-    if getattr(RDSResponse, "_selfheal_global_patched", False):
-        return
 
     GlobalCluster.failover_state = None  # class default: the attribute the serializer reads
 
@@ -235,9 +237,3 @@ def patch_rds_global_clusters() -> None:
     RDSResponse.describe_global_clusters = describe_global_clusters
     RDSResponse.switchover_global_cluster = switchover_global_cluster
     RDSResponse.failover_global_cluster = failover_global_cluster
-    RDSResponse._selfheal_global_patched = True
-
-
-def apply_all() -> None:
-    patch_rds_promote_read_replica()
-    patch_rds_global_clusters()

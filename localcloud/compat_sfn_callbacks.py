@@ -3,22 +3,24 @@
 ``SendTaskFailure`` takes ``error`` and ``cause`` (Step Functions API reference); moto's response
 handler forwards only ``error``, so a ``Catch`` sees ``Cause: null`` and an approver's "why not" is
 lost. This passes ``cause`` through to the executing (parser) backend, which already supports it.
-Pinned with the rest of localcloud.compat.
+Pinned to moto 5.2.5 with every patch (localcloud.patches).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from localcloud.patches import patch
 
+
+@patch("sfn-send-task-failure-cause")
 def patch_send_task_failure_cause() -> None:
+    """moto's SendTaskFailure drops ``cause``: pass it through to the executing backend."""
     from moto.core.responses import EmptyResult
     from moto.stepfunctions import responses as sfn_responses
 
     StepFunctionResponse: Any = sfn_responses.StepFunctionResponse
 
-    if getattr(StepFunctionResponse, "_selfheal_failure_cause_patched", False):
-        return
     original = StepFunctionResponse.send_task_failure
 
     def send_task_failure(self: Any) -> Any:
@@ -31,14 +33,9 @@ def patch_send_task_failure_cause() -> None:
         return EmptyResult()
 
     StepFunctionResponse.send_task_failure = send_task_failure
-    StepFunctionResponse._selfheal_failure_cause_patched = True
 
 
 def _parameters(function: Any) -> set[str]:
     import inspect
 
     return set(inspect.signature(function).parameters)
-
-
-def apply_all() -> None:
-    patch_send_task_failure_cause()

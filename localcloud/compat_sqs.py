@@ -4,7 +4,7 @@ moto 5.2.5 does not implement them. Semantics follow the SQS API reference: the 
 dead-letter queue; one active task per source queue; MaxNumberOfMessagesPerSecond at most 500; without a
 DestinationArn messages go back to the queue they came from; FIFO only to FIFO; statuses RUNNING,
 COMPLETED, CANCELLING, CANCELLED, FAILED. Moves run on a thread at the requested rate so a task can be
-observed RUNNING and cancelled. Pinned with the rest of localcloud.compat.
+observed RUNNING and cancelled. Pinned to moto 5.2.5 with every patch (localcloud.patches).
 
 Details kept faithful because runbooks depend on them:
 - ApproximateNumberOfMessagesToMove is "obtained at the time of starting the task": the task moves at
@@ -23,6 +23,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+from localcloud.patches import patch
 
 MAX_RATE = 500
 DEFAULT_RATE = MAX_RATE  # AWS: "system optimized"; locally, as fast as allowed
@@ -220,13 +222,14 @@ def _record_dead_letter_source() -> None:
     SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
 
 
+@patch("sqs-message-move-tasks")
 def patch_sqs_message_move_tasks() -> None:
+    """moto has no DLQ redrive: StartMessageMoveTask, ListMessageMoveTasks and CancelMessageMoveTask
+    as the SQS API reference describes them (this module's docstring)."""
     from moto.core.responses import ActionResult
     from moto.sqs.responses import SQSResponse
 
     cls: Any = SQSResponse
-    if getattr(cls, "_selfheal_move_tasks", False):
-        return
     _record_dead_letter_source()
 
     def start_message_move_task(self: Any) -> ActionResult:
@@ -252,4 +255,3 @@ def patch_sqs_message_move_tasks() -> None:
     cls.start_message_move_task = start_message_move_task
     cls.list_message_move_tasks = list_message_move_tasks
     cls.cancel_message_move_task = cancel_message_move_task
-    cls._selfheal_move_tasks = True

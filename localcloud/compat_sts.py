@@ -9,7 +9,7 @@ that key's secret and must match; a mismatch is ``SignatureDoesNotMatch`` (403),
 
 A key moto did not issue (the local cloud's ``testing`` key) keeps moto's answer, the default user
 ``arn:aws:sts::<account>:user/moto``: the local administrator, not anyone in particular.
-Pinned with the rest of localcloud.compat.
+Pinned to moto 5.2.5 with every patch (localcloud.patches).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from __future__ import annotations
 import hmac
 import re
 from typing import Any
+
+from localcloud.patches import patch
 
 _CREDENTIAL = re.compile(
     r"^AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)"
@@ -80,12 +82,12 @@ def _body(response: Any) -> bytes:
     return urlencode(pairs, quote_via=quote, safe="-_.~").encode()
 
 
+@patch("sts-caller-identity-signature")
 def patch_get_caller_identity_signature() -> None:
+    """moto's GetCallerIdentity never checks the signature: check it for keys moto issued."""
     from moto.sts import responses as sts_responses
 
     TokenResponse: Any = sts_responses.TokenResponse
-    if getattr(TokenResponse, "_selfheal_signature_patched", False):
-        return
     original = TokenResponse.get_caller_identity
 
     def get_caller_identity(self: Any) -> Any:
@@ -110,8 +112,3 @@ def patch_get_caller_identity_signature() -> None:
         return original(self)
 
     TokenResponse.get_caller_identity = get_caller_identity
-    TokenResponse._selfheal_signature_patched = True
-
-
-def apply_all() -> None:
-    patch_get_caller_identity_signature()

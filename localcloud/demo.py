@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from localcloud import ops, worlds
-from localcloud.cli import format_audit_table
 from localcloud.cloud import LocalCloud
 from localcloud.compat import lambda_runtime_environment, set_lambda_runtime_environment
 from localcloud.control import Control
 from localcloud.harness import DeployedCloud, start_deployed_cloud
 from localcloud.worlds.breaking import break_and_watch
+from selfheal_cli.tables import format_audit_table
 
 ROOT = Path(__file__).resolve().parents[1]
 # The demo's faults in order; the DNS fault is followed by its recovery (traffic goes back to blue).

@@ -35,6 +35,8 @@ from moto.core.utils import utcnow
 from moto.route53 import responses as r53_responses
 from moto.route53.models import Route53Backend
 
+from localcloud.patches import patch
+
 # The default checker regions of a Route 53 health check.
 CHECKER_REGIONS = (
     "us-east-1",
@@ -49,7 +51,6 @@ CHECKER_REGIONS = (
 METRIC_REGION = "us-east-1"  # HealthCheckStatus exists only there
 
 _lock = threading.Lock()
-_patched = False
 _endpoint_healthy: dict[str, bool] = {}
 _changes: dict[str, int] = {}  # change id -> GetChange polls left before INSYNC
 _change_ids = itertools.count(1)
@@ -188,14 +189,11 @@ def _patch() -> None:
     Route53Backend.update_health_check = update_health_check  # type: ignore[method-assign]
 
 
+@patch("route53-health-checkers")
 def patch_route53() -> None:
-    """Idempotent; call in the process that hosts the moto backends."""
-    global _patched
-    with _lock:
-        if _patched:
-            return
-        _patch()
-        _patched = True
+    """moto's Route 53 has no health checkers: checkers that observe endpoints, the HealthCheckStatus
+    metric, and record changes that take a poll to propagate."""
+    _patch()
 
 
 def reset() -> None:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from localcloud import ops
-from localcloud.outcomes import RunSummary, summarize
 from localcloud.worlds import Aws, Fault
+from selfheal_cli.outcomes import RunSummary, summarize
 
 FINAL_PHASES = {"succeeded", "failed", "skipped", "rejected"}
 # A run's outcome from its final audit row, for a request that started no execution (triage said no).

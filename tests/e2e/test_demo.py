@@ -19,7 +19,7 @@ pytestmark = pytest.mark.long
 def test_the_demo_heals_every_fault_it_injects():
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT")}
     done = subprocess.run(
-        [sys.executable, "-m", "localcloud.cli", "demo"],
+        [sys.executable, "-m", "selfheal_cli", "demo"],
         cwd=ROOT,
         env=env,
         capture_output=True,

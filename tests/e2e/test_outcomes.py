@@ -5,7 +5,7 @@ five (tests/e2e/test_frame.py)."""
 
 from __future__ import annotations
 
-from localcloud import outcomes
+from selfheal_cli import outcomes
 from tests.e2e import test_remap_eip as remap_world
 
 

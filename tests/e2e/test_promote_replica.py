@@ -15,10 +15,11 @@ from typing import Any
 import boto3
 import pytest
 
-from localcloud import compat_rds, ops, outcomes
-from localcloud.cli import main
+from localcloud import compat_rds, ops
 from localcloud.faults import terminal
 from localcloud.harness import DeployedCloud
+from selfheal_cli import outcomes
+from selfheal_cli.main import main
 from tests.e2e.throttling import THROTTLES_PAST_THE_CLIENT
 from tests.events import load_event
 

@@ -609,7 +609,7 @@ def test_remap_eip_bus_request_acts_when_the_stack_lets_bus_requests_act(cloud):
 
 
 def _verify(cloud: DeployedCloud, capsys: Any, *args: str) -> tuple[int, str]:
-    from localcloud.cli import main
+    from selfheal_cli.main import main
 
     capsys.readouterr()
     code = main(["audit", "verify", *args, "--endpoint", cloud.endpoint, "--stack-name", cloud.stack.name])
@@ -705,7 +705,7 @@ def test_remap_eip_request_with_a_proof_that_does_not_hold_is_refused(cloud, loc
 
 
 def test_remap_eip_selfheal_trigger_sends_a_signed_request(cloud):
-    from localcloud.cli import main
+    from selfheal_cli.main import main
 
     pair = make_pair(cloud)
     # When an operator runs `selfheal trigger` (the local cloud's own key: its default user)

@@ -44,8 +44,17 @@ def create_table_like_template(client: Any, logical_id: str) -> str:
 
 @pytest.fixture
 def aws() -> Iterator[None]:
-    with mock_aws():
-        yield
+    # moto's own configuration: a local cloud started earlier in this process (tests/localcloud on the
+    # same xdist worker) turns on executing state machines, and this tier's executions must stay RUNNING.
+    from moto.core.config import default_user_config
+
+    saved = default_user_config["stepfunctions"]
+    default_user_config["stepfunctions"] = {"execute_state_machine": False}
+    try:
+        with mock_aws():
+            yield
+    finally:
+        default_user_config["stepfunctions"] = saved
 
 
 @pytest.fixture

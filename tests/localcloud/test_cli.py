@@ -17,8 +17,9 @@ import botocore.exceptions
 import pytest
 
 from localcloud import ops
-from localcloud.cli import explain, format_audit_table, main
 from localcloud.harness import DeployedCloud
+from selfheal_cli.main import explain, main
+from selfheal_cli.tables import format_audit_table
 
 from .conftest import FIXTURE_STACK
 
@@ -264,7 +265,7 @@ def test_local_serve_deploys_and_serves_until_interrupted(
     command = [
         sys.executable,
         "-c",
-        "import sys; from localcloud.cli import main; sys.exit(main(sys.argv[1:]))",
+        "import sys; from selfheal_cli.main import main; sys.exit(main(sys.argv[1:]))",
     ]
     args = ["local", "serve", "--template", str(fixture_app / "template.yaml"), "--mode", "dry-run"]
     process = subprocess.Popen(
@@ -396,7 +397,7 @@ def test_a_reader_that_goes_away_is_no_traceback(tmp_path: Path) -> None:
     reader, writer = os.pipe()
     os.close(reader)
     done = subprocess.run(
-        [sys.executable, "-m", "localcloud.cli", "policy", "validate"],
+        [sys.executable, "-m", "selfheal_cli", "policy", "validate"],
         cwd=ROOT,
         stdout=writer,
         stderr=subprocess.PIPE,

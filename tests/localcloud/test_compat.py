@@ -12,7 +12,7 @@ from typing import Any
 import moto
 import pytest
 
-from localcloud import compat, ops
+from localcloud import compat, ops, patches
 from localcloud.harness import DeployedCloud
 
 ROLE = "arn:aws:iam::123456789012:role/local"
@@ -40,8 +40,8 @@ def test_apply_all_refuses_another_moto_version(monkeypatch: pytest.MonkeyPatch)
     # Given a moto version the patches were not verified against
     monkeypatch.setattr(moto, "__version__", "5.2.6")
     # When / Then applying them fails loudly instead of patching blindly
-    with pytest.raises(compat.MotoVersionError, match=r"5\.2\.5"):
-        compat.apply_all()
+    with pytest.raises(patches.MotoVersionError, match=r"5\.2\.5"):
+        patches.apply_all()
 
 
 # --- gaps 1-3: aws-sdk integrations ----------------------------------------------------------------

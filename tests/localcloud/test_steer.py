@@ -22,8 +22,7 @@ from typing import Any
 
 import pytest
 
-from localcloud import ops, steer
-from localcloud.cli import TABLE_WIDTH, main
+from localcloud import ops
 from localcloud.deploy import deploy
 from localcloud.faults import hang
 from localcloud.harness import DeployedCloud
@@ -32,6 +31,9 @@ from selfheal.budget import Budgets
 from selfheal.chain import verify
 from selfheal.lease import LeaseStore
 from selfheal.models import Phase, utcnow
+from selfheal_cli import steer
+from selfheal_cli.main import main
+from selfheal_cli.tables import TABLE_WIDTH
 
 ROOT = Path(__file__).parents[2]
 STACK = "selfheal-steer"

@@ -3,8 +3,8 @@ relies on."""
 
 from __future__ import annotations
 
-from localcloud import outcomes
-from localcloud.ops import ExecutionResult
+from selfheal_cli import outcomes
+from selfheal_cli.ops import ExecutionResult
 from tools.asl import frame
 
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from localcloud import ops
 from selfheal.audit import AuditRow, AuditTrail
 from selfheal.budget import Budgets
 from selfheal.config import Settings
 from selfheal.guards import acted_runs, failed_runs, happened, read_mode
 from selfheal.lease import Lease, LeaseStore
 from selfheal.models import Actor, Mode, Phase, iso, utcnow
+from selfheal_cli import ops
 
 Clients = Callable[[str], Any]
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from localcloud.ops import ExecutionResult
+from selfheal_cli.ops import ExecutionResult
 
 EXIT_CODES = {
     "healed": 0,
