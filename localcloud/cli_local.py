@@ -52,7 +52,7 @@ def cmd_local_serve(args: argparse.Namespace) -> int:
     from localcloud import worlds
     from localcloud.cloud import LocalCloud, PortInUse, point_boto3_at
     from localcloud.control import Control
-    from localcloud.deploy import load_template
+    from localcloud.deploy import UnknownParameters, check_parameters, load_template
     from localcloud.harness import start_deployed_cloud
 
     template = Path(args.template)
@@ -64,10 +64,10 @@ def cmd_local_serve(args: argparse.Namespace) -> int:
         raise InvalidArgument(f"--world: {exc}") from exc
     # The operator's word wins over the worlds' (their zone ids ...) and over --mode, as in sam deploy.
     overrides = {"Mode": args.mode, **parameter_overrides(args.parameter_overrides)}
-    declared = load_template(template).get("Parameters", {})
-    unknown = sorted(set(overrides) - set(declared))
-    if unknown:  # before a cloud starts: CloudFormation's own refusal, sooner
-        raise InvalidArgument(f"--parameter-overrides: {template} has no parameter {', '.join(unknown)}")
+    try:  # before a cloud starts: the deploy's own refusal, sooner
+        check_parameters(load_template(template), overrides)
+    except UnknownParameters as exc:
+        raise InvalidArgument(f"--parameter-overrides: {exc}") from exc
     built: list[str] = []
 
     def build_worlds(cloud: LocalCloud) -> dict[str, str]:

@@ -165,6 +165,15 @@ class UnknownParameters(ValueError):
     """A parameter the template does not declare (a typo in --parameter-overrides)."""
 
 
+def check_parameters(template: Mapping[str, Any], parameters: Mapping[str, str]) -> None:
+    """CloudFormation's own refusal of a parameter the template does not declare (moto would take it
+    silently, and a typo in --parameter-overrides would go unseen)."""
+    declared = template.get("Parameters", {})
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise UnknownParameters(f"Parameters: {unknown} do not exist in the template")
+
+
 def deploy(
     cloudformation: Any,
     s3: Any,
@@ -176,12 +185,7 @@ def deploy(
     """Package, transform and create the stack; returns once it is CREATE_COMPLETE."""
     base_dir = template_path.resolve().parent
     template = load_template(template_path)
-    unknown = sorted(set(parameters or {}) - set(template.get("Parameters", {})))
-    if unknown:  # CloudFormation's own refusal (moto would take them silently)
-        raise UnknownParameters(
-            f"Parameters: {unknown} do not exist in the template (its parameters:"
-            f" {', '.join(template.get('Parameters', {}))})"
-        )
+    check_parameters(template, parameters or {})
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=ARTIFACT_BUCKET)
     packaged = package_template(template, base_dir, s3, stack_name)

@@ -321,7 +321,11 @@ def test_local_serve_deploys_and_serves_until_interrupted(
         (["local", "break", "orders-db-failed"], 1, "nothing answers at http://127.0.0.1:9"),
         (["local", "serve", "--world", "nope"], 2, "--world: no world nope; known: all, remap-eip"),
         (["local", "serve", "--parameter-overrides", "Mode"], 2, "'Mode' is not Key=Value"),
-        (["local", "serve", "--parameter-overrides", "Moed=off"], 2, "template.yaml has no parameter Moed"),
+        (
+            ["local", "serve", "--parameter-overrides", "Moed=off"],
+            2,
+            "Parameters: ['Moed'] do not exist in the template",
+        ),
     ],
     ids=[
         "missing-input-file",

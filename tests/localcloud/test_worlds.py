@@ -8,7 +8,8 @@ import pytest
 from localcloud import worlds
 from localcloud.control import Control, ControlError
 from localcloud.harness import DeployedCloud
-from localcloud.worlds import flip_dns, promote_replica, redrive_dlq, remap_eip
+from localcloud.worlds import breaking, flip_dns, promote_replica, redrive_dlq, remap_eip
+from selfheal_cli.outcomes import RunSummary
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +122,16 @@ def test_the_control_api_refuses_what_it_cannot_do_with_a_named_reason(
 def test_the_control_api_when_nothing_answers_says_to_start_the_local_cloud() -> None:
     with pytest.raises(ControlError, match="is `selfheal local serve` running"):
         Control("http://127.0.0.1:9", timeout=2).set_endpoint_health("x", False)
+
+
+def _verdict(outcome: str, whole: bool) -> breaking.Verdict:
+    run = RunSummary(outcome, "why", "remap-eip", "i-1", "arn")
+    return breaking.Verdict(worlds.fault("api-1-status-check-failed"), run, whole, "evidence")
+
+
+def test_a_verdict_needs_the_run_and_the_world_to_say_healed() -> None:
+    assert (_verdict("healed", True).healed, _verdict("healed", True).exit_code) == (True, 0)
+    # The run says healed and the world says otherwise: a failure, whatever the run's output claims.
+    assert (_verdict("healed", False).healed, _verdict("healed", False).exit_code) == (False, 1)
+    assert (_verdict("skipped", True).healed, _verdict("skipped", True).exit_code) == (False, 3)
+    assert "STILL BROKEN" in _verdict("healed", False).lines()[1]
