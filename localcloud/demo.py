@@ -18,7 +18,6 @@ from typing import Any
 from localcloud import ops, worlds
 from localcloud.cloud import LocalCloud
 from localcloud.compat import lambda_runtime_environment, set_lambda_runtime_environment
-from localcloud.control import Control
 from localcloud.harness import DeployedCloud, start_deployed_cloud
 from localcloud.worlds.breaking import break_and_watch
 from selfheal_cli.tables import format_audit_table
@@ -119,7 +118,7 @@ def _waiter(clock: Clock, fault: worlds.Fault) -> Callable[[float], None]:
 
 
 def _aws(cloud: LocalCloud | DeployedCloud) -> worlds.Aws:
-    return worlds.Aws(client=cloud.client, control=Control(cloud.endpoint))
+    return worlds.Aws.of(cloud)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -9,10 +9,17 @@ by hand.
 
 A fault finds its world's resources by their names each time, never from an object kept in memory:
 ``selfheal local break`` runs in another process than the one that built the world.
+
+Each module also offers its world's parts as builders that take a name and variants (an unfenced
+standby, a FIFO queue ...), returning what they made as a typed record. The ready world is those
+builders called with its fixed names; the e2e tests, the integration tier and the benchmarks call
+them with unique names (``unique``), so many copies live side by side in one cloud. One way of
+building each resource, for everyone.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +36,21 @@ class Aws:
     """What a world is built and broken with: clients of one account, and the local cloud's control API."""
 
     client: Callable[[str], Any]
-    control: Control
+    # None in-process (the integration tier's moto has no server, hence no control API).
+    control: Control | None = None
+
+    @classmethod
+    def of(cls, cloud: Any) -> Aws:
+        """The Aws of a running local cloud or deployed stack (anything with .client and .endpoint)."""
+        return cls(client=cloud.client, control=Control(cloud.endpoint))
+
+    def controls(self) -> Control:
+        """The control API, for what no AWS API can cause; only a local cloud server has one."""
+        if self.control is None:
+            raise UnknownWorld(
+                "this fault needs the control API of a local cloud server, not in-process moto"
+            )
+        return self.control
 
 
 @dataclass(frozen=True)
@@ -103,6 +124,11 @@ def build(aws: Aws, chosen: Iterable[World]) -> tuple[list[str], dict[str, str]]
 
 
 # --- lookups every world uses ------------------------------------------------------------------------
+
+
+def unique(name: str) -> str:
+    """``name`` with a short random suffix: a world part of its own beside others in one cloud."""
+    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 def tags(*pairs: tuple[str, str], fenced: bool = True) -> list[dict[str, str]]:

@@ -99,11 +99,11 @@ def weights(aws: Aws) -> dict[str, int]:
 
 
 def _blue_fails(aws: Aws) -> None:
-    aws.control.set_endpoint_health(health_check(aws, "blue"), False)
+    aws.controls().set_endpoint_health(health_check(aws, "blue"), False)
 
 
 def _blue_recovers(aws: Aws) -> None:
-    aws.control.set_endpoint_health(health_check(aws, "blue"), True)
+    aws.controls().set_endpoint_health(health_check(aws, "blue"), True)
 
 
 def _traffic_on(side: str) -> Callable[[Aws], tuple[bool, str]]:

@@ -110,7 +110,7 @@ def _primary_fails(aws: Aws) -> None:
             }
         ],
     )
-    aws.control.set_db_instance_status(PRIMARY, "failed")
+    aws.controls().set_db_instance_status(PRIMARY, "failed")
     alarm_fires(
         aws,
         ALARM,
