@@ -132,7 +132,7 @@ def cmd_local_send(args: argparse.Namespace) -> int:
             )
         event = {**event, "detail": {**event["detail"], "dryRun": True}}
     summary = ops.send_event_and_wait(
-        clients, resolve_stack_name(args.stack_name, endpoint), event, args.timeout
+        clients, resolve_stack_name(args.stack_name, endpoint), event, args.timeout, stop_at_approval=True
     )
     runs = [
         outcomes.summarize(
@@ -154,6 +154,8 @@ def cmd_local_send(args: argparse.Namespace) -> int:
         )
         for run in runs:
             print(run.line())
+            for step in run.next_steps:
+                print(f"  {step}")
     return outcomes.exit_code(runs)
 
 

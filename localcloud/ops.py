@@ -21,11 +21,13 @@ from selfheal_cli.ops import (
     LEASE_TABLE_OUTPUT,
     MANUAL_SOURCE,
     STATE_MACHINE_OUTPUT_SUFFIX,
+    ApprovalAsked,
     ExecutionResult,
     InvalidEvent,
     OpsError,
     Progress,
     answer_approval,
+    approval_asked,
     audit_for_request,
     audit_for_target,
     execution_history,
@@ -51,6 +53,7 @@ __all__ = [
     "LEASE_TABLE_OUTPUT",
     "MANUAL_SOURCE",
     "STATE_MACHINE_OUTPUT_SUFFIX",
+    "ApprovalAsked",
     "ExecutionResult",
     "InvalidEvent",
     "OpsError",
@@ -58,6 +61,7 @@ __all__ = [
     "SendSummary",
     "answer_approval",
     "any_image_id",
+    "approval_asked",
     "audit_for_request",
     "audit_for_target",
     "event_as_delivered",
@@ -137,9 +141,14 @@ def execution_arns(sfn: Any, state_machine_arns: Iterable[str]) -> set[str]:
 
 
 def wait_for_new_executions(
-    sfn: Any, state_machine_arns: Iterable[str], before: set[str], timeout: float = 60.0
+    sfn: Any,
+    state_machine_arns: Iterable[str],
+    before: set[str],
+    timeout: float = 60.0,
+    approval_asked: ApprovalAsked | None = None,
 ) -> list[ExecutionResult]:
-    """Wait for every execution started since ``before`` (including ones those executions start)."""
+    """Wait for every execution started since ``before`` (including ones those executions start);
+    with ``approval_asked``, one that waits for a human counts as ended (see wait_for_execution)."""
     machines = list(state_machine_arns)
     deadline = time.monotonic() + timeout
     finished: dict[str, ExecutionResult] = {}
@@ -149,7 +158,9 @@ def wait_for_new_executions(
         if not pending:
             return sorted(finished.values(), key=lambda r: str(r.description.get("startDate", "")))
         for arn in pending:
-            finished[arn] = wait_for_execution(sfn, arn, timeout=max(0.1, deadline - time.monotonic()))
+            finished[arn] = wait_for_execution(
+                sfn, arn, timeout=max(0.1, deadline - time.monotonic()), approval_asked=approval_asked
+            )
 
 
 # --- events ------------------------------------------------------------------------------------
@@ -233,9 +244,14 @@ def stack_state_machines(cloudformation: Any, stack_name: str) -> list[str]:
 
 
 def send_event_and_wait(
-    clients: Any, stack_name: str, event: Mapping[str, Any], timeout: float = 60.0
+    clients: Any,
+    stack_name: str,
+    event: Mapping[str, Any],
+    timeout: float = 60.0,
+    stop_at_approval: bool = False,
 ) -> SendSummary:
     """Put ``event`` on the bus, wait for every execution it caused, report rules, executions, audit rows.
+    With ``stop_at_approval``, an execution that waits for a human ends the wait for it.
 
     ``clients`` is a callable service name -> boto3 client. The local cloud delivers Lambda targets before
     put_events returns, so executions a function starts already exist when the wait begins.
@@ -251,7 +267,10 @@ def send_event_and_wait(
     event_id = put_event(events, event)
     delivered = event_as_delivered(event, identity["Account"], sfn.meta.region_name, event_id)
     rules = matching_rules(events, delivered)
-    executions = wait_for_new_executions(sfn, machines, executions_before, timeout=timeout)
+    asked = approval_asked(dynamodb, outputs) if stop_at_approval else None
+    executions = wait_for_new_executions(
+        sfn, machines, executions_before, timeout=timeout, approval_asked=asked
+    )
     audit = (
         [r for r in scan_audit(dynamodb, audit_table) if _row_key(r) not in audit_before]
         if audit_table

@@ -52,10 +52,11 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     outputs = ops.stack_outputs(clients("cloudformation"), resolve_stack_name(args.stack_name, endpoint))
     arn = ops.state_machine_arn(outputs, args.runbook)
     on_wait = progress(args.runbook)
+    asked = ops.approval_asked(clients("dynamodb"), outputs)
     try:
         if args.direct:
             result = ops.start_and_wait(
-                clients("stepfunctions"), arn, runbook_input, args.name, args.timeout, on_wait
+                clients("stepfunctions"), arn, runbook_input, args.name, args.timeout, on_wait, asked
             )
         else:
             if not isinstance(runbook_input, dict):
@@ -65,7 +66,13 @@ def cmd_trigger(args: argparse.Namespace) -> int:
                     "--name is for --direct starts (a request's execution is named after it)"
                 )
             result = ops.request_and_wait(
-                clients, outputs, args.runbook, runbook_input, timeout=args.timeout, progress=on_wait
+                clients,
+                outputs,
+                args.runbook,
+                runbook_input,
+                timeout=args.timeout,
+                progress=on_wait,
+                approval_asked=asked,
             )
     finally:
         done_waiting()
@@ -78,10 +85,13 @@ def cmd_trigger(args: argparse.Namespace) -> int:
                 "output": result.output,
                 "error": result.error,
                 "cause": result.cause,
+                **({"approval": result.asks_approval.listing()} if result.asks_approval else {}),
             }
         )
     else:
         print(run.line())
+        for step in run.next_steps:
+            print(f"  {step}")
     return run.exit_code
 
 

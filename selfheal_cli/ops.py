@@ -83,6 +83,8 @@ class ExecutionResult:
 
     description: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Set when the wait ended because the run waits for a human (selfheal.approvals.PendingApproval).
+    asks_approval: Any | None = None
 
     @property
     def arn(self) -> str:
@@ -137,6 +139,9 @@ def execution_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
 
 
 Progress = Callable[[float], None]  # told the seconds waited so far, at every poll
+# The question a running execution waits on a human for, if any (given the execution's ARN).
+ApprovalAsked = Callable[[str], Any | None]
+_APPROVAL_POLL_SECONDS = 1.0  # one GetItem a second: a question is asked once per run, not raced
 
 
 def wait_for_execution(
@@ -146,14 +151,23 @@ def wait_for_execution(
     poll: float = 0.1,
     with_history: bool = True,
     progress: Progress | None = None,
+    approval_asked: ApprovalAsked | None = None,
 ) -> ExecutionResult:
-    """Poll until the execution leaves RUNNING; raises OpsError after ``timeout`` seconds."""
+    """Poll until the execution leaves RUNNING; raises OpsError after ``timeout`` seconds. With
+    ``approval_asked``, the wait also ends as soon as the run waits for a human: nobody answers by
+    waiting longer (the approver must be someone else), so the caller can say how to answer."""
     began = time.monotonic()
     deadline = began + timeout
+    asked_next = began
     while True:
         description = sfn.describe_execution(executionArn=execution_arn)
         if description["status"] != "RUNNING":
             break
+        if approval_asked is not None and time.monotonic() >= asked_next:
+            asked_next = time.monotonic() + _APPROVAL_POLL_SECONDS
+            question = approval_asked(execution_arn)
+            if question is not None:
+                return ExecutionResult(description, [], asks_approval=question)
         if time.monotonic() > deadline:
             raise OpsError(f"execution {execution_arn} still RUNNING after {timeout}s")
         if progress is not None:
@@ -179,10 +193,11 @@ def start_and_wait(
     name: str | None = None,
     timeout: float = 60.0,
     progress: Progress | None = None,
+    approval_asked: ApprovalAsked | None = None,
 ) -> ExecutionResult:
     """StartExecution exactly as the console does (input as JSON text), then wait for the end."""
     arn = start(sfn, state_machine_arn, execution_input, name)
-    return wait_for_execution(sfn, arn, timeout=timeout, progress=progress)
+    return wait_for_execution(sfn, arn, timeout=timeout, progress=progress, approval_asked=approval_asked)
 
 
 # --- events ------------------------------------------------------------------------------------
@@ -317,6 +332,7 @@ def request_and_wait(
     runbook_input: Mapping[str, Any],
     timeout: float,
     progress: Progress | None = None,
+    approval_asked: ApprovalAsked | None = None,
 ) -> ExecutionResult:
     """Put a signed request on the bus, wait for the execution triage starts for it, then its end.
     OpsError with triage's reason when it refused the request."""
@@ -340,7 +356,13 @@ def request_and_wait(
             if time.monotonic() > deadline:
                 raise OpsError(f"no execution {name} started within {timeout:g}s") from None
             time.sleep(0.2)
-    return wait_for_execution(sfn, arn, timeout=max(1.0, deadline - time.monotonic()), progress=progress)
+    return wait_for_execution(
+        sfn,
+        arn,
+        timeout=max(1.0, deadline - time.monotonic()),
+        progress=progress,
+        approval_asked=approval_asked,
+    )
 
 
 def pending_approvals(dynamodb: Any, outputs: Mapping[str, str]) -> list[Any]:
@@ -349,6 +371,25 @@ def pending_approvals(dynamodb: Any, outputs: Mapping[str, str]) -> list[Any]:
     from selfheal.models import utcnow
 
     return Approvals(dynamodb, outputs[LEASE_TABLE_OUTPUT]).pending(utcnow())
+
+
+def approval_asked(dynamodb: Any, outputs: Mapping[str, str]) -> ApprovalAsked | None:
+    """For wait_for_execution: the unanswered question an execution waits on, read by its request id
+    (None for a stack without a lease table: nothing there asks a human)."""
+    from selfheal.approvals import Approvals
+
+    if LEASE_TABLE_OUTPUT not in outputs:
+        return None
+    approvals = Approvals(dynamodb, outputs[LEASE_TABLE_OUTPUT])
+
+    def asked(execution_arn: str) -> Any | None:
+        pending = approvals.get(execution_arn.rsplit(":", 1)[-1])
+        unanswered = (
+            pending is not None and pending.execution_arn == execution_arn and pending.decision is None
+        )
+        return pending if unanswered else None
+
+    return asked
 
 
 def answer_approval(

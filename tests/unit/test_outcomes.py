@@ -17,11 +17,31 @@ def _run(outcome: str, reason: str = "why") -> outcomes.RunSummary:
 
 
 def test_exit_codes_are_distinct_and_the_worst_run_decides() -> None:
-    codes = {o: _run(o).exit_code for o in ("healed", "dry-run", "failed", "invalid", "skipped", "rejected")}
-    assert codes == {"healed": 0, "dry-run": 0, "failed": 1, "invalid": 2, "skipped": 3, "rejected": 4}
+    named = ("healed", "dry-run", "failed", "invalid", "skipped", "rejected", "waiting")
+    codes = {o: _run(o).exit_code for o in named}
+    assert codes == {
+        "healed": 0,
+        "dry-run": 0,
+        "failed": 1,
+        "invalid": 2,
+        "skipped": 3,
+        "rejected": 4,
+        "waiting": 5,
+    }
     assert outcomes.exit_code([_run("healed"), _run("skipped")]) == 3
+    # A run still waiting for a human outranks a skip (it may yet act) but not a refusal or failure.
+    assert outcomes.exit_code([_run("skipped"), _run("waiting")]) == 5
+    assert outcomes.exit_code([_run("waiting"), _run("rejected")]) == 4
     assert outcomes.exit_code([_run("skipped"), _run("failed"), _run("invalid")]) == 1
     assert outcomes.exit_code([]) == 3  # nothing ran: nothing was healed
+
+
+def test_the_readme_documents_every_exit_code() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for code in set(outcomes.EXIT_CODES.values()):
+        assert f"\n| {code} | " in readme, f"exit code {code} is not in the README's table"
 
 
 def test_a_long_reason_is_cut_to_fit_160_columns() -> None:
