@@ -56,4 +56,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             name=METRIC_OF_OUTCOME[str(result["outcome"])], unit=MetricUnit.Count, value=1
         ) as metric:
             metric.add_dimension(name="runbook", value=step.runbook)
+        if "timeToHealSeconds" in result:  # healed: from the fault (or the request) to verified
+            with single_metric(
+                name="TimeToHeal", unit=MetricUnit.Seconds, value=float(result["timeToHealSeconds"])
+            ) as metric:
+                metric.add_dimension(name="runbook", value=step.runbook)
     return result

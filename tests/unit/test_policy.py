@@ -523,6 +523,47 @@ def test_parse_policy_accepts_loaded_data() -> None:
     assert isinstance(result, list) and isinstance(result[0], Decision)
 
 
+def _with_objectives(**extra: object) -> dict[str, object]:
+    rule = {
+        "name": "stopped",
+        "match": {"ec2State": {"state": ["stopped"]}},
+        "runbook": "remap-eip",
+        "target": {"instanceId": "{ec2.instanceId}"},
+    }
+    return {"version": 1, "rules": [{**rule, **extra.pop("rule", {})}], **extra}  # type: ignore[dict-item]
+
+
+def test_recovery_objective_is_the_rules_else_the_runbooks_else_none() -> None:
+    policy = parse_policy(_with_objectives(recoveryObjectives={"remap-eip": 300}))
+    assert policy.recovery_objective("remap-eip", "stopped") == 300  # the rule sets none: its runbook's
+    assert policy.recovery_objective("remap-eip", None) == 300  # a request by hand: the runbook's
+    assert policy.recovery_objective("flip-dns", None) is None
+    ruled = parse_policy(
+        _with_objectives(recoveryObjectives={"remap-eip": 300}, rule={"recoveryObjectiveSeconds": 60})
+    )
+    assert ruled.recovery_objective("remap-eip", "stopped") == 60
+    assert ruled.recovery_objective("remap-eip", "another-rule") == 300
+
+
+@pytest.mark.parametrize(
+    ("document", "says"),
+    [
+        (
+            _with_objectives(recoveryObjectives={"remap-ip": 300}),
+            "recoveryObjectives.remap-ip: unknown runbook",
+        ),
+        (_with_objectives(recoveryObjectives={"remap-eip": 0}), "recoveryObjectives.remap-eip"),
+        (_with_objectives(rule={"recoveryObjectiveSeconds": -5}), "recoveryObjectiveSeconds"),
+    ],
+)
+def test_a_recovery_objective_that_cannot_hold_is_a_policy_problem(
+    document: dict[str, object], says: str
+) -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(document)
+    assert any(says in problem for problem in caught.value.details["problems"]), caught.value.details
+
+
 # ------------------------------------------------------------------------------------- tag params
 
 

@@ -48,6 +48,8 @@ class AuditRow(BaseModel):
     # received rows: the digest of the input triage started the execution with (models.input_digest)
     input_digest: str | None = Field(default=None, alias="inputDigest")
     dry_run: bool = Field(default=False, alias="dryRun")
+    # succeeded rows: seconds from the fault (or the request) to verified, and the objective held to
+    time_to_heal: dict[str, Any] | None = Field(default=None, alias="timeToHeal")
     at: datetime = Field(default_factory=utcnow)
 
     @field_serializer("at")

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -134,6 +134,9 @@ class Rule(_Doc):
     # Ask the runbook (read-only) whether it applies to the target before deciding; when it says no,
     # the rule is passed over for that target and later rules are tried (see `decide`).
     when_applicable: bool = Field(default=False, alias="whenApplicable")
+    # The longest a heal this rule starts should take, from the fault to verified (overrides the
+    # runbook's in `recoveryObjectives`); a run over it is flagged in its succeeded row and escalated.
+    recovery_objective_seconds: int | None = Field(default=None, alias="recoveryObjectiveSeconds", gt=0)
 
     @property
     def kind(self) -> SignalKind:
@@ -146,10 +149,19 @@ class Policy(_Doc):
     # Request kinds (automatic, manual, direct) that always ask a human before a runbook acts, per
     # runbook; only runbooks whose workflow has an approval step may be named.
     approvals: dict[str, list[Literal["automatic", "manual", "direct"]]] = Field(default_factory=dict)
+    # Recovery time objective per runbook, in seconds from the fault to verified (a rule may set its own).
+    recovery_objectives: dict[str, Annotated[int, Field(gt=0)]] = Field(
+        default_factory=dict, alias="recoveryObjectives"
+    )
     rules: list[Rule]
 
     def asks_approval(self, runbook: str, kind: str) -> bool:
         return kind in self.approvals.get(runbook, [])
+
+    def recovery_objective(self, runbook: str, rule: str | None) -> int | None:
+        """The objective a run of ``runbook`` started by ``rule`` (None: by hand) is held to."""
+        by_rule = next((r.recovery_objective_seconds for r in self.rules if rule and r.name == rule), None)
+        return by_rule or self.recovery_objectives.get(runbook)
 
 
 # ---------------------------------------------------------------------------------------- results
@@ -623,6 +635,9 @@ def _document_problems(data: Any) -> tuple[Policy | None, list[str]]:
     ]
     for index, rule in enumerate(policy.rules):
         problems += _rule_problems(index, rule)
+    for runbook in sorted(policy.recovery_objectives):
+        if runbook not in RUNBOOKS:
+            problems.append(f"recoveryObjectives.{runbook}: unknown runbook (known: {_known()})")
     for runbook in sorted(policy.approvals):
         spec = RUNBOOKS.get(runbook)
         if spec is None:

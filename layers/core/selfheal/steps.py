@@ -55,6 +55,7 @@ from selfheal.models import (
     RunbookInput,
     input_digest,
     input_problems,
+    iso,
     utcnow,
 )
 from selfheal.notify import Outcome, approval_request_text, publish_outcome
@@ -985,11 +986,11 @@ class Steps:
                 .with_key()
             )
 
-    def _changes_made(self, request: Request) -> list[str]:
+    def _changes_made(self, request: Request, rows: list[AuditRow] | None = None) -> list[str]:
         """The calls of this run that changed something, or may have (outcome ok or unknown)."""
         return [
             f"{row.action} ({row.outcome})"
-            for row in self.audit.for_request(request.request_id)
+            for row in (self.audit.for_request(request.request_id) if rows is None else rows)
             if row.phase in (Phase.ACTION, Phase.COMPENSATED) and row.outcome in ("ok", "unknown")
         ]
 
@@ -1009,6 +1010,17 @@ class Steps:
                 changed=changed,
             )
             outcome, error, reason = Outcome.FAILED, stopped.as_dict(), stopped.message
+        healed_rows = (
+            self.audit.for_request(request.request_id)
+            if outcome is Outcome.SUCCEEDED and not event.dry_run
+            else None
+        )
+        heal_time = None if healed_rows is None else self._time_to_heal(request, healed_rows, event)
+        if heal_time is not None and heal_time.get("overObjective"):
+            reason = (
+                f"healed in {heal_time['seconds']:.0f} s, over its recovery time objective of"
+                f" {heal_time['objectiveSeconds']} s"
+            )
         row = self._row(
             event,
             request,
@@ -1017,6 +1029,7 @@ class Steps:
             after=event.after,
             error=error,
             reason=reason,
+            time_to_heal=heal_time,
         )
         self.audit.write(row)
         self._release_slots(self._runbook(request.runbook), event.plan, request.request_id)
@@ -1026,6 +1039,7 @@ class Steps:
         except Exception:  # cleared by the next run that finds the set full; never fail the finish
             logger.warning("could not leave the runs acting now", extra={"execution": event.execution.arn})
         escalate = outcome is Outcome.FAILED or bool(guard.get("escalate"))
+        escalate = escalate or bool(heal_time and heal_time.get("overObjective"))
         error_name = (error or {}).get("error", "")
         stopped_by = ONCE_AN_HOUR.get(guard.get("guard") or "") or ONCE_AN_HOUR.get(error_name)
         if stopped_by:
@@ -1046,12 +1060,14 @@ class Steps:
         said = self._said(outcome, event, request, guard)
         result = {
             "outcome": said,
-            "reason": self._summary(said, event, request, reason),
+            "reason": self._summary(said, event, request, reason, healed_rows),
             "runbook": request.runbook,
             "target": request.target_key,
             "requestId": request.request_id,
             "escalated": escalate,
         }
+        if heal_time is not None:
+            result["timeToHealSeconds"] = heal_time["seconds"]
         if outcome is Outcome.FAILED:  # only a failure has an error (a success carried one before)
             result["error"] = (error or {}).get("error", "RemediationFailed")
         return result
@@ -1069,10 +1085,39 @@ class Steps:
             return "healed"
         return "skipped" if outcome is Outcome.SKIPPED else "failed"
 
-    def _summary(self, said: str, event: StepEvent, request: Request, reason: str | None) -> str:
+    def _time_to_heal(self, request: Request, rows: list[AuditRow], event: StepEvent) -> dict[str, Any]:
+        """From the fault (triage's received row is written at the alarm's state change, the Health
+        event's start...) or, for a request by hand, from the request, to the last verified row (or
+        now, for a runbook whose check is the call's own answer); and the recovery time objective
+        the policy holds the run to, if any."""
+        received = next((r for r in rows if r.phase is Phase.RECEIVED), None)
+        start = received or next((r for r in rows if r.phase is Phase.STARTED), None)
+        verified = [r.at for r in rows if r.phase is Phase.VERIFIED]
+        done = max(verified) if verified else utcnow()
+        since = start.at if start is not None else event.state.entered_time
+        seconds = round(max(0.0, (done - since).total_seconds()), 1)
+        heal: dict[str, Any] = {
+            "seconds": seconds,
+            "from": "fault" if request.actor.kind == "automatic" else "request",
+            "since": iso(since),
+        }
+        objective = self.policy.recovery_objective(request.runbook, request.actor.rule)
+        if objective is not None:
+            heal["objectiveSeconds"] = objective
+            heal["overObjective"] = seconds > objective
+        return heal
+
+    def _summary(
+        self,
+        said: str,
+        event: StepEvent,
+        request: Request,
+        reason: str | None,
+        rows: list[AuditRow] | None = None,
+    ) -> str:
         """The output's one-line reason: what a heal changed, why a run did not act."""
         if said == "healed":
-            changed = [c.removesuffix(" (ok)") for c in self._changes_made(request)]
+            changed = [c.removesuffix(" (ok)") for c in self._changes_made(request, rows)]
             return f"{len(changed)} change(s): {', '.join(changed)}" if changed else "nothing needed changing"
         if said == "dry-run":
             return "dry run, as asked: nothing was changed (the would-do rows list the calls)"

@@ -51,6 +51,10 @@ def _fault_time(signal: Signal) -> datetime:
     triage rows of duplicate deliveries get the same key and are written once."""
     if signal.alarm is not None and signal.alarm.changed_at is not None:
         return signal.alarm.changed_at
+    # An AWS Health issue began at its startTime; a scheduled change (a retirement) starts in the
+    # future, and the fault is seen when the event says so.
+    if signal.health is not None and signal.health.start_time is not None:
+        return min(signal.health.start_time, signal.time)
     return signal.time
 
 
