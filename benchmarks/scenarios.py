@@ -412,7 +412,6 @@ REDRIVE_DLQ = Scenario(
 
 # -------------------------------------------------------------------------------------------- flip-dns
 
-PRIMARY_IP, SECONDARY_IP = "192.0.2.10", "198.51.100.20"
 # Set per health check with selfheal:param:* tags (README, "flip-dns"): no wait between polls.
 _FLIP_PACE = {"verifyIntervalSeconds": "0"}
 
@@ -425,56 +424,18 @@ def _flip_dns_scope(cloud: Any, zone: str) -> None:
 
 
 def _flip_dns_setup(cloud: Any) -> dict[str, Any]:
-    """A fenced zone with a weighted pair (blue 100 / green 0), each with a health check; blue's
-    endpoint is down (Route 53's checkers see it fail) and its health check names the record."""
+    """The flip-dns world's weighted pair (blue 100 / green 0, a fenced health check on each side) in
+    a fenced zone of its own; blue's endpoint is down (Route 53's checkers see it fail)."""
     from localcloud.route53 import set_endpoint_health
+    from localcloud.worlds import Aws
+    from localcloud.worlds.flip_dns import unique_zone
 
-    route53 = cloud.client("route53")
-    zone_name = f"z{uuid.uuid4().hex[:10]}.example.com"
-    zone = route53.create_hosted_zone(Name=zone_name, CallerReference=str(uuid.uuid4()))["HostedZone"]["Id"]
-    zone = zone.rsplit("/", 1)[-1]
-    route53.change_tags_for_resource(ResourceType="hostedzone", ResourceId=zone, AddTags=[FENCE])
-    record = f"api.{zone_name}."
-
-    def health_check(ip: str) -> str:
-        hc = route53.create_health_check(
-            CallerReference=str(uuid.uuid4()),
-            HealthCheckConfig={"IPAddress": ip, "Port": 443, "Type": "HTTPS", "ResourcePath": "/health"},
-        )["HealthCheck"]["Id"]
-        route53.change_tags_for_resource(ResourceType="healthcheck", ResourceId=hc, AddTags=[FENCE])
-        return str(hc)
-
-    primary, secondary = health_check(PRIMARY_IP), health_check(SECONDARY_IP)
-
-    def weighted(identifier: str, weight: int, ip: str, hc: str) -> dict[str, Any]:
-        return {
-            "Name": record,
-            "Type": "A",
-            "SetIdentifier": identifier,
-            "Weight": weight,
-            "TTL": 60,
-            "ResourceRecords": [{"Value": ip}],
-            "HealthCheckId": hc,
-        }
-
-    route53.change_resource_record_sets(
-        HostedZoneId=zone,
-        ChangeBatch={
-            "Changes": [
-                {"Action": "UPSERT", "ResourceRecordSet": weighted("blue", 100, PRIMARY_IP, primary)},
-                {"Action": "UPSERT", "ResourceRecordSet": weighted("green", 0, SECONDARY_IP, secondary)},
-            ]
-        },
-    )
-    tags = {"hostedZoneId": zone, "recordName": record, **_FLIP_PACE}
-    route53.change_tags_for_resource(
-        ResourceType="healthcheck",
-        ResourceId=primary,
-        AddTags=[{"Key": f"selfheal:param:{k}", "Value": v} for k, v in tags.items()],
-    )
-    _flip_dns_scope(cloud, zone)
-    set_endpoint_health(primary, False)  # no alarm watches it here: the event is the benchmark's own
-    return {"zone": zone, "record": record, "primary": primary, "secondary": secondary}
+    zone = unique_zone(Aws(client=cloud.client))
+    api = zone.weighted("api", params=_FLIP_PACE)
+    _flip_dns_scope(cloud, zone.id)
+    set_endpoint_health(api.primary, False)  # no alarm watches it here: the event is the benchmark's own
+    # "primary": the target, as every scenario's context names it (localcloud.storm reads it)
+    return {"zone": zone, "api": api, "primary": api.primary}
 
 
 def _flip_dns_event(ctx: dict[str, Any]) -> dict[str, Any]:
@@ -492,13 +453,7 @@ def _flip_dns_event(ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 def _flip_dns_healed(cloud: Any, ctx: dict[str, Any]) -> bool:
-    page = cloud.client("route53").list_resource_record_sets(
-        HostedZoneId=ctx["zone"], StartRecordName=ctx["record"], StartRecordType="A", MaxItems="10"
-    )
-    weights = {
-        r["SetIdentifier"]: int(r["Weight"]) for r in page["ResourceRecordSets"] if r["Name"] == ctx["record"]
-    }
-    return weights == {"blue": 0, "green": 100}
+    return bool(ctx["zone"].weights("api") == {"blue": 0, "green": 100})
 
 
 FLIP_DNS = Scenario(

@@ -28,9 +28,9 @@ from benchmarks import scenarios as bench
 from localcloud import ops
 from localcloud.faults import FaultInjector, hang, step_raises, terminal, throttling
 from localcloud.harness import DeployedCloud
+from localcloud.worlds import Aws, flip_dns
 from selfheal import chain
 from selfheal.runbooks import RUNBOOKS, CallSpec
-from tests.dns_world import DnsWorld
 from tests.e2e import test_promote_replica as promote_world
 from tests.e2e import test_redrive_dlq as redrive_world
 from tests.e2e import test_remap_eip as remap_world
@@ -109,17 +109,10 @@ def _flip_weighted(cloud: DeployedCloud) -> World:
     """The benchmark's weighted pair (blue 100 / green 0, fenced health checks on both sides, blue's
     endpoint down), its zone put into the flip-dns scope."""
     ctx = bench._flip_dns_setup(cloud)
-    route53 = cloud.client("route53")
+    zone: flip_dns.Zone = ctx["zone"]
 
     def state() -> str:
-        page = route53.list_resource_record_sets(
-            HostedZoneId=ctx["zone"], StartRecordName=ctx["record"], StartRecordType="A", MaxItems="10"
-        )
-        weights = {
-            r["SetIdentifier"]: int(r["Weight"])
-            for r in page["ResourceRecordSets"]
-            if r["Name"] == ctx["record"]
-        }
+        weights = zone.weights("api")
         return {(100, 0): "before", (0, 100): "after"}.get(
             (weights.get("blue", -1), weights.get("green", -1)), f"half-way {weights}"
         )
@@ -135,17 +128,20 @@ def _flip_weighted(cloud: DeployedCloud) -> World:
 def _flip_failover(cloud: DeployedCloud) -> World:
     """A failover pair (fenced health checks on both sides): flip-dns forces the primary's health
     check unhealthy (Disabled + Inverted); its zone and the health check put into the scope."""
-    dns = DnsWorld.create(cloud.client("route53"))
-    primary, _ = dns.failover()
-    bench._flip_dns_scope(cloud, dns.zone)
-    cloud.set_steps_variables(FLIP_DNS_HEALTH_CHECK_IDS=primary)
+    aws = Aws.of(cloud)
+    zone = flip_dns.unique_zone(aws)
+    app = zone.failover("app")
+    bench._flip_dns_scope(cloud, zone.id)
+    cloud.set_steps_variables(FLIP_DNS_HEALTH_CHECK_IDS=app.primary)
 
     def state() -> str:
-        return {(False, False): "before", (True, True): "after"}.get(dns.forced(primary), "half-way")
+        return {(False, False): "before", (True, True): "after"}.get(
+            flip_dns.forced(aws, app.primary), "half-way"
+        )
 
-    target = {"hostedZoneId": dns.zone, "recordName": dns.name("app")}
+    target = {"hostedZoneId": zone.id, "recordName": app.record}
     run_input = {"target": target, "params": {"verifyIntervalSeconds": 0}, "reason": "fault injection"}
-    return World(f"{dns.zone}/{dns.name('app')}A", run_input, state)
+    return World(f"{zone.id}/{app.record}A", run_input, state)
 
 
 def _replace_member(cloud: DeployedCloud) -> World:

@@ -19,14 +19,11 @@ from localcloud import ops
 from localcloud.faults import Fault
 from localcloud.harness import DeployedCloud
 from localcloud.route53 import set_endpoint_health
-from tests.dns_world import PRIMARY_IP, SECONDARY_IP, DnsWorld
+from localcloud.worlds import Aws
+from localcloud.worlds.flip_dns import PRIMARY_IP, SECONDARY_IP, Zone, build_health_check, forced, unique_zone
 from tests.e2e.throttling import THROTTLES_PAST_THE_CLIENT
 
-FAST = {
-    "selfheal:param:verifyIntervalSeconds": "0",
-    "selfheal:param:holdDownSeconds": "4",
-    "selfheal:param:primaryHealthySeconds": "1",
-}
+FAST = {"verifyIntervalSeconds": "0", "holdDownSeconds": "4", "primaryHealthySeconds": "1"}
 TERMINAL = {"succeeded", "failed", "skipped"}
 
 
@@ -57,8 +54,8 @@ def flips(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def dns(cloud: DeployedCloud) -> DnsWorld:
-    return DnsWorld.create(cloud.client("route53"))
+def dns(cloud: DeployedCloud) -> Zone:
+    return unique_zone(Aws.of(cloud))
 
 
 @pytest.fixture
@@ -104,9 +101,8 @@ def manual(target: dict[str, Any], **params: Any) -> dict[str, Any]:
 
 
 def test_flip_dns_weighted_pair_health_check_alarm_moves_the_weight_to_the_secondary(cloud, dns, scope):
-    primary, _ = dns.weighted()
-    dns.tag_health_check(primary, FAST)
-    scope(zones=[dns.zone])
+    primary = dns.weighted(params=FAST).primary
+    scope(zones=[dns.id])
     alarm_on(cloud, primary)
     set_endpoint_health(primary, False)
     rows = wait_rows(cloud, primary, lambda rs: bool(terminal(rs)))
@@ -119,8 +115,8 @@ def test_flip_dns_weighted_pair_health_check_alarm_moves_the_weight_to_the_secon
 
 
 def test_flip_dns_simple_record_is_upserted_to_the_secondary(cloud, dns, scope):
-    primary, _ = dns.simple()
-    scope(zones=[dns.zone])
+    primary = dns.simple().primary
+    scope(zones=[dns.id])
     result = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}))
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     assert dns.answer() == [SECONDARY_IP]
@@ -133,18 +129,18 @@ def test_flip_dns_simple_record_is_upserted_to_the_secondary(cloud, dns, scope):
 
 def test_flip_dns_failover_records_force_the_primary_health_check_and_fail_back(cloud, dns, scope, steps_env):
     steps_env(COOLDOWN_SECONDS="0")  # the failback follows the failover at once
-    primary, _ = dns.failover()
-    scope(zones=[dns.zone], checks=[primary])
-    target = {"hostedZoneId": dns.zone, "recordName": dns.name("app")}
+    primary = dns.failover().primary
+    scope(zones=[dns.id], checks=[primary])
+    target = {"hostedZoneId": dns.id, "recordName": dns.record("app")}
     result = cloud.start_and_wait("flip-dns", manual(target))
     assert result.status == "SUCCEEDED", (result.error, result.cause)
-    assert dns.forced(primary) == (True, True)
+    assert forced(dns.aws, primary) == (True, True)
     back = cloud.start_and_wait(
         "flip-dns", manual(target, direction="failback", holdDownSeconds=0, primaryHealthySeconds=0)
     )
     assert back.status == "SUCCEEDED", (back.error, back.cause)
-    assert dns.forced(primary) == (False, False)
-    key = f"{dns.zone}/{dns.name('app')}A"
+    assert forced(dns.aws, primary) == (False, False)
+    key = f"{dns.id}/{dns.record('app')}A"
     actions = [r["action"] for r in flips(rows_for(cloud, key))]
     assert actions == ["route53:UpdateHealthCheck", "route53:UpdateHealthCheck"]
 
@@ -153,8 +149,9 @@ def test_flip_dns_failover_records_force_the_primary_health_check_and_fail_back(
 
 
 def test_flip_dns_unhealthy_secondary_is_refused_with_a_named_error(cloud, dns, scope):
-    primary, secondary = dns.weighted()
-    scope(zones=[dns.zone])
+    api = dns.weighted()
+    primary, secondary = api.primary, api.secondary
+    scope(zones=[dns.id])
     set_endpoint_health(secondary, False)
     result = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}))
     assert result.status == "FAILED" and result.error == "SecondaryUnhealthy"
@@ -166,10 +163,10 @@ def test_flip_dns_unhealthy_secondary_is_refused_with_a_named_error(cloud, dns, 
 
 
 def test_flip_dns_record_not_pointing_at_the_primary_is_refused(cloud, dns, scope):
-    primary, _ = dns.simple()
-    scope(zones=[dns.zone])
+    primary = dns.simple().primary
+    scope(zones=[dns.id])
     dns.upsert(
-        {"Name": dns.name("www"), "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "203.0.113.9"}]}
+        {"Name": dns.record("www"), "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "203.0.113.9"}]}
     )
     result = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}))
     assert result.status == "FAILED" and result.error == "PreconditionFailed"
@@ -177,28 +174,28 @@ def test_flip_dns_record_not_pointing_at_the_primary_is_refused(cloud, dns, scop
 
 
 def test_flip_dns_zone_outside_the_scope_is_refused_by_the_guard(cloud, dns, scope):
-    primary, _ = dns.weighted()
+    primary = dns.weighted().primary
     scope(zones=["Z0THERZONE000000000"])
     result = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}))
     assert result.status == "SUCCEEDED"  # skipped, escalated: the guard said no
     assert dns.weights() == {"blue": 100, "green": 0}
     (skipped,) = [r for r in rows_for(cloud, primary) if r["phase"] == "skipped"]
-    assert dns.zone in skipped["reason"] and "scope" in skipped["reason"]
+    assert dns.id in skipped["reason"] and "scope" in skipped["reason"]
 
 
 def test_flip_dns_record_name_outside_the_scope_is_refused_by_the_guard(cloud, dns, scope):
-    primary, _ = dns.weighted()
-    scope(zones=[dns.zone], names=f"www.{dns.zone_name.rstrip('.')}")
+    primary = dns.weighted().primary
+    scope(zones=[dns.id], names=f"www.{dns.name.rstrip('.')}")
     result = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}))
     assert result.status == "SUCCEEDED" and dns.weights() == {"blue": 100, "green": 0}
     (skipped,) = [r for r in rows_for(cloud, primary) if r["phase"] == "skipped"]
-    assert dns.name("api").rstrip(".") in skipped["reason"]
+    assert dns.record("api").rstrip(".") in skipped["reason"]
 
 
 def test_flip_dns_unfenced_zone_is_refused(cloud, scope):
-    dns = DnsWorld.create(cloud.client("route53"), fenced=False)
-    primary, _ = dns.weighted()
-    scope(zones=[dns.zone])
+    dns = unique_zone(Aws.of(cloud), fenced=False)
+    primary = dns.weighted().primary
+    scope(zones=[dns.id])
     result = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}))
     assert result.status == "SUCCEEDED" and dns.weights() == {"blue": 100, "green": 0}
     (skipped,) = [r for r in rows_for(cloud, primary) if r["phase"] == "skipped"]
@@ -206,8 +203,8 @@ def test_flip_dns_unfenced_zone_is_refused(cloud, scope):
 
 
 def test_flip_dns_dry_run_records_the_exact_change_batch_and_changes_nothing(cloud, dns, scope):
-    primary, _ = dns.weighted()
-    scope(zones=[dns.zone])
+    primary = dns.weighted().primary
+    scope(zones=[dns.id])
     result = cloud.start_and_wait("flip-dns", {**manual({"healthCheckId": primary}), "dryRun": True})
     assert result.status == "SUCCEEDED"
     assert dns.weights() == {"blue": 100, "green": 0}
@@ -216,7 +213,7 @@ def test_flip_dns_dry_run_records_the_exact_change_batch_and_changes_nothing(clo
     would = rows[1]
     assert would["dryRun"] is True and would["action"] == "route53:ChangeResourceRecordSets"
     changes = would["parameters"]["ChangeBatch"]["Changes"]
-    assert would["parameters"]["HostedZoneId"] == dns.zone
+    assert would["parameters"]["HostedZoneId"] == dns.id
     assert {c["ResourceRecordSet"]["SetIdentifier"]: c["ResourceRecordSet"]["Weight"] for c in changes} == {
         "blue": 0,
         "green": 100,
@@ -229,9 +226,8 @@ def test_flip_dns_dry_run_records_the_exact_change_batch_and_changes_nothing(clo
 
 def test_flip_dns_failback_after_recovery_respects_the_hold_down(cloud, dns, scope, steps_env):
     steps_env(COOLDOWN_SECONDS="0")  # the hold-down alone keeps them apart here
-    primary, _ = dns.weighted()
-    dns.tag_health_check(primary, FAST)
-    scope(zones=[dns.zone])
+    primary = dns.weighted(params=FAST).primary
+    scope(zones=[dns.id])
     alarm_on(cloud, primary)
     set_endpoint_health(primary, False)
     wait_rows(cloud, primary, lambda rs: len(terminal(rs)) >= 1)
@@ -248,9 +244,8 @@ def test_flip_dns_failback_after_recovery_respects_the_hold_down(cloud, dns, sco
 
 
 def test_flip_dns_flapping_health_check_flips_once_within_the_hold_down(cloud, dns, scope):
-    primary, _ = dns.weighted()
-    dns.tag_health_check(primary, FAST)
-    scope(zones=[dns.zone])
+    primary = dns.weighted(params=FAST).primary
+    scope(zones=[dns.id])
     alarm_on(cloud, primary)
     set_endpoint_health(primary, False)
     wait_rows(cloud, primary, lambda rs: len(terminal(rs)) >= 1)
@@ -276,8 +271,8 @@ def test_flip_dns_flapping_health_check_flips_once_within_the_hold_down(cloud, d
 
 
 def test_flip_dns_every_mutating_call_has_audit_rows_before_and_after(cloud, dns, scope):
-    primary, _ = dns.weighted()
-    scope(zones=[dns.zone])
+    primary = dns.weighted().primary
+    scope(zones=[dns.id])
     cloud.reset_recording()
     result = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}))
     assert result.status == "SUCCEEDED"
@@ -300,14 +295,14 @@ def test_flip_dns_change_that_never_shows_is_undone_and_escalated(cloud, dns, sc
     """Route 53 accepts the batch but the records never show it: verify catches it, the undo runs."""
     from moto.route53.models import Route53Backend
 
-    primary, _ = dns.weighted()
-    scope(zones=[dns.zone])
+    primary = dns.weighted().primary
+    scope(zones=[dns.id])
     original = Route53Backend.change_resource_record_sets
     swallowed: list[str] = []
 
     def accepted_but_never_applied(self: Any, zoneid: str, change_list: list[dict[str, Any]]) -> None:
         weights = [c["ResourceRecordSet"].get("Weight") for c in change_list]
-        if zoneid.endswith(dns.zone) and not swallowed:
+        if zoneid.endswith(dns.id) and not swallowed:
             swallowed.append(str(weights))
             return None
         return original(self, zoneid, change_list)
@@ -325,9 +320,9 @@ def test_flip_dns_change_that_never_shows_is_undone_and_escalated(cloud, dns, sc
 def test_flip_dns_health_check_updates_have_audit_rows_before_and_after(cloud, dns, scope, steps_env):
     """Failover records: UpdateHealthCheck (force, then un-force) is bracketed like any change."""
     steps_env(COOLDOWN_SECONDS="0")  # the failback follows the failover at once
-    primary, _ = dns.failover()
-    scope(zones=[dns.zone], checks=[primary])
-    target = {"hostedZoneId": dns.zone, "recordName": dns.name("app")}
+    primary = dns.failover().primary
+    scope(zones=[dns.id], checks=[primary])
+    target = {"hostedZoneId": dns.id, "recordName": dns.record("app")}
     cloud.reset_recording()
     assert cloud.start_and_wait("flip-dns", manual(target)).status == "SUCCEEDED"
     back = manual(target, direction="failback", holdDownSeconds=0, primaryHealthySeconds=0)
@@ -338,7 +333,7 @@ def test_flip_dns_health_check_updates_have_audit_rows_before_and_after(cloud, d
         if r.service == "route53" and not r.operation.startswith(("Get", "List"))
     ]
     assert [m.operation for m in mutating] == ["UpdateHealthCheck", "UpdateHealthCheck"]
-    rows = rows_for(cloud, f"{dns.zone}/{dns.name('app')}A")
+    rows = rows_for(cloud, f"{dns.id}/{dns.record('app')}A")
     calls = [
         (r["parameters"]["Disabled"], r["outcome"])
         for r in rows
@@ -348,8 +343,8 @@ def test_flip_dns_health_check_updates_have_audit_rows_before_and_after(cloud, d
 
 
 def test_flip_dns_route53_throttling_a_step_is_retried_and_the_run_heals(cloud, dns, scope, faults):
-    primary, _ = dns.simple()
-    scope(zones=[dns.zone])
+    primary = dns.simple().primary
+    scope(zones=[dns.id])
     throttle = faults.throttle("route53", "ListResourceRecordSets", times=THROTTLES_PAST_THE_CLIENT)
     result = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}))
     assert result.status == "SUCCEEDED", (result.error, result.cause)
@@ -363,7 +358,7 @@ def test_flip_dns_route53_throttling_a_step_is_retried_and_the_run_heals(cloud, 
 HEALTHY_WAIT = "Wait while the primary stays healthy"
 
 
-def start_failback(cloud: DeployedCloud, dns: DnsWorld, primary: str, wait_seconds: int = 3) -> str:
+def start_failback(cloud: DeployedCloud, dns: Zone, primary: str, wait_seconds: int = 3) -> str:
     """A failback of the weighted pair (all weight on green, as a failover left it) that waits
     ``wait_seconds`` for the primary to stay healthy: it is inside that wait when this returns."""
     dns.on_secondary()
@@ -402,8 +397,8 @@ def test_flip_dns_kill_switch_is_read_again_before_the_change_and_fails_closed(
     cloud, dns, scope, mode, faults, switch, needle
 ):
     # Given a failback waiting for the primary to stay healthy (its guards read enforce)
-    primary, _ = dns.weighted()
-    scope(zones=[dns.zone])
+    primary = dns.weighted().primary
+    scope(zones=[dns.id])
     arn = start_failback(cloud, dns, primary)
     # When the kill switch is turned off, set to nonsense, deleted or made unreadable meanwhile
     switch(cloud, mode)
@@ -420,8 +415,8 @@ def test_flip_dns_kill_switch_is_read_again_before_the_change_and_fails_closed(
 
 def test_flip_dns_run_that_lost_its_lease_stops_before_the_change(cloud, dns, scope):
     # Given a failback waiting; another execution takes the target's lease meanwhile
-    primary, _ = dns.weighted()
-    scope(zones=[dns.zone])
+    primary = dns.weighted().primary
+    scope(zones=[dns.id])
     arn = start_failback(cloud, dns, primary)
     cloud.client("dynamodb").put_item(
         TableName=cloud.stack.outputs["LeaseTableName"],
@@ -466,8 +461,8 @@ def wait_until_lapsed(expires_at: int, timeout: float = 10) -> None:
 
 def test_flip_dns_lease_outlives_a_wait_longer_than_the_lease(cloud, dns, scope, steps_env):
     # Given leases of 2 s, and a failback that waits 4 s (longer than its lease)
-    primary, _ = dns.weighted()
-    scope(zones=[dns.zone])
+    primary = dns.weighted().primary
+    scope(zones=[dns.id])
     steps_env(LEASE_SECONDS="2")
     first = start_failback(cloud, dns, primary, wait_seconds=4)
     # and the lease it took when it started has run out (unless renewed), while it still waits
@@ -497,8 +492,8 @@ def test_flip_dns_lease_outlives_a_wait_longer_than_the_lease(cloud, dns, scope,
 
 def test_flip_dns_is_not_exempt_from_the_cooldown(cloud, dns, scope):
     # Given a failover, then the record put back by hand (the primary looked fine again)
-    primary, _ = dns.weighted()
-    scope(zones=[dns.zone])
+    primary = dns.weighted().primary
+    scope(zones=[dns.id])
     assert cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary})).status == "SUCCEEDED"
     records = {r["SetIdentifier"]: r for r in dns.records()}
     dns.upsert({**records["blue"], "Weight": 100}, {**records["green"], "Weight": 0})
@@ -512,8 +507,8 @@ def test_flip_dns_is_not_exempt_from_the_cooldown(cloud, dns, scope):
 
 def test_flip_dns_hold_down_never_goes_below_the_stacks_minimum(cloud, dns, scope, steps_env):
     # Given a stack minimum hold-down of 3 s, no cooldown, and a failover just done
-    primary, _ = dns.weighted()
-    scope(zones=[dns.zone])
+    primary = dns.weighted().primary
+    scope(zones=[dns.id])
     steps_env(COOLDOWN_SECONDS="0", FLIP_DNS_MIN_HOLD_DOWN_SECONDS="3")
     failover = cloud.start_and_wait("flip-dns", manual({"healthCheckId": primary}))
     # When a failback asks for no hold-down at all
@@ -536,8 +531,8 @@ def test_flip_dns_hold_down_never_goes_below_the_stacks_minimum(cloud, dns, scop
 
 def test_flip_dns_a_request_cannot_send_traffic_to_a_value_of_its_own(cloud, dns, scope):
     # Given a simple record and its fenced secondary (health check on SECONDARY_IP)
-    primary, _ = dns.simple()
-    scope(zones=[dns.zone])
+    primary = dns.simple().primary
+    scope(zones=[dns.id])
     # When a request names another address for the secondary
     result = cloud.start_and_wait(
         "flip-dns", manual({"healthCheckId": primary}, secondaryValue="203.0.113.66")
@@ -550,9 +545,9 @@ def test_flip_dns_a_request_cannot_send_traffic_to_a_value_of_its_own(cloud, dns
 
 def test_flip_dns_a_request_cannot_vouch_with_a_health_check_outside_the_fence(cloud, dns, scope):
     # Given any health check (not fenced) watching another address
-    primary, _ = dns.simple()
-    scope(zones=[dns.zone])
-    elsewhere = dns.health_check("203.0.113.66", fenced=False)
+    primary = dns.simple().primary
+    scope(zones=[dns.id])
+    elsewhere = build_health_check(dns.aws, "203.0.113.66", fenced=False).id
     # When a request names it as the secondary's
     result = cloud.start_and_wait(
         "flip-dns",

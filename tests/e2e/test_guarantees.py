@@ -31,10 +31,10 @@ from localcloud.faults import Fault
 from localcloud.harness import DeployedCloud
 from localcloud.recording import RecordedRequest
 from localcloud.storm import IAM_PREFIX, _mutating_actions, _same_values
+from localcloud.worlds import Aws, flip_dns
 from selfheal.approvals import Approvals
 from selfheal.audit import AuditRow, AuditTrail
 from selfheal.chain import verify
-from tests.dns_world import DnsWorld
 from tests.e2e import test_promote_replica as promote_world
 from tests.e2e import test_redrive_dlq as redrive_world
 from tests.e2e import test_remap_eip as remap_world
@@ -120,9 +120,9 @@ def _redrive(cloud: DeployedCloud, steps_env: Callable[..., None]) -> Case:
 
 
 def _flip(cloud: DeployedCloud, steps_env: Callable[..., None]) -> Case:
-    dns = DnsWorld.create(cloud.client("route53"))
-    primary, _ = dns.weighted()
-    steps_env(FLIP_DNS_HOSTED_ZONE_IDS=dns.zone, FLIP_DNS_RECORD_NAMES="*")
+    dns = flip_dns.unique_zone(Aws.of(cloud))
+    primary = dns.weighted().primary
+    steps_env(FLIP_DNS_HOSTED_ZONE_IDS=dns.id, FLIP_DNS_RECORD_NAMES="*")
     return Case(
         "flip-dns",
         primary,
