@@ -6,12 +6,13 @@ DatabaseRecordNames): a tag alone cannot send the runbook to a zone the operator
 
 The parts are builders (``private_zone``, ``database``, ``connections_alarm``, ``publish_lag``) that
 the e2e tests, the integration tier and the benchmarks call with unique names and the variants they
-need (an unfenced replica, a primary that names no DNS name, a replica's lag, several replicas).
+need (an unfenced replica, a primary that names no DNS name, a replica's lag, several replicas); and
+``aurora_cluster``, for the runbook's other kind of target (not in the ready world).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,6 +144,37 @@ def database(
         replica_endpoint=made[0]["Endpoint"]["Address"],
         replicas=tuple(r["DBInstanceIdentifier"] for r in made),
     )
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    members: dict[str, str]  # the instances' identifiers by their suffix
+
+
+def aurora_cluster(aws: Aws, name: str, members: Sequence[tuple[str, int, str]]) -> Cluster:
+    """The fenced Aurora cluster ``name``; ``members`` are (suffix, promotion tier, instance class) of
+    its fenced instances ``<name>-<suffix>``, the first made its writer."""
+    rds = aws.client("rds")
+    rds.create_db_cluster(
+        DBClusterIdentifier=name,
+        Engine="aurora-postgresql",
+        MasterUsername="shop",
+        MasterUserPassword="local-cloud-only",  # a moto database: nothing to protect
+        Tags=tags(),
+    )
+    made = {}
+    for suffix, tier, instance_class in members:
+        made[suffix] = f"{name}-{suffix}"
+        rds.create_db_instance(
+            DBInstanceIdentifier=made[suffix],
+            DBClusterIdentifier=name,
+            Engine="aurora-postgresql",
+            DBInstanceClass=instance_class,
+            PromotionTier=tier,
+            Tags=tags(),
+        )
+    return Cluster(name, made)
 
 
 def publish_lag(aws: Aws, replica: str, seconds: float) -> None:

@@ -396,28 +396,8 @@ def test_promote_replica_approval_timeout_changes_nothing(cloud):
 
 def make_cluster(cloud: DeployedCloud, members: list[tuple[str, int, str]]) -> tuple[str, dict[str, str]]:
     """A fenced Aurora cluster; members (suffix, promotion tier, class), the first is the writer."""
-    rds = cloud.client("rds")
-    cluster = f"aurora-{uuid.uuid4().hex[:8]}"
-    rds.create_db_cluster(
-        DBClusterIdentifier=cluster,
-        Engine="aurora-postgresql",
-        MasterUsername="app",
-        MasterUserPassword="not-a-secret-1",
-        Tags=[FENCE],
-    )
-    names = {}
-    for suffix, tier, klass in members:
-        name = f"{cluster}-{suffix}"
-        rds.create_db_instance(
-            DBInstanceIdentifier=name,
-            DBClusterIdentifier=cluster,
-            Engine="aurora-postgresql",
-            DBInstanceClass=klass,
-            PromotionTier=tier,
-            Tags=[FENCE],
-        )
-        names[suffix] = name
-    return cluster, names
+    cluster = promote_replica.aurora_cluster(Aws.of(cloud), unique("aurora"), members)
+    return cluster.name, cluster.members
 
 
 def writer_of(cloud: DeployedCloud, cluster: str) -> str:

@@ -22,7 +22,6 @@ from selfheal.runbooks.promote_replica import (
 from tests.integration.conftest import approve, running_execution
 
 KEY, VALUE = "selfheal:managed", "true"
-FENCE = {"Key": KEY, "Value": VALUE}
 
 
 RECORD = "orders.shop.internal."
@@ -148,24 +147,9 @@ def test_precheck_lag_over_the_limit_or_unknown_needs_approval(clients, world, z
     assert before["needsApproval"] is True and verdict in before["lag"]
 
 
-def test_resolve_cluster_picks_the_best_available_reader(clients):
-    rds = clients.rds
-    rds.create_db_cluster(
-        DBClusterIdentifier="c1",
-        Engine="aurora-postgresql",
-        MasterUsername="a",
-        MasterUserPassword="password1",
-        Tags=[FENCE],
-    )
-    for name, tier, klass in [("w", 0, "db.r6g.large"), ("a", 1, "db.r6g.4xlarge"), ("b", 0, "db.r6g.large")]:
-        rds.create_db_instance(
-            DBInstanceIdentifier=f"c1-{name}",
-            DBClusterIdentifier="c1",
-            Engine="aurora-postgresql",
-            DBInstanceClass=klass,
-            PromotionTier=tier,
-            Tags=[FENCE],
-        )
+def test_resolve_cluster_picks_the_best_available_reader(clients, world):
+    members = [("w", 0, "db.r6g.large"), ("a", 1, "db.r6g.4xlarge"), ("b", 0, "db.r6g.large")]
+    promote_replica.aurora_cluster(world, "c1", members)
     plan = resolve(clients, target(dbClusterIdentifier="c1"), PromoteReplicaParams(), KEY, VALUE)
     assert (plan.current_writer, plan.target_instance_identifier) == ("c1-w", "c1-b")
     assert set(plan.resource_tags) == {"c1", "c1-b"}
