@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from localcloud import ops
+from localcloud.worlds import Aws, promote_replica, redrive_dlq, unique
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS_DIR = ROOT / "events"
@@ -299,26 +300,10 @@ _REDRIVE_MESSAGES = 10
 
 def _redrive_dlq_setup(cloud: Any) -> dict[str, Any]:
     """A fenced DLQ holding 10 messages, the DLQ of one fenced source queue; pace set by its tags."""
-    sqs = cloud.client("sqs")
-    suffix = uuid.uuid4().hex[:8]
-    fence = {FENCE["Key"]: FENCE["Value"]}
-    # selfheal:dlq=true declares it a DLQ (the redrive role may take messages only out of such queues).
-    tags = {
-        **fence,
-        "selfheal:dlq": "true",
-        **{f"selfheal:param:{k}": str(v) for k, v in _REDRIVE_PACE.items()},
-    }
-    dlq_url = sqs.create_queue(QueueName=f"orders-dlq-{suffix}", tags=tags)["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3})
-    source_url = sqs.create_queue(
-        QueueName=f"orders-{suffix}", Attributes={"RedrivePolicy": policy}, tags=fence
-    )["QueueUrl"]
-    for i in range(_REDRIVE_MESSAGES):
-        sqs.send_message(QueueUrl=dlq_url, MessageBody=f"order-{i}")
-    return {"name": dlq_arn.rsplit(":", 1)[-1], "dlq": dlq_url, "source": source_url}
+    dlq = redrive_dlq.queues(
+        Aws.of(cloud), unique("orders"), messages=_REDRIVE_MESSAGES, params=_REDRIVE_PACE
+    )
+    return {"name": dlq.name, "queues": dlq}
 
 
 def _redrive_dlq_event(ctx: dict[str, Any]) -> dict[str, Any]:
@@ -332,15 +317,9 @@ def _redrive_dlq_event(ctx: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def _depth(cloud: Any, url: str) -> int:
-    attrs = cloud.client("sqs").get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
-    )
-    return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
-
-
 def _redrive_dlq_healed(cloud: Any, ctx: dict[str, Any]) -> bool:
-    return _depth(cloud, ctx["dlq"]) == 0 and _depth(cloud, ctx["source"]) == _REDRIVE_MESSAGES
+    dlq: redrive_dlq.Dlq = ctx["queues"]
+    return dlq.depth(cloud) == 0 and dlq.depth(cloud, dlq.source_url) == _REDRIVE_MESSAGES
 
 
 REDRIVE_DLQ = Scenario(
@@ -525,67 +504,15 @@ _REPLICA_LAG_SECONDS = 2.0  # under the 60 s default maxLagSeconds: no approval
 def _promote_replica_setup(cloud: Any) -> dict[str, Any]:
     """A primary tagged with its DNS name, a fenced read replica 2 s behind (ReplicaLag), a fenced
     private zone with the application's CNAME on the primary (as tests/e2e/test_promote_replica.py)."""
-    rds, route53, cloudwatch = cloud.client("rds"), cloud.client("route53"), cloud.client("cloudwatch")
-    suffix = uuid.uuid4().hex[:8]
-    primary, replica = f"orders-{suffix}", f"orders-{suffix}-replica"
-    zone = route53.create_hosted_zone(
-        Name=f"{suffix}.internal.",
-        CallerReference=suffix,
-        HostedZoneConfig={"PrivateZone": True, "Comment": "application database names"},
-        VPC={"VPCRegion": "us-east-1", "VPCId": "vpc-0a1b2c3d"},
-    )["HostedZone"]["Id"].rsplit("/", 1)[-1]
-    route53.change_tags_for_resource(ResourceType="hostedzone", ResourceId=zone, AddTags=[FENCE])
-    record = f"db.{suffix}.internal."
+    aws, name = Aws.of(cloud), unique("orders")
+    zone = promote_replica.private_zone(aws, f"{name}.internal.")
     # The stack's DatabaseHostedZoneId and DatabaseRecordNames: the zone exists only now.
-    cloud.set_steps_variables(DATABASE_HOSTED_ZONE_ID=zone, DATABASE_RECORD_NAMES="db.*.internal")
-    params = {"hostedZoneId": zone, "recordName": record, **_PROMOTE_PACE}
-    tags = [FENCE, *({"Key": f"selfheal:param:{k}", "Value": v} for k, v in params.items())]
-    primary_endpoint = rds.create_db_instance(
-        DBInstanceIdentifier=primary,
-        DBInstanceClass="db.t3.micro",
-        Engine="postgres",
-        AllocatedStorage=20,
-        MasterUsername="app",
-        MasterUserPassword="not-a-secret-1",
-        Tags=tags,
-    )["DBInstance"]["Endpoint"]["Address"]
-    replica_endpoint = rds.create_db_instance_read_replica(
-        DBInstanceIdentifier=replica, SourceDBInstanceIdentifier=primary, Tags=[FENCE]
-    )["DBInstance"]["Endpoint"]["Address"]
-    route53.change_resource_record_sets(
-        HostedZoneId=zone,
-        ChangeBatch={
-            "Changes": [
-                {
-                    "Action": "CREATE",
-                    "ResourceRecordSet": {
-                        "Name": record,
-                        "Type": "CNAME",
-                        "TTL": 30,
-                        "ResourceRecords": [{"Value": primary_endpoint}],
-                    },
-                }
-            ]
-        },
+    cloud.set_steps_variables(DATABASE_HOSTED_ZONE_ID=zone.id, DATABASE_RECORD_NAMES="db.*.internal")
+    db = promote_replica.database(
+        aws, name, zone, f"db.{zone.name}", params=_PROMOTE_PACE, lag=_REPLICA_LAG_SECONDS
     )
-    cloudwatch.put_metric_data(
-        Namespace="AWS/RDS",
-        MetricData=[
-            {
-                "MetricName": "ReplicaLag",
-                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": replica}],
-                "Value": _REPLICA_LAG_SECONDS,
-                "Unit": "Seconds",
-            }
-        ],
-    )
-    return {
-        "primary": primary,
-        "replica": replica,
-        "zone": zone,
-        "record": record,
-        "replicaEndpoint": replica_endpoint,
-    }
+    # The primary names the fault's target (localcloud.storm reads it too).
+    return {"primary": db.primary, "database": db}
 
 
 def _promote_replica_event(ctx: dict[str, Any]) -> dict[str, Any]:
@@ -600,15 +527,8 @@ def _promote_replica_event(ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 def _promote_replica_healed(cloud: Any, ctx: dict[str, Any]) -> bool:
-    db = cloud.client("rds").describe_db_instances(DBInstanceIdentifier=ctx["replica"])["DBInstances"][0]
-    found = cloud.client("route53").list_resource_record_sets(
-        HostedZoneId=ctx["zone"], StartRecordName=ctx["record"], MaxItems="1"
-    )["ResourceRecordSets"]
-    return (
-        db["DBInstanceStatus"] == "available"
-        and not db.get("ReadReplicaSourceDBInstanceIdentifier")
-        and found[0]["ResourceRecords"][0]["Value"] == ctx["replicaEndpoint"]
-    )
+    db: promote_replica.Database = ctx["database"]
+    return db.replica_state(cloud) == ("available", None) and db.record_value(cloud) == db.replica_endpoint
 
 
 PROMOTE_REPLICA = Scenario(

@@ -9,7 +9,6 @@ import copy
 import json
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -18,6 +17,8 @@ import pytest
 from localcloud import compat_rds, ops
 from localcloud.faults import terminal
 from localcloud.harness import DeployedCloud
+from localcloud.worlds import Aws, promote_replica, unique
+from localcloud.worlds.promote_replica import Database
 from selfheal_cli import outcomes
 from selfheal_cli.main import main
 from tests.e2e.throttling import THROTTLES_PAST_THE_CLIENT
@@ -26,26 +27,6 @@ from tests.events import load_event
 FENCE = {"Key": "selfheal:managed", "Value": "true"}
 RUNBOOK = "promote-replica"
 ACCOUNT, REGION = "123456789012", "us-east-1"
-
-
-@dataclass
-class Database:
-    primary: str
-    replica: str
-    zone: str
-    record: str
-    primary_endpoint: str
-    replica_endpoint: str
-
-    def record_value(self, cloud: DeployedCloud) -> str:
-        found = cloud.client("route53").list_resource_record_sets(
-            HostedZoneId=self.zone, StartRecordName=self.record, MaxItems="1"
-        )["ResourceRecordSets"]
-        return str(found[0]["ResourceRecords"][0]["Value"])
-
-    def replica_state(self, cloud: DeployedCloud) -> tuple[str, str | None]:
-        db = cloud.client("rds").describe_db_instances(DBInstanceIdentifier=self.replica)["DBInstances"][0]
-        return db["DBInstanceStatus"], db.get("ReadReplicaSourceDBInstanceIdentifier")
 
 
 # The record names the stack allows promote-replica to repoint (DatabaseRecordNames): the tests' own.
@@ -61,72 +42,13 @@ def database_scope(cloud: DeployedCloud) -> Any:
     cloud.set_steps_variables(**original)
 
 
-def make_database(
-    cloud: DeployedCloud, lag: float | None = 2.0, fence_replica: bool = True, tag_primary: bool = True
-) -> Database:
-    rds, r53, cw = cloud.client("rds"), cloud.client("route53"), cloud.client("cloudwatch")
-    suffix = uuid.uuid4().hex[:8]
-    primary, replica = f"orders-{suffix}", f"orders-{suffix}-replica"
-    zone = r53.create_hosted_zone(
-        Name=f"{suffix}.internal.",
-        CallerReference=suffix,
-        HostedZoneConfig={"PrivateZone": True, "Comment": "application database names"},
-        VPC={"VPCRegion": "us-east-1", "VPCId": "vpc-0a1b2c3d"},
-    )["HostedZone"]["Id"].rsplit("/", 1)[-1]
-    r53.change_tags_for_resource(ResourceType="hostedzone", ResourceId=zone, AddTags=[FENCE])
-    cloud.set_steps_variables(DATABASE_HOSTED_ZONE_ID=zone, DATABASE_RECORD_NAMES=RECORD_NAMES)
-    record = f"db.{suffix}.internal."
-    tags = [FENCE]
-    if tag_primary:
-        tags += [
-            {"Key": "selfheal:param:hostedZoneId", "Value": zone},
-            {"Key": "selfheal:param:recordName", "Value": record},
-        ]
-    p = rds.create_db_instance(
-        DBInstanceIdentifier=primary,
-        DBInstanceClass="db.t3.micro",
-        Engine="postgres",
-        AllocatedStorage=20,
-        MasterUsername="app",
-        MasterUserPassword="not-a-secret-1",
-        Tags=tags,
-    )["DBInstance"]
-    r = rds.create_db_instance_read_replica(
-        DBInstanceIdentifier=replica,
-        SourceDBInstanceIdentifier=primary,
-        Tags=[FENCE] if fence_replica else [{"Key": "team", "Value": "orders"}],
-    )["DBInstance"]
-    primary_endpoint = p["Endpoint"]["Address"]
-    replica_endpoint = r["Endpoint"]["Address"]
-    r53.change_resource_record_sets(
-        HostedZoneId=zone,
-        ChangeBatch={
-            "Changes": [
-                {
-                    "Action": "CREATE",
-                    "ResourceRecordSet": {
-                        "Name": record,
-                        "Type": "CNAME",
-                        "TTL": 30,
-                        "ResourceRecords": [{"Value": primary_endpoint}],
-                    },
-                }
-            ]
-        },
-    )
-    if lag is not None:
-        cw.put_metric_data(
-            Namespace="AWS/RDS",
-            MetricData=[
-                {
-                    "MetricName": "ReplicaLag",
-                    "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": replica}],
-                    "Value": lag,
-                    "Unit": "Seconds",
-                }
-            ],
-        )
-    return Database(primary, replica, zone, record, primary_endpoint, replica_endpoint)
+def make_database(cloud: DeployedCloud, lag: float | None = 2.0, **variants: Any) -> Database:
+    """A database of its own, in a zone of its own that the stack's scope is pointed at, as an
+    operator would redeploy with its zone (variants: promote_replica.database)."""
+    aws, name = Aws.of(cloud), unique("orders")
+    zone = promote_replica.private_zone(aws, f"{name}.internal.")
+    cloud.set_steps_variables(DATABASE_HOSTED_ZONE_ID=zone.id, DATABASE_RECORD_NAMES=RECORD_NAMES)
+    return promote_replica.database(aws, name, zone, f"db.{zone.name}", lag=lag, **variants)
 
 
 def rows_for(cloud: DeployedCloud, target: str) -> list[dict[str, Any]]:
@@ -474,28 +396,8 @@ def test_promote_replica_approval_timeout_changes_nothing(cloud):
 
 def make_cluster(cloud: DeployedCloud, members: list[tuple[str, int, str]]) -> tuple[str, dict[str, str]]:
     """A fenced Aurora cluster; members (suffix, promotion tier, class), the first is the writer."""
-    rds = cloud.client("rds")
-    cluster = f"aurora-{uuid.uuid4().hex[:8]}"
-    rds.create_db_cluster(
-        DBClusterIdentifier=cluster,
-        Engine="aurora-postgresql",
-        MasterUsername="app",
-        MasterUserPassword="not-a-secret-1",
-        Tags=[FENCE],
-    )
-    names = {}
-    for suffix, tier, klass in members:
-        name = f"{cluster}-{suffix}"
-        rds.create_db_instance(
-            DBInstanceIdentifier=name,
-            DBClusterIdentifier=cluster,
-            Engine="aurora-postgresql",
-            DBInstanceClass=klass,
-            PromotionTier=tier,
-            Tags=[FENCE],
-        )
-        names[suffix] = name
-    return cluster, names
+    cluster = promote_replica.aurora_cluster(Aws.of(cloud), unique("aurora"), members)
+    return cluster.name, cluster.members
 
 
 def writer_of(cloud: DeployedCloud, cluster: str) -> str:

@@ -11,7 +11,6 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -19,15 +18,14 @@ import pytest
 
 from localcloud import ops
 from localcloud.harness import DeployedCloud
+from localcloud.worlds import Aws, redrive_dlq, unique
+from localcloud.worlds.redrive_dlq import Dlq, Queue
 from selfheal.audit import AuditRow, AuditTrail
 from selfheal.models import Actor, Phase, utcnow
 from selfheal.runbooks.redrive_dlq import DLQ_TAG, DLQ_TAG_VALUE
 from tests.e2e.throttling import THROTTLES_PAST_THE_CLIENT
 from tests.events import load_event
 
-FENCE = {"selfheal:managed": "true"}
-# What IAM lets the redrive role take messages out of (and the scope guard checks): a declared DLQ.
-DECLARED = {DLQ_TAG: DLQ_TAG_VALUE}
 FAST = {
     "pollIntervalSeconds": 0,
     "canaryObserveSeconds": 1,
@@ -37,49 +35,14 @@ FAST = {
 }
 
 
-@dataclass
-class Dlq:
-    name: str
-    url: str
-    arn: str
-    source_url: str
-    source_arn: str
-
-    def depth(self, cloud: DeployedCloud, url: str | None = None) -> int:
-        attrs = cloud.client("sqs").get_queue_attributes(
-            QueueUrl=url or self.url, AttributeNames=["ApproximateNumberOfMessages"]
-        )
-        return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+def make_dlq(cloud: DeployedCloud, messages: int = 10, **variants: Any) -> Dlq:
+    """A DLQ of its own holding ``messages`` messages, and its source queue (variants: redrive_dlq.queues)."""
+    return redrive_dlq.queues(Aws.of(cloud), unique("orders"), messages=messages, **variants)
 
 
-def make_dlq(
-    cloud: DeployedCloud,
-    messages: int = 10,
-    fence_dlq: bool = True,
-    fence_source: bool = True,
-    fifo: bool = False,
-    dlq_tags: dict[str, str] | None = None,
-    declare_dlq: bool = True,
-) -> Dlq:
-    sqs = cloud.client("sqs")
-    suffix = uuid.uuid4().hex[:8]
-    tail = ".fifo" if fifo else ""
-    extra = {"FifoQueue": "true", "ContentBasedDeduplication": "true"} if fifo else {}
-    tags = {**(FENCE if fence_dlq else {}), **(DECLARED if declare_dlq else {}), **(dlq_tags or {})}
-    url = sqs.create_queue(QueueName=f"orders-dlq-{suffix}{tail}", Attributes=extra, tags=tags)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 3})
-    source_url = sqs.create_queue(
-        QueueName=f"orders-{suffix}{tail}",
-        Attributes={"RedrivePolicy": policy, **extra},
-        tags=FENCE if fence_source else {},
-    )["QueueUrl"]
-    source_arn = sqs.get_queue_attributes(QueueUrl=source_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    for i in range(messages):
-        sqs.send_message(QueueUrl=url, MessageBody=f"order-{i}", **({"MessageGroupId": "g"} if fifo else {}))
-    return Dlq(arn.rsplit(":", 1)[-1], url, arn, source_url, source_arn)
+def make_queue(cloud: DeployedCloud, name: str, **variants: Any) -> Queue:
+    """A fenced queue of its own that no queue dead-letters into (variants: redrive_dlq.queue)."""
+    return redrive_dlq.queue(Aws.of(cloud), unique(name), **variants)
 
 
 def manual_input(dlq: Dlq, **params: Any) -> dict[str, Any]:
@@ -100,18 +63,9 @@ def phases(cloud: DeployedCloud, dlq: Dlq) -> list[str]:
 
 
 def alarm(cloud: DeployedCloud, name: str, state: str) -> None:
-    cw = cloud.client("cloudwatch")
-    cw.put_metric_alarm(
-        AlarmName=name,
-        Namespace="AWS/Lambda",
-        MetricName="Errors",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=0,
-        ComparisonOperator="GreaterThanThreshold",
-    )
-    cw.set_alarm_state(AlarmName=name, StateValue=state, StateReason="e2e")
+    """A consumer's alarm of its own, in ``state``."""
+    redrive_dlq.consumer_alarm(Aws.of(cloud), name)
+    cloud.client("cloudwatch").set_alarm_state(AlarmName=name, StateValue=state, StateReason="e2e")
 
 
 def dlq_alarm_event(dlq: Dlq) -> dict[str, Any]:
@@ -137,8 +91,7 @@ def mode(cloud: DeployedCloud) -> Iterator[Any]:
 
 def test_redrive_dlq_alarm_redrives_canary_then_the_rest_back_to_the_source(cloud):
     # Given a fenced DLQ whose pace is set by selfheal:param:* tags (the alarm's rule sets none)
-    tags = {f"selfheal:param:{k}": str(v) for k, v in FAST.items()}
-    dlq = make_dlq(cloud, messages=10, dlq_tags=tags)
+    dlq = make_dlq(cloud, messages=10, params=FAST)
     summary = cloud.send_event_and_wait(dlq_alarm_event(dlq))
     (execution,) = summary.executions
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
@@ -173,14 +126,10 @@ def test_redrive_dlq_message_cap_stops_the_move_task(cloud):
 
 def test_redrive_dlq_to_a_named_destination(cloud):
     dlq = make_dlq(cloud, messages=4)
-    sqs = cloud.client("sqs")
-    other = sqs.create_queue(QueueName=f"replay-{uuid.uuid4().hex[:8]}", tags=FENCE)["QueueUrl"]
-    other_arn = sqs.get_queue_attributes(QueueUrl=other, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    result = cloud.start_and_wait("redrive-dlq", manual_input(dlq, destinationArn=other_arn))
+    other = make_queue(cloud, "replay")
+    result = cloud.start_and_wait("redrive-dlq", manual_input(dlq, destinationArn=other.arn))
     assert result.status == "SUCCEEDED", (result.error, result.cause)
-    assert dlq.depth(cloud, other) == 4 and dlq.depth(cloud, dlq.source_url) == 0
+    assert dlq.depth(cloud, other.url) == 4 and dlq.depth(cloud, dlq.source_url) == 0
 
 
 def test_redrive_dlq_dry_run_records_would_do_and_moves_nothing(cloud):
@@ -208,7 +157,7 @@ def test_redrive_dlq_dry_run_mode_moves_nothing(cloud, mode):
 def test_redrive_dlq_unhealthy_consumer_waits_then_skips(cloud):
     name = f"consumer-{uuid.uuid4().hex[:8]}"
     alarm(cloud, name, "ALARM")
-    dlq = make_dlq(cloud, messages=3, dlq_tags={"selfheal:param:consumerAlarmName": name})
+    dlq = make_dlq(cloud, messages=3, params={"consumerAlarmName": name})
     result = cloud.start_and_wait(
         "redrive-dlq", manual_input(dlq, consumerWaitAttempts=2, consumerWaitSeconds=0)
     )
@@ -315,12 +264,8 @@ def test_redrive_dlq_second_alarm_soon_after_a_redrive_is_skipped_and_escalated(
 
 def test_redrive_dlq_fifo_to_standard_is_refused_with_a_named_error(cloud):
     dlq = make_dlq(cloud, messages=2, fifo=True)
-    sqs = cloud.client("sqs")
-    standard = sqs.create_queue(QueueName=f"std-{uuid.uuid4().hex[:8]}", tags=FENCE)["QueueUrl"]
-    standard_arn = sqs.get_queue_attributes(QueueUrl=standard, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    result = cloud.start_and_wait("redrive-dlq", manual_input(dlq, destinationArn=standard_arn))
+    standard = make_queue(cloud, "std")
+    result = cloud.start_and_wait("redrive-dlq", manual_input(dlq, destinationArn=standard.arn))
     assert result.status == "FAILED" and result.error == "FifoMismatch"
     assert "FIFO to FIFO" in (result.cause or "")
     assert dlq.depth(cloud) == 2
@@ -334,10 +279,8 @@ def test_redrive_dlq_fifo_to_its_fifo_source_works(cloud):
 
 
 def test_redrive_dlq_lambda_or_sns_dlq_fails_with_a_named_error(cloud):
-    sqs = cloud.client("sqs")
-    name = f"fn-dlq-{uuid.uuid4().hex[:8]}"
-    sqs.create_queue(QueueName=name, tags=FENCE)
-    sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"], MessageBody="{}")
+    # A Lambda function's or SNS topic's DLQ: a queue no queue's redrive policy names
+    name = make_queue(cloud, "fn-dlq", messages=1).name
     result = cloud.start_and_wait("redrive-dlq", {"target": {"queueName": name}, "reason": "e2e: lambda dlq"})
     assert result.status == "FAILED" and result.error == "UnsupportedDlqSource"
     assert "Lambda" in (result.cause or "") and "SNS" in (result.cause or "")

@@ -6,6 +6,9 @@ from typing import Any
 
 import pytest
 
+from localcloud.worlds import Aws, promote_replica
+from localcloud.worlds.promote_replica import Database, Zone
+from selfheal.clients import Clients
 from selfheal.config import Settings
 from selfheal.errors import NotApplicable, PreconditionFailed, UnknownResource
 from selfheal.models import Actor as ActorModel
@@ -19,101 +22,53 @@ from selfheal.runbooks.promote_replica import (
 from tests.integration.conftest import approve, running_execution
 
 KEY, VALUE = "selfheal:managed", "true"
-FENCE = {"Key": KEY, "Value": VALUE}
 
 
-class DbWorld:
-    def __init__(self, clients: Any) -> None:
-        self.clients = clients
-        r53 = clients.route53
-        self.zone = r53.create_hosted_zone(
-            Name="shop.internal.",
-            CallerReference="t",
-            HostedZoneConfig={"PrivateZone": True, "Comment": "c"},
-            VPC={"VPCRegion": "us-east-1", "VPCId": "vpc-0a1b2c3d"},
-        )["HostedZone"]["Id"].rsplit("/", 1)[-1]
-        r53.change_tags_for_resource(ResourceType="hostedzone", ResourceId=self.zone, AddTags=[FENCE])
-
-    def database(
-        self, name: str = "orders", tags: list[dict[str, str]] | None = None, replicas: int = 1
-    ) -> str:
-        rds = self.clients.rds
-        rds.create_db_instance(
-            DBInstanceIdentifier=name,
-            DBInstanceClass="db.t3.micro",
-            Engine="postgres",
-            AllocatedStorage=20,
-            MasterUsername="app",
-            MasterUserPassword="not-a-secret-1",
-            Tags=[FENCE, *(tags or [])],
-        )
-        for i in range(replicas):
-            rds.create_db_instance_read_replica(
-                DBInstanceIdentifier=f"{name}-r{i}", SourceDBInstanceIdentifier=name, Tags=[FENCE]
-            )
-        # The application's name on the primary: what promote-replica repoints (and puts back).
-        endpoint = rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]["Endpoint"]
-        self.clients.route53.change_resource_record_sets(
-            HostedZoneId=self.zone,
-            ChangeBatch={
-                "Changes": [
-                    {
-                        "Action": "UPSERT",
-                        "ResourceRecordSet": {
-                            "Name": f"{name}.shop.internal.",
-                            "Type": "CNAME",
-                            "TTL": 30,
-                            "ResourceRecords": [{"Value": endpoint["Address"]}],
-                        },
-                    }
-                ]
-            },
-        )
-        return name
-
-    def lag(self, replica: str, seconds: float) -> None:
-        self.clients.cloudwatch.put_metric_data(
-            Namespace="AWS/RDS",
-            MetricData=[
-                {
-                    "MetricName": "ReplicaLag",
-                    "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": replica}],
-                    "Value": seconds,
-                }
-            ],
-        )
+RECORD = "orders.shop.internal."
 
 
 @pytest.fixture
-def db(clients: Any) -> DbWorld:
-    return DbWorld(clients)
+def world(clients: Clients) -> Aws:
+    """What this tier builds its databases with: the worlds' builders, on in-process moto."""
+    return Aws(client=clients.client)
+
+
+@pytest.fixture
+def zone(world: Aws) -> Zone:
+    return promote_replica.private_zone(world, "shop.internal.")
+
+
+def orders(world: Aws, zone: Zone, tag_primary: bool = False, **variants: Any) -> Database:
+    """The database orders, its replica orders-replica-1 and its name orders.shop.internal. in
+    ``zone``; the primary's tags name no DNS name unless ``tag_primary`` (the tests pass it as params)."""
+    return promote_replica.database(world, "orders", zone, RECORD, tag_primary=tag_primary, **variants)
 
 
 def target(**kw: Any) -> PromoteReplicaTarget:
     return PromoteReplicaTarget.model_validate(kw)
 
 
-def params(db: DbWorld, **kw: Any) -> PromoteReplicaParams:
+def params(zone: Zone, **kw: Any) -> PromoteReplicaParams:
     return PromoteReplicaParams.model_validate(
-        {"hostedZoneId": db.zone, "recordName": "orders.shop.internal", **kw}
+        {"hostedZoneId": zone.id, "recordName": "orders.shop.internal", **kw}
     )
 
 
-def test_resolve_finds_the_only_replica_and_fences_replica_and_zone(clients, db):
-    db.database()
-    plan = resolve(clients, target(dbInstanceIdentifier="orders"), params(db), KEY, VALUE)
+def test_resolve_finds_the_only_replica_and_fences_replica_and_zone(clients, world, zone):
+    orders(world, zone)
+    plan = resolve(clients, target(dbInstanceIdentifier="orders"), params(zone), KEY, VALUE)
     assert (plan.kind, plan.replica_identifier, plan.record_name) == (
         "rds-replica",
-        "orders-r0",
+        "orders-replica-1",
         "orders.shop.internal.",
     )
-    assert set(plan.resource_tags) == {"orders-r0", db.zone}
+    assert set(plan.resource_tags) == {"orders-replica-1", zone.id}
     assert all(tags.get(KEY) == VALUE for tags in plan.resource_tags.values())
     # The promotion, which cannot be undone, comes last: after the repoint, which can (restore)
     dns, promote, restore = PromoteReplica(clients, Settings(AUDIT_TABLE="audit")).exact_calls(plan)
     assert (promote.action, promote.parameters) == (
         "rds:PromoteReadReplica",
-        {"DbInstanceIdentifier": "orders-r0"},
+        {"DbInstanceIdentifier": "orders-replica-1"},
     )
     primary = clients.rds.describe_db_instances(DBInstanceIdentifier="orders")["DBInstances"][0]
     assert restore.parameters["ChangeBatch"]["Changes"][0]["ResourceRecordSet"]["ResourceRecords"] == [
@@ -124,96 +79,77 @@ def test_resolve_finds_the_only_replica_and_fences_replica_and_zone(clients, db)
     ]
 
 
-def test_resolve_takes_missing_params_from_the_primary_tags_and_explicit_params_win(clients, db):
-    tags = [
-        {"Key": "selfheal:param:hostedZoneId", "Value": db.zone},
-        {"Key": "selfheal:param:recordName", "Value": "orders.shop.internal."},
-        {"Key": "selfheal:param:verifyIntervalSeconds", "Value": "1"},
-        {"Key": "selfheal:param:replicaIdentifier", "Value": "orders-r1"},
-    ]
-    db.database(tags=tags, replicas=2)
+def test_resolve_takes_missing_params_from_the_primary_tags_and_explicit_params_win(clients, world, zone):
+    # the primary's tags name its DNS name (hostedZoneId, recordName) and these
+    tagged = {"verifyIntervalSeconds": "1", "replicaIdentifier": "orders-replica-2"}
+    orders(world, zone, tag_primary=True, params=tagged, replicas=2)
     plan = resolve(clients, target(dbInstanceIdentifier="orders"), PromoteReplicaParams(), KEY, VALUE)
     assert (plan.replica_identifier, plan.verify_interval_seconds, plan.hosted_zone_id) == (
-        "orders-r1",
+        "orders-replica-2",
         1,
-        db.zone,
+        zone.id,
     )
     explicit = PromoteReplicaParams.model_validate(
-        {"replicaIdentifier": "orders-r0", "verifyIntervalSeconds": 5}
+        {"replicaIdentifier": "orders-replica-1", "verifyIntervalSeconds": 5}
     )
     plan = resolve(clients, target(dbInstanceIdentifier="orders"), explicit, KEY, VALUE)
-    assert (plan.replica_identifier, plan.verify_interval_seconds) == ("orders-r0", 5)
+    assert (plan.replica_identifier, plan.verify_interval_seconds) == ("orders-replica-1", 5)
 
 
-def test_resolve_several_replicas_without_a_choice_is_refused(clients, db):
-    db.database(replicas=2)
+def test_resolve_several_replicas_without_a_choice_is_refused(clients, world, zone):
+    orders(world, zone, replicas=2)
     with pytest.raises(PreconditionFailed, match="2 read replicas"):
-        resolve(clients, target(dbInstanceIdentifier="orders"), params(db), KEY, VALUE)
+        resolve(clients, target(dbInstanceIdentifier="orders"), params(zone), KEY, VALUE)
 
 
-def test_resolve_without_a_dns_name_is_refused(clients, db):
-    db.database()
+def test_resolve_without_a_dns_name_is_refused(clients, world, zone):
+    orders(world, zone)
     with pytest.raises(PreconditionFailed, match="no DNS name"):
         resolve(clients, target(dbInstanceIdentifier="orders"), PromoteReplicaParams(), KEY, VALUE)
 
 
-def test_resolve_recovering_event_means_do_not_fight_aws(clients, db):
-    db.database()
+def test_resolve_recovering_event_means_do_not_fight_aws(clients, world, zone):
+    orders(world, zone)
     with pytest.raises(NotApplicable, match="not fighting AWS"):
         resolve(
             clients,
             target(dbInstanceIdentifier="orders"),
-            params(db, recoveringEvent="RDS-EVENT-0013"),
+            params(zone, recoveringEvent="RDS-EVENT-0013"),
             KEY,
             VALUE,
         )
 
 
-def test_resolve_unknown_replica_is_unknown_resource(clients, db):
-    db.database()
+def test_resolve_unknown_replica_is_unknown_resource(clients, world, zone):
+    orders(world, zone)
     with pytest.raises(UnknownResource):
         resolve(
-            clients, target(dbInstanceIdentifier="orders"), params(db, replicaIdentifier="nope"), KEY, VALUE
+            clients, target(dbInstanceIdentifier="orders"), params(zone, replicaIdentifier="nope"), KEY, VALUE
         )
 
 
-def test_precheck_lag_within_limit_needs_no_approval_and_records_how_to_go_back(clients, db):
-    db.database()
-    db.lag("orders-r0", 3)
-    plan = resolve(clients, target(dbInstanceIdentifier="orders"), params(db, maxLagSeconds=10), KEY, VALUE)
+def test_precheck_lag_within_limit_needs_no_approval_and_records_how_to_go_back(clients, world, zone):
+    orders(world, zone)
+    promote_replica.publish_lag(world, "orders-replica-1", 3)
+    plan = resolve(clients, target(dbInstanceIdentifier="orders"), params(zone, maxLagSeconds=10), KEY, VALUE)
     before = precheck(clients, plan)
     assert before["needsApproval"] is False and before["replicaLagSeconds"] == 3
-    assert "To go back" in before["howToGoBack"] and "orders-r0" in before["trafficMove"]
+    assert "To go back" in before["howToGoBack"] and "orders-replica-1" in before["trafficMove"]
 
 
 @pytest.mark.parametrize("lag, verdict", [(None, "unknown"), (60.0, "over the limit"), (-1.0, "unknown")])
-def test_precheck_lag_over_the_limit_or_unknown_needs_approval(clients, db, lag, verdict):
-    db.database()
+def test_precheck_lag_over_the_limit_or_unknown_needs_approval(clients, world, zone, lag, verdict):
+    orders(world, zone)
     if lag is not None:
-        db.lag("orders-r0", lag)
-    plan = resolve(clients, target(dbInstanceIdentifier="orders"), params(db, maxLagSeconds=10), KEY, VALUE)
+        promote_replica.publish_lag(world, "orders-replica-1", lag)
+    plan = resolve(clients, target(dbInstanceIdentifier="orders"), params(zone, maxLagSeconds=10), KEY, VALUE)
     before = precheck(clients, plan)
     assert before["needsApproval"] is True and verdict in before["lag"]
 
 
-def test_resolve_cluster_picks_the_best_available_reader(clients):
-    rds = clients.rds
-    rds.create_db_cluster(
-        DBClusterIdentifier="c1",
-        Engine="aurora-postgresql",
-        MasterUsername="a",
-        MasterUserPassword="password1",
-        Tags=[FENCE],
-    )
-    for name, tier, klass in [("w", 0, "db.r6g.large"), ("a", 1, "db.r6g.4xlarge"), ("b", 0, "db.r6g.large")]:
-        rds.create_db_instance(
-            DBInstanceIdentifier=f"c1-{name}",
-            DBClusterIdentifier="c1",
-            Engine="aurora-postgresql",
-            DBInstanceClass=klass,
-            PromotionTier=tier,
-            Tags=[FENCE],
-        )
+def test_resolve_cluster_picks_the_best_available_reader(clients, world):
+    members = [("w", 0, "db.r6g.large"), ("a", 1, "db.r6g.4xlarge"), ("b", 0, "db.r6g.large")]
+    promote_replica.aurora_cluster(world, "c1", members)
     plan = resolve(clients, target(dbClusterIdentifier="c1"), PromoteReplicaParams(), KEY, VALUE)
     assert (plan.current_writer, plan.target_instance_identifier) == ("c1-w", "c1-b")
     assert set(plan.resource_tags) == {"c1", "c1-b"}
@@ -252,17 +188,19 @@ def _recheck(clients: Any, settings: Any, plan: Any, request_params: dict[str, A
     return Steps(settings, clients).run(event)
 
 
-def test_recheck_after_approval_passes_when_nothing_changed_and_names_what_did(clients, settings, db):
-    """Given a plan approved for replica orders-r0, When the replica's tags change while the human
+def test_recheck_after_approval_passes_when_nothing_changed_and_names_what_did(
+    clients, settings, world, zone
+):
+    """Given a plan approved for replica orders-replica-1, When the replica's tags change while the human
     decides, Then the recheck refuses and names the field; unchanged, it returns a fresh before."""
-    db.database()
-    request_params = params(db).model_dump(mode="json", by_alias=True, exclude_none=True)
-    approved = PromoteReplica(clients, settings).plan(target(dbInstanceIdentifier="orders"), params(db))
+    orders(world, zone)
+    request_params = params(zone).model_dump(mode="json", by_alias=True, exclude_none=True)
+    approved = PromoteReplica(clients, settings).plan(target(dbInstanceIdentifier="orders"), params(zone))
     assert (
         _recheck(clients, settings, approved, request_params)["before"]["replica"]["identifier"]
-        == "orders-r0"
+        == "orders-replica-1"
     )
-    arn = clients.rds.describe_db_instances(DBInstanceIdentifier="orders-r0")["DBInstances"][0][
+    arn = clients.rds.describe_db_instances(DBInstanceIdentifier="orders-replica-1")["DBInstances"][0][
         "DBInstanceArn"
     ]
     clients.rds.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "owner", "Value": "someone-else"}])
@@ -270,12 +208,12 @@ def test_recheck_after_approval_passes_when_nothing_changed_and_names_what_did(c
         _recheck(clients, settings, approved, request_params)
 
 
-def test_recheck_after_approval_stops_when_the_kill_switch_left_enforce(clients, settings, db):
+def test_recheck_after_approval_stops_when_the_kill_switch_left_enforce(clients, settings, world, zone):
     from selfheal.errors import ModeChanged
 
-    db.database()
-    request_params = params(db).model_dump(mode="json", by_alias=True, exclude_none=True)
-    approved = PromoteReplica(clients, settings).plan(target(dbInstanceIdentifier="orders"), params(db))
+    orders(world, zone)
+    request_params = params(zone).model_dump(mode="json", by_alias=True, exclude_none=True)
+    approved = PromoteReplica(clients, settings).plan(target(dbInstanceIdentifier="orders"), params(zone))
     clients.ssm.put_parameter(Name=settings.mode_parameter, Value="dry-run", Type="String", Overwrite=True)
     with pytest.raises(ModeChanged, match="kill switch is dry-run"):
         _recheck(clients, settings, approved, request_params)
@@ -290,13 +228,13 @@ def test_recheck_after_approval_stops_when_the_kill_switch_left_enforce(clients,
         (["direct", "automatic"], ActorModel(kind="automatic", rule="r"), True),
     ],
 )
-def test_the_policy_marks_request_kinds_that_always_ask(clients, settings, db, kinds, actor, asks):
+def test_the_policy_marks_request_kinds_that_always_ask(clients, settings, world, zone, kinds, actor, asks):
     from selfheal.models import Request, utcnow
     from selfheal.policy import parse_policy
     from selfheal.steps import StepEvent, Steps
 
-    db.database()
-    db.lag("orders-r0", 1)
+    orders(world, zone)
+    promote_replica.publish_lag(world, "orders-replica-1", 1)
     policy = parse_policy(
         {
             "version": 1,
@@ -304,7 +242,7 @@ def test_the_policy_marks_request_kinds_that_always_ask(clients, settings, db, k
             "rules": [],
         }
     )
-    plan = PromoteReplica(clients, settings).plan(target(dbInstanceIdentifier="orders"), params(db))
+    plan = PromoteReplica(clients, settings).plan(target(dbInstanceIdentifier="orders"), params(zone))
     execution = running_execution(clients, "promote-replica")
     request = Request(
         request_id=execution["name"],
@@ -339,19 +277,19 @@ def test_the_policy_marks_request_kinds_that_always_ask(clients, settings, db, k
     ],
     ids=["missing", "a-record"],
 )
-def test_resolve_refuses_a_name_it_could_not_put_back(clients, db, record, says):
+def test_resolve_refuses_a_name_it_could_not_put_back(clients, world, zone, record, says):
     # The repoint is undone (put back) when the promotion after it is not made: a name that is not
     # a plain CNAME cannot be, and is refused before anything changes.
-    db.database()
+    orders(world, zone)
     r53 = clients.route53
-    cname = r53.list_resource_record_sets(HostedZoneId=db.zone, StartRecordName="orders.shop.internal.")
+    cname = r53.list_resource_record_sets(HostedZoneId=zone.id, StartRecordName="orders.shop.internal.")
     r53.change_resource_record_sets(
-        HostedZoneId=db.zone,
+        HostedZoneId=zone.id,
         ChangeBatch={"Changes": [{"Action": "DELETE", "ResourceRecordSet": cname["ResourceRecordSets"][0]}]},
     )
     if record is not None:
         r53.change_resource_record_sets(
-            HostedZoneId=db.zone,
+            HostedZoneId=zone.id,
             ChangeBatch={
                 "Changes": [
                     {"Action": "CREATE", "ResourceRecordSet": {"Name": "orders.shop.internal.", **record}}
@@ -359,4 +297,4 @@ def test_resolve_refuses_a_name_it_could_not_put_back(clients, db, record, says)
             },
         )
     with pytest.raises(PreconditionFailed, match=says):
-        resolve(clients, target(dbInstanceIdentifier="orders"), params(db), KEY, VALUE)
+        resolve(clients, target(dbInstanceIdentifier="orders"), params(zone), KEY, VALUE)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import uuid
 from typing import Any
 
 import pytest
 
 from localcloud import compat_sqs
+from localcloud.worlds import Aws, redrive_dlq, unique
+from localcloud.worlds.redrive_dlq import Dlq
 from selfheal.clients import Clients
 from selfheal.config import Settings
 from selfheal.errors import NotApplicable, PreconditionFailed, UnknownResource
@@ -28,8 +28,6 @@ from selfheal.runbooks.redrive_dlq import (
 )
 
 KEY, VALUE = "selfheal:managed", "true"
-FENCE = {KEY: VALUE}
-DECLARED_DLQ = {**FENCE, DLQ_TAG: "true"}
 
 
 @pytest.fixture
@@ -38,39 +36,27 @@ def sqs(clients: Any) -> Any:
     return clients.sqs
 
 
-def queue(sqs: Any, name: str, tags: dict[str, str] | None = None, **attributes: str) -> tuple[str, str]:
-    url = sqs.create_queue(QueueName=name, Attributes=attributes, tags=tags or {})["QueueUrl"]
-    return url, sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+@pytest.fixture
+def world(sqs: Any, clients: Clients) -> Aws:
+    """What this tier builds its queues with: the worlds' builders, on in-process moto."""
+    return Aws(client=clients.client)
 
 
-def dlq_with_source(sqs: Any, messages: int = 3, fifo: bool = False, **dlq_tags: str) -> tuple[str, str, str]:
-    tail = ".fifo" if fifo else ""
-    extra = {"FifoQueue": "true", "ContentBasedDeduplication": "true"} if fifo else {}
-    suffix = uuid.uuid4().hex[:6]
-    url, arn = queue(sqs, f"dlq-{suffix}{tail}", {**DECLARED_DLQ, **dlq_tags}, **extra)
-    _, source_arn = queue(
-        sqs,
-        f"src-{suffix}{tail}",
-        FENCE,
-        RedrivePolicy=json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 3}),
-        **extra,
-    )
-    for i in range(messages):
-        sqs.send_message(QueueUrl=url, MessageBody=f"m{i}", **({"MessageGroupId": "g"} if fifo else {}))
-    return url, arn, source_arn
+def dlq_with_source(world: Aws, messages: int = 3, **variants: Any) -> Dlq:
+    return redrive_dlq.queues(world, unique("orders"), messages=messages, **variants)
 
 
 def target(**kw: str) -> RedriveDlqTarget:
     return RedriveDlqTarget.model_validate(kw)
 
 
-def test_resolve_finds_the_source_queues_and_builds_both_move_tasks(sqs):
-    url, arn, source_arn = dlq_with_source(sqs)
-    plan = resolve(sqs, target(queueArn=arn), RedriveDlqParams(maxMessagesPerSecond=20), KEY, VALUE)
-    assert (plan.queue_url, plan.source_queue_arns, plan.fifo) == (url, [source_arn], False)
-    assert set(plan.resource_tags) == {arn, source_arn}
-    assert plan.start_canary == {"SourceArn": arn, "MaxNumberOfMessagesPerSecond": 1}
-    assert plan.start_rest == {"SourceArn": arn, "MaxNumberOfMessagesPerSecond": 20}
+def test_resolve_finds_the_source_queues_and_builds_both_move_tasks(sqs, world):
+    dlq = dlq_with_source(world)
+    plan = resolve(sqs, target(queueArn=dlq.arn), RedriveDlqParams(maxMessagesPerSecond=20), KEY, VALUE)
+    assert (plan.queue_url, plan.source_queue_arns, plan.fifo) == (dlq.url, [dlq.source_arn], False)
+    assert set(plan.resource_tags) == {dlq.arn, dlq.source_arn}
+    assert plan.start_canary == {"SourceArn": dlq.arn, "MaxNumberOfMessagesPerSecond": 1}
+    assert plan.start_rest == {"SourceArn": dlq.arn, "MaxNumberOfMessagesPerSecond": 20}
     assert (plan.canary_messages, plan.rest_limit, plan.named_destination) == (10, NO_CAP, False)
     assert (plan.poll_interval_seconds, plan.canary_poll_interval_seconds) == (5, 1)
     canary, rest, stop = RedriveDlq(Clients(), Settings(AUDIT_TABLE="audit")).exact_calls(plan)
@@ -78,19 +64,17 @@ def test_resolve_finds_the_source_queues_and_builds_both_move_tasks(sqs):
     assert stop.parameters == {"TaskHandle": "(the move task)"}
 
 
-def test_resolve_message_cap_splits_between_canary_and_rest(sqs):
-    _, arn, _ = dlq_with_source(sqs)
-    name = arn.rsplit(":", 1)[-1]
+def test_resolve_message_cap_splits_between_canary_and_rest(sqs, world):
+    name = dlq_with_source(world).name
     assert resolve(sqs, target(queueName=name), RedriveDlqParams(maxMessages=25), KEY, VALUE).rest_limit == 15
     small = resolve(sqs, target(queueName=name), RedriveDlqParams(maxMessages=4), KEY, VALUE)
     assert (small.canary_messages, small.rest_limit) == (4, 0)
 
 
-def test_resolve_params_come_from_dlq_tags_unless_given(sqs):
-    _, arn, _ = dlq_with_source(
-        sqs,
-        **{"selfheal:param:maxMessagesPerSecond": "7", "selfheal:param:consumerAlarmName": "orders-errors"},
-    )
+def test_resolve_params_come_from_dlq_tags_unless_given(sqs, world):
+    arn = dlq_with_source(
+        world, params={"maxMessagesPerSecond": "7", "consumerAlarmName": "orders-errors"}
+    ).arn
     by_tag = resolve(sqs, target(queueArn=arn), RedriveDlqParams(), KEY, VALUE)
     assert by_tag.start_rest["MaxNumberOfMessagesPerSecond"] == 7
     assert by_tag.consumer_alarm_name == "orders-errors"
@@ -98,14 +82,14 @@ def test_resolve_params_come_from_dlq_tags_unless_given(sqs):
     assert explicit.start_rest["MaxNumberOfMessagesPerSecond"] == 9
 
 
-def test_resolve_bad_tag_value_is_a_precondition_failure(sqs):
-    _, arn, _ = dlq_with_source(sqs, **{"selfheal:param:maxMessagesPerSecond": "9000"})
+def test_resolve_bad_tag_value_is_a_precondition_failure(sqs, world):
+    arn = dlq_with_source(world, params={"maxMessagesPerSecond": "9000"}).arn
     with pytest.raises(PreconditionFailed, match="tag on the DLQ has a bad value"):
         resolve(sqs, target(queueArn=arn), RedriveDlqParams(), KEY, VALUE)
 
 
-def test_resolve_queue_nobody_dead_letters_into_is_unsupported(sqs):
-    _, arn = queue(sqs, "lambda-dlq", FENCE)
+def test_resolve_queue_nobody_dead_letters_into_is_unsupported(sqs, world):
+    arn = redrive_dlq.queue(world, "lambda-dlq").arn
     with pytest.raises(UnsupportedDlqSource, match="Lambda"):
         resolve(sqs, target(queueArn=arn), RedriveDlqParams(), KEY, VALUE)
 
@@ -116,57 +100,44 @@ def test_resolve_unknown_queue(sqs):
 
 
 @pytest.mark.parametrize("dlq_fifo", [True, False])
-def test_resolve_fifo_only_to_fifo_and_standard_only_to_standard(sqs, dlq_fifo):
-    _, arn, _ = dlq_with_source(sqs, fifo=dlq_fifo)
-    other = f"other-{uuid.uuid4().hex[:6]}"
-    extra = {} if dlq_fifo else {"FifoQueue": "true"}
-    _, other_arn = queue(sqs, other + ("" if dlq_fifo else ".fifo"), FENCE, **extra)
+def test_resolve_fifo_only_to_fifo_and_standard_only_to_standard(sqs, world, dlq_fifo):
+    arn = dlq_with_source(world, fifo=dlq_fifo).arn
+    other_arn = redrive_dlq.queue(world, unique("other"), fifo=not dlq_fifo).arn
     with pytest.raises(FifoMismatch, match="FIFO to FIFO"):
         resolve(sqs, target(queueArn=arn), RedriveDlqParams(destinationArn=other_arn), KEY, VALUE)
 
 
-def test_resolve_named_destination_is_fenced_too(sqs):
-    _, arn, _ = dlq_with_source(sqs)
-    _, other_arn = queue(sqs, f"replay-{uuid.uuid4().hex[:6]}")
+def test_resolve_named_destination_is_fenced_too(sqs, world):
+    arn = dlq_with_source(world).arn
+    other_arn = redrive_dlq.queue(world, unique("replay"), fenced=False).arn
     plan = resolve(sqs, target(queueArn=arn), RedriveDlqParams(destinationArn=other_arn), KEY, VALUE)
     assert plan.named_destination and plan.start_rest["DestinationArn"] == other_arn
     assert plan.resource_tags[other_arn] == {}
 
 
-def test_scope_guard_takes_only_from_a_declared_dlq_and_sends_only_to_queues_that_are_not(sqs):
+def test_scope_guard_takes_only_from_a_declared_dlq_and_sends_only_to_queues_that_are_not(sqs, world):
     """Given DLQs tagged as IAM lets the redrive role use them, When one is not declared a DLQ, or
     the messages would go to a queue that is one, Then the scope guard names the queue and the tag
     (what IAM would refuse); a declared DLQ redriven to its source queue passes."""
-    _, arn, source_arn = dlq_with_source(sqs)
+    dlq = dlq_with_source(world)
+    arn, source_arn = dlq.arn, dlq.source_arn
     plan = resolve(sqs, target(queueArn=arn), RedriveDlqParams(), KEY, VALUE)
     assert out_of_scope(plan) == []
-    _, undeclared, _ = dlq_with_source(sqs, **{DLQ_TAG: "yes"})
+    undeclared = dlq_with_source(world, dlq_tags={DLQ_TAG: "yes"}).arn
     (refused,) = out_of_scope(resolve(sqs, target(queueArn=undeclared), RedriveDlqParams(), KEY, VALUE))
     assert "is not declared a dead-letter queue" in refused and f"{DLQ_TAG}=true" in refused
-    _, other_dlq = queue(sqs, f"other-dlq-{uuid.uuid4().hex[:6]}", DECLARED_DLQ)
+    other_dlq = redrive_dlq.queue(world, unique("other-dlq"), declared_dlq=True).arn
     into_a_dlq = resolve(sqs, target(queueArn=arn), RedriveDlqParams(destinationArn=other_dlq), KEY, VALUE)
     (refused,) = out_of_scope(into_a_dlq)
     assert other_dlq.rsplit(":", 1)[-1] in refused and "only to queues that are not" in refused
-    sqs.tag_queue(
-        QueueUrl=sqs.get_queue_url(QueueName=source_arn.rsplit(":", 1)[-1])["QueueUrl"],
-        Tags={DLQ_TAG: "true"},
-    )
+    sqs.tag_queue(QueueUrl=dlq.source_url, Tags={DLQ_TAG: "true"})
     (refused,) = out_of_scope(resolve(sqs, target(queueArn=arn), RedriveDlqParams(), KEY, VALUE))
     assert source_arn.rsplit(":", 1)[-1] in refused
 
 
-def test_precheck_returns_the_depth_and_consumer_state(sqs, clients):
-    _, arn, _ = dlq_with_source(sqs, messages=4)
-    clients.cloudwatch.put_metric_alarm(
-        AlarmName="orders-errors",
-        Namespace="AWS/Lambda",
-        MetricName="Errors",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=0,
-        ComparisonOperator="GreaterThanThreshold",
-    )
+def test_precheck_returns_the_depth_and_consumer_state(sqs, clients, world):
+    arn = dlq_with_source(world, messages=4).arn
+    redrive_dlq.consumer_alarm(world, "orders-errors")
     clients.cloudwatch.set_alarm_state(AlarmName="orders-errors", StateValue="OK", StateReason="t")
     plan = resolve(sqs, target(queueArn=arn), RedriveDlqParams(consumerAlarmName="orders-errors"), KEY, VALUE)
     before = precheck(sqs, clients.cloudwatch, plan)
@@ -177,22 +148,22 @@ def test_precheck_returns_the_depth_and_consumer_state(sqs, clients):
         precheck(sqs, clients.cloudwatch, plan)
 
 
-def test_precheck_missing_consumer_alarm_is_a_precondition_failure(sqs, clients):
-    _, arn, _ = dlq_with_source(sqs)
+def test_precheck_missing_consumer_alarm_is_a_precondition_failure(sqs, clients, world):
+    arn = dlq_with_source(world).arn
     plan = resolve(sqs, target(queueArn=arn), RedriveDlqParams(consumerAlarmName="typo"), KEY, VALUE)
     with pytest.raises(PreconditionFailed, match="does not exist"):
         precheck(sqs, clients.cloudwatch, plan)
 
 
-def test_precheck_empty_dlq_is_not_applicable(sqs, clients):
-    _, arn, _ = dlq_with_source(sqs, messages=0)
+def test_precheck_empty_dlq_is_not_applicable(sqs, clients, world):
+    arn = dlq_with_source(world, messages=0).arn
     plan = resolve(sqs, target(queueArn=arn), RedriveDlqParams(), KEY, VALUE)
     with pytest.raises(NotApplicable, match="no messages"):
         precheck(sqs, clients.cloudwatch, plan)
 
 
-def test_precheck_refuses_while_a_move_task_runs(sqs, clients):
-    _, arn, _ = dlq_with_source(sqs, messages=30)
+def test_precheck_refuses_while_a_move_task_runs(sqs, clients, world):
+    arn = dlq_with_source(world, messages=30).arn
     plan = resolve(sqs, target(queueArn=arn), RedriveDlqParams(), KEY, VALUE)
     handle = sqs.start_message_move_task(SourceArn=arn, MaxNumberOfMessagesPerSecond=1)["TaskHandle"]
     try:
