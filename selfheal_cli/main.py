@@ -391,13 +391,17 @@ def build_parser() -> argparse.ArgumentParser:
     approve = commands.add_parser(
         "approve", help="approve a run waiting for a human (signed: you must not be its requester)"
     )
-    approve.add_argument("execution", help="the waiting execution's ARN (selfheal approvals lists them)")
+    approve.add_argument(
+        "execution", help="the waiting execution's ARN or request id (selfheal approvals lists them)"
+    )
     approve.add_argument("--comment", help="why; recorded in the audit trail")
     approve.add_argument("--timeout", type=float, default=30.0)
     add_remote_options(approve)
     approve.set_defaults(handler=cmd_approve)
     reject = commands.add_parser("reject", help="refuse a run waiting for a human: nothing is changed")
-    reject.add_argument("execution", help="the waiting execution's ARN (selfheal approvals lists them)")
+    reject.add_argument(
+        "execution", help="the waiting execution's ARN or request id (selfheal approvals lists them)"
+    )
     reject.add_argument("--reason", required=True, help="why not; recorded in the audit trail")
     reject.add_argument("--timeout", type=float, default=30.0)
     add_remote_options(reject)

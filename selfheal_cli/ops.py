@@ -395,7 +395,7 @@ def approval_asked(dynamodb: Any, outputs: Mapping[str, str]) -> ApprovalAsked |
 def answer_approval(
     clients: Any,
     outputs: Mapping[str, str],
-    execution_arn: str,
+    execution_arn: str,  # or its request id: the execution's name
     decision: str,
     reason: str | None,
     timeout: float = 30.0,
@@ -410,6 +410,8 @@ def answer_approval(
     approvals = Approvals(dynamodb, outputs[LEASE_TABLE_OUTPUT])
     request_id = execution_arn.rsplit(":", 1)[-1]
     pending = approvals.get(request_id)
+    if pending is not None and not execution_arn.startswith("arn:"):
+        execution_arn = pending.execution_arn  # named by its request id (the execution's name)
     if pending is None or pending.execution_arn != execution_arn:
         raise OpsError(f"no approval is pending for {execution_arn} (see selfheal approvals)")
     answer = ApprovalAnswer.model_validate(

@@ -59,6 +59,7 @@ PARAMETER_EXAMPLES: dict[str, str] = {
     "ReplaceInstancePassRoleArns": f"arn:aws:iam::{ACCOUNT}:role/web",
     "ReplaceInstanceLaunchTemplateIds": "lt-0123456789abcdef0,lt-0fedcba9876543210",
     "ReplaceInstanceImageIds": "ami-0123456789abcdef0",
+    "ChatTopicArn": f"arn:aws:sns:us-east-1:{ACCOUNT}:chat-ops",
 }
 
 # Parliament findings that are the documented pattern, not a problem: (issue, action) -> why.

@@ -275,7 +275,8 @@ def test_promote_replica_lag_over_the_limit_waits_for_approval_and_approved_prom
     # When the approver reads the notification (no task token in it) ...
     note = approvals(arn)
     token = _token(cloud, arn)
-    assert f"selfheal approve {arn}" in note["Message"] and "over the limit" in note["Message"]
+    assert f"selfheal approve {arn.rsplit(':', 1)[-1]} --comment WHY" in note["Message"]
+    assert "over the limit" in note["Message"]
     assert token not in json.dumps(note) and "taskToken" not in note.get("MessageAttributes", {})
     assert db.replica_state(cloud) == ("available", db.primary)  # nothing yet
     # ... lists what waits, and runs the command it names, signed with their own credentials

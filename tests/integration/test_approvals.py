@@ -145,7 +145,7 @@ def test_ask_keeps_the_token_in_the_table_and_out_of_the_notification_and_audit(
     assert pending is not None and (pending.task_token, pending.requester) == ("tok-1", ALICE)
     message = json.loads(sqs.receive_message(QueueUrl=queue)["Messages"][0]["Body"])
     assert "tok-1" not in json.dumps(message)
-    assert f"selfheal approve {execution['arn']}" in message["Message"]
+    assert f"selfheal approve {execution['name']} --comment WHY" in message["Message"]
     assert plan_hash(plan) in message["Message"] and "signed by " + ALICE in message["Message"]
     rows = Steps(settings, clients).audit.for_request(execution["name"])
     assert [r.phase.value for r in rows] == ["awaiting-approval"] and "tok-1" not in rows[0].model_dump_json()

@@ -28,6 +28,9 @@ class Settings(BaseModel):
     lease_table: str = Field(default="", alias="LEASE_TABLE")
     mode_parameter: str = Field(default="", alias="MODE_PARAMETER")
     topic_arn: str = Field(default="", alias="TOPIC_ARN")
+    # An SNS topic an Amazon Q Developer (AWS Chatbot) channel reads: custom notifications go there too.
+    chat_topic_arn: str = Field(default="", alias="CHAT_TOPIC_ARN")
+    region: str = Field(default="", alias="AWS_REGION")  # set by Lambda; the console links need it
     event_bus: str = Field(default="default", alias="EVENT_BUS")
     fence_tag_key: str = Field(default="selfheal:managed", alias="FENCE_TAG_KEY")
     fence_tag_value: str = Field(default="true", alias="FENCE_TAG_VALUE")

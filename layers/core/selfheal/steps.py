@@ -58,7 +58,7 @@ from selfheal.models import (
     iso,
     utcnow,
 )
-from selfheal.notify import Outcome, approval_request_text, publish_outcome
+from selfheal.notify import Outcome, approval_request_text, flat, publish_outcome
 from selfheal.runbooks import RUNBOOKS, Plan, Runbook
 
 if TYPE_CHECKING:
@@ -674,13 +674,12 @@ class Steps:
         self.approvals.ask(pending)
         if self.settings.topic_arn:
             calls = [
-                f"{c.action} {json.dumps(c.parameters, sort_keys=True, default=str)}"
-                for c in plan.calls
-                if not runbook.spec(c.name).contingent
+                f"{c.action}: {flat(c.parameters)}" for c in plan.calls if not runbook.spec(c.name).contingent
             ]
             subject, message = approval_request_text(
                 row,
                 why=why,
+                evidence=request.reason,
                 plan_hash=digest,
                 answer_before=f"{pending.expires_at:%Y-%m-%d %H:%M:%S} UTC",
                 calls=calls,
@@ -920,7 +919,8 @@ class Steps:
             f"the execution ended {status} before it recorded its end (stopped from outside, or timed"
             " out): whatever it was doing did not finish"
         )
-        self._close_open_intents(
+        # (rows as they were stay the undo's input: the closing rows say only that nothing is known)
+        closed = self._close_open_intents(
             event, request, {"error": ENDED_ERRORS.get(status, "ExecutionEnded"), "message": message}
         )
         # Released before an undo run starts: that run takes the lease on the same target.
@@ -933,7 +933,17 @@ class Steps:
         error = {"error": ENDED_ERRORS.get(status, "ExecutionEnded"), "message": message}
         row = self._row(event, request, Phase.FAILED, error=error, reason=message)
         self.audit.write(row)
-        publish_outcome(self.clients, s, row=row, outcome=Outcome.FAILED, escalate=True, plan=None)
+        publish_outcome(
+            self.clients,
+            s,
+            row=row,
+            outcome=Outcome.FAILED,
+            escalate=True,
+            plan=None,
+            rows=closed,
+            evidence=request.reason,
+            result=message,
+        )
         return {"finished": True, "status": status}
 
     def _start_undo(self, arn: str, status: str, rows: list[AuditRow]) -> str:
@@ -965,13 +975,16 @@ class Steps:
             )
         return f"undo run {name} started to undo what it did in '{intent.step}'"
 
-    def _close_open_intents(self, event: StepEvent, request: Request, error: dict[str, Any] | None) -> None:
+    def _close_open_intents(
+        self, event: StepEvent, request: Request, error: dict[str, Any] | None
+    ) -> list[AuditRow]:
         """A run that ends after an intent row but before its outcome row (the call timed out and
         its error row failed too, the outcome step raised once the call was made) must not leave a
         call the trail cannot account for: its outcome is written as unknown, with the run's error,
-        for whoever checks the target."""
-        for intent in open_intents(self.audit.for_request(request.request_id)):
-            self.audit.write(
+        for whoever checks the target. Returns the run's rows, those written here included."""
+        rows = self.audit.for_request(request.request_id)
+        for intent in open_intents(rows):
+            closing = (
                 self._row(
                     event,
                     request,
@@ -985,6 +998,9 @@ class Steps:
                 .model_copy(update={"step": f"{event.state.name} ({intent.step})"})
                 .with_key()
             )
+            self.audit.write(closing)
+            rows.append(closing)
+        return rows
 
     def _changes_made(self, request: Request, rows: list[AuditRow] | None = None) -> list[str]:
         """The calls of this run that changed something, or may have (outcome ok or unknown)."""
@@ -1001,8 +1017,8 @@ class Steps:
         guard = event.guard or {}
         error = _error(event.error)
         reason = event.reason or guard.get("skip_reason") or (error or {}).get("message")
-        self._close_open_intents(event, request, error)
-        if outcome is Outcome.SKIPPED and (changed := self._changes_made(request)):
+        rows = self._close_open_intents(event, request, error)
+        if outcome is Outcome.SKIPPED and (changed := self._changes_made(request, rows)):
             why = reason or (error or {}).get("error") or "the run was stopped"
             stopped = StoppedPartWay(
                 f"{why}; but it had already changed the target ({', '.join(changed)}):"
@@ -1010,12 +1026,8 @@ class Steps:
                 changed=changed,
             )
             outcome, error, reason = Outcome.FAILED, stopped.as_dict(), stopped.message
-        healed_rows = (
-            self.audit.for_request(request.request_id)
-            if outcome is Outcome.SUCCEEDED and not event.dry_run
-            else None
-        )
-        heal_time = None if healed_rows is None else self._time_to_heal(request, healed_rows, event)
+        healed = outcome is Outcome.SUCCEEDED and not event.dry_run
+        heal_time = self._time_to_heal(request, rows, event) if healed else None
         if heal_time is not None and heal_time.get("overObjective"):
             reason = (
                 f"healed in {heal_time['seconds']:.0f} s, over its recovery time objective of"
@@ -1049,6 +1061,8 @@ class Steps:
             if stopped_by in PER_TARGET:
                 key += f"#{request.target_key}"
             escalate = budgets.first_escalation(key, utcnow())
+        said = self._said(outcome, event, request, guard)
+        summary = self._summary(said, event, request, reason, rows)
         publish_outcome(
             self.clients,
             self.settings,
@@ -1056,11 +1070,13 @@ class Steps:
             outcome=outcome,
             escalate=escalate,
             plan=event.plan,
+            rows=rows,
+            evidence=request.reason,
+            result=f"{said}: {summary}" if summary else said,
         )
-        said = self._said(outcome, event, request, guard)
         result = {
             "outcome": said,
-            "reason": self._summary(said, event, request, reason, healed_rows),
+            "reason": summary,
             "runbook": request.runbook,
             "target": request.target_key,
             "requestId": request.request_id,
