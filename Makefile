@@ -5,6 +5,7 @@
 #   make validate    sam validate (lint + transform), cfn-lint (+serverless rules), the ASL files are
 #                    the builder's output, ASL checks, asl-validator, checkov, IAM policy lint
 #   make asl         regenerate statemachines/*.asl.json from the workflow builder (tools/asl)
+#   make docs        refresh the generated parts of docs/runbooks/*.md (tools/docs.py)
 #   make build       sam build (cached: nothing happens when its inputs are unchanged)
 #   make unit | integration | e2e     one pytest tier
 #   make demo        the local-cloud demo (.venv/bin/selfheal demo)
@@ -69,7 +70,7 @@ BUILD_STAMP := .aws-sam/.stamp-build
 
 .PHONY: help venvs venv venv-sam venv-checkov node lint ruff format mypy validate sam-validate \
 	cfn-lint asl asl-generated asl-lint asl-validator checkov iam build unit integration e2e pytest test trust \
-	demo fmt clean distclean bench
+	demo fmt clean distclean bench docs
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST) | head -n 20
@@ -168,6 +169,11 @@ asl: venv
 
 asl-generated: venv
 	PYTHONPATH=layers/core:. $(PY) -m tools.asl.build --check
+
+# docs/runbooks/*.md: people edit the prose, this refreshes the parts between the generated markers
+# (tests/unit/test_runbook_docs.py fails when one is stale).
+docs: venv
+	PYTHONPATH=layers/core:. $(PY) -m tools.docs
 
 asl-lint: venv $(TEMPLATE)
 	$(PY) tools/validate_asl.py --template $(TEMPLATE) statemachines

@@ -88,17 +88,55 @@ class FlipDnsParams(StrictModel):
 
     direction: Direction = Field(default="failover", description="failover: to the secondary; failback: back")
     hosted_zone_id: str | None = Field(
-        default=None, alias="hostedZoneId", pattern=r"^(/hostedzone/)?[A-Z0-9]{1,32}$"
+        default=None,
+        alias="hostedZoneId",
+        pattern=r"^(/hostedzone/)?[A-Z0-9]{1,32}$",
+        description="The record's hosted zone, when the target is a health check",
     )
-    record_name: str | None = Field(default=None, alias="recordName", min_length=1, max_length=255)
-    record_type: str | None = Field(default=None, alias="recordType", pattern=r"^[A-Z]{1,10}$")
-    primary_set_identifier: str | None = Field(default=None, alias="primarySetIdentifier")
-    secondary_set_identifier: str | None = Field(default=None, alias="secondarySetIdentifier")
-    primary_health_check_id: str | None = Field(default=None, alias="primaryHealthCheckId")
-    secondary_health_check_id: str | None = Field(default=None, alias="secondaryHealthCheckId")
+    record_name: str | None = Field(
+        default=None,
+        alias="recordName",
+        min_length=1,
+        max_length=255,
+        description="The record's name, when the target is a health check",
+    )
+    record_type: str | None = Field(
+        default=None,
+        alias="recordType",
+        pattern=r"^[A-Z]{1,10}$",
+        description="The record's type (default A)",
+    )
+    primary_set_identifier: str | None = Field(
+        default=None,
+        alias="primarySetIdentifier",
+        description="Weighted: the primary's record; default: the one whose HealthCheckId is the target",
+    )
+    secondary_set_identifier: str | None = Field(
+        default=None,
+        alias="secondarySetIdentifier",
+        description="Weighted: the secondary's record; default: the other one",
+    )
+    primary_health_check_id: str | None = Field(
+        default=None,
+        alias="primaryHealthCheckId",
+        description="Default: the primary record's own; needed for simple records",
+    )
+    secondary_health_check_id: str | None = Field(
+        default=None,
+        alias="secondaryHealthCheckId",
+        description="Default: the secondary record's own; needed for simple records",
+    )
     # simple records: comma-separated values, or "alias:<hosted zone id>:<dns name>"
-    primary_value: str | None = Field(default=None, alias="primaryValue")
-    secondary_value: str | None = Field(default=None, alias="secondaryValue")
+    primary_value: str | None = Field(
+        default=None,
+        alias="primaryValue",
+        description="Simple records: a check, must be what the primary's health check watches",
+    )
+    secondary_value: str | None = Field(
+        default=None,
+        alias="secondaryValue",
+        description="Simple records: a check, must be what the secondary's health check watches",
+    )
     # Tunables default to None so a tag on the health check can set them (parse_request dumps every
     # default, which would otherwise always win over the tags); effective defaults in DEFAULTS.
     hold_down_seconds: int | None = Field(
@@ -115,9 +153,23 @@ class FlipDnsParams(StrictModel):
         le=3600,
         description="failback only if the primary is healthy at the start and after this long (300)",
     )
-    change_attempts: int | None = Field(default=None, alias="changeAttempts", ge=1, le=120)
-    verify_attempts: int | None = Field(default=None, alias="verifyAttempts", ge=1, le=60)
-    verify_interval_seconds: int | None = Field(default=None, alias="verifyIntervalSeconds", ge=0, le=300)
+    change_attempts: int | None = Field(
+        default=None,
+        alias="changeAttempts",
+        ge=1,
+        le=120,
+        description="Polls of GetChange for INSYNC before the run fails",
+    )
+    verify_attempts: int | None = Field(
+        default=None,
+        alias="verifyAttempts",
+        ge=1,
+        le=60,
+        description="Reads of the record set (or health check) after INSYNC",
+    )
+    verify_interval_seconds: int | None = Field(
+        default=None, alias="verifyIntervalSeconds", ge=0, le=300, description="Seconds between those reads"
+    )
 
 
 DEFAULTS = {

@@ -118,24 +118,70 @@ class PromoteReplicaParams(StrictModel):
         " tag, else its only fenced replica",
     )
     hosted_zone_id: str | None = Field(
-        default=None, alias="hostedZoneId", pattern=r"^(/hostedzone/)?[A-Z0-9]{1,32}$"
+        default=None,
+        alias="hostedZoneId",
+        pattern=r"^(/hostedzone/)?[A-Z0-9]{1,32}$",
+        description="rds-replica: the hosted zone of the application's DNS name",
     )
-    record_name: str | None = Field(default=None, alias="recordName", min_length=1, max_length=255)
+    record_name: str | None = Field(
+        default=None,
+        alias="recordName",
+        min_length=1,
+        max_length=255,
+        description="rds-replica: the DNS name (a plain CNAME) repointed at the replica",
+    )
     # Tunables default to None so a resource's selfheal:param: tag can fill them in (the request
     # carries every set field, so a non-None default would always win over the tag); see DEFAULTS.
-    record_ttl: int | None = Field(default=None, alias="recordTtl", ge=0, le=86400)
-    max_lag_seconds: float | None = Field(default=None, alias="maxLagSeconds", ge=0)
-    approval_timeout_seconds: int | None = Field(default=None, alias="approvalTimeoutSeconds", ge=1, le=86400)
+    record_ttl: int | None = Field(
+        default=None, alias="recordTtl", ge=0, le=86400, description="TTL of the repointed CNAME"
+    )
+    max_lag_seconds: float | None = Field(
+        default=None,
+        alias="maxLagSeconds",
+        ge=0,
+        description="Replica lag over this, or unknown: a human approves first (at most the stack's limit)",
+    )
+    approval_timeout_seconds: int | None = Field(
+        default=None,
+        alias="approvalTimeoutSeconds",
+        ge=1,
+        le=86400,
+        description="How long an approval may take; unanswered: nothing is done",
+    )
     # "don't fight AWS": set by the policy from an RDS event saying AWS is already recovering
-    recovering_event: str | None = Field(default=None, alias="recoveringEvent")
+    recovering_event: str | None = Field(
+        default=None,
+        alias="recoveringEvent",
+        description="Set by the policy from an RDS event saying AWS is already recovering: skip",
+    )
     # aurora-cluster
-    target_instance_identifier: str | None = Field(default=None, alias="targetInstanceIdentifier")
+    target_instance_identifier: str | None = Field(
+        default=None,
+        alias="targetInstanceIdentifier",
+        description="aurora-cluster: the reader to fail over to; default: the best available one",
+    )
     # aurora-global
-    target_cluster_identifier: str | None = Field(default=None, alias="targetClusterIdentifier")
-    global_action: Literal["switchover", "failover"] = Field(default="switchover", alias="globalAction")
+    target_cluster_identifier: str | None = Field(
+        default=None,
+        alias="targetClusterIdentifier",
+        description="aurora-global: the secondary cluster (id or ARN) that becomes the primary",
+    )
+    global_action: Literal["switchover", "failover"] = Field(
+        default="switchover",
+        alias="globalAction",
+        description="aurora-global: switchover (no data loss) or failover (AllowDataLoss: approved first)",
+    )
     # verification
-    verify_attempts: int | None = Field(default=None, alias="verifyAttempts", ge=1, le=360)
-    verify_interval_seconds: int | None = Field(default=None, alias="verifyIntervalSeconds", ge=0, le=300)
+    verify_attempts: int | None = Field(
+        default=None,
+        alias="verifyAttempts",
+        ge=1,
+        le=360,
+        description="Checks of the result before the run fails",
+    )
+    verify_interval_seconds: int | None = Field(
+        default=None, alias="verifyIntervalSeconds", ge=0, le=300, description="Seconds between those checks"
+    )
 
     def value(self, name: str) -> Any:
         """The param, or its default when neither the request nor a tag set it."""

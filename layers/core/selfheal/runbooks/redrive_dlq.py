@@ -98,14 +98,40 @@ class RedriveDlqParams(StrictModel):
         pattern=r"^arn:aws[\w-]*:sqs:[\w-]+:\d{12}:[\w.-]+$",
         description="Where the messages go; default: back to the queue each came from",
     )
-    max_messages_per_second: int = Field(default=50, alias="maxMessagesPerSecond", ge=1, le=MAX_RATE)
+    max_messages_per_second: int = Field(
+        default=50,
+        alias="maxMessagesPerSecond",
+        ge=1,
+        le=MAX_RATE,
+        description="Rate of the main move task (after the canary)",
+    )
     max_messages: int | None = Field(
         default=None, alias="maxMessages", ge=1, description="Stop after about this many messages"
     )
-    canary_messages: int = Field(default=10, alias="canaryMessages", ge=1, le=1000)
-    canary_messages_per_second: int = Field(default=1, alias="canaryMessagesPerSecond", ge=1, le=MAX_RATE)
-    canary_observe_seconds: int = Field(default=120, alias="canaryObserveSeconds", ge=0, le=3600)
-    poll_interval_seconds: int = Field(default=5, alias="pollIntervalSeconds", ge=0, le=300)
+    canary_messages: int = Field(
+        default=10, alias="canaryMessages", ge=1, le=1000, description="Messages moved first, as a canary"
+    )
+    canary_messages_per_second: int = Field(
+        default=1,
+        alias="canaryMessagesPerSecond",
+        ge=1,
+        le=MAX_RATE,
+        description="Rate of the canary's move task",
+    )
+    canary_observe_seconds: int = Field(
+        default=120,
+        alias="canaryObserveSeconds",
+        ge=0,
+        le=3600,
+        description="Watch the DLQ this long after the canary (longer than a consumer takes to dead-letter)",
+    )
+    poll_interval_seconds: int = Field(
+        default=5,
+        alias="pollIntervalSeconds",
+        ge=0,
+        le=300,
+        description="Seconds between polls of the move task",
+    )
     consumer_alarm_name: str | None = Field(
         default=None,
         alias="consumerAlarmName",
@@ -113,11 +139,31 @@ class RedriveDlqParams(StrictModel):
         max_length=255,
         description=f"Must be OK before the redrive; default: the DLQ's {CONSUMER_ALARM_TAG} tag",
     )
-    consumer_wait_attempts: int = Field(default=3, alias="consumerWaitAttempts", ge=0, le=60)
-    consumer_wait_seconds: int = Field(default=60, alias="consumerWaitSeconds", ge=0, le=900)
+    consumer_wait_attempts: int = Field(
+        default=3,
+        alias="consumerWaitAttempts",
+        ge=0,
+        le=60,
+        description="While the consumer alarm is not OK: re-checks before the run skips",
+    )
+    consumer_wait_seconds: int = Field(
+        default=60, alias="consumerWaitSeconds", ge=0, le=900, description="Seconds between those re-checks"
+    )
     # The loop guard for this DLQ: may only be stricter than the deployment's (guards.GuardLimits).
-    loop_threshold: int | None = Field(default=None, alias="loopThreshold", ge=1, le=100)
-    loop_window_seconds: int | None = Field(default=None, alias="loopWindowSeconds", ge=60, le=7 * 86400)
+    loop_threshold: int | None = Field(
+        default=None,
+        alias="loopThreshold",
+        ge=1,
+        le=100,
+        description="Loop guard: redrives of this DLQ in the window (default: the stack's; only stricter)",
+    )
+    loop_window_seconds: int | None = Field(
+        default=None,
+        alias="loopWindowSeconds",
+        ge=60,
+        le=7 * 86400,
+        description="Loop guard's window (default: the stack's; only stricter)",
+    )
 
 
 class DlqRedrive(Plan):

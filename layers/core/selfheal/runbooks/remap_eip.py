@@ -63,8 +63,16 @@ class RemapEipParams(StrictModel):
         pattern=r"^i-[0-9a-f]{8,17}$",
         description="Where the EIP goes; default: the EIP's selfheal:param:standbyInstanceId tag",
     )
-    verify_attempts: int = Field(default=10, alias="verifyAttempts", ge=1, le=60)
-    verify_interval_seconds: int = Field(default=5, alias="verifyIntervalSeconds", ge=0, le=300)
+    verify_attempts: int = Field(
+        default=10,
+        alias="verifyAttempts",
+        ge=1,
+        le=60,
+        description="Reads of the address after the move; never on the standby: it is moved back",
+    )
+    verify_interval_seconds: int = Field(
+        default=5, alias="verifyIntervalSeconds", ge=0, le=300, description="Seconds between those reads"
+    )
 
 
 class EipMove(Plan):

@@ -149,8 +149,16 @@ class ReplaceInstanceParams(StrictModel):
     force_stop: bool = Field(
         default=False, alias="forceStop", description="StopInstances Force (no guest shutdown)"
     )
-    verify_attempts: int = Field(default=30, alias="verifyAttempts", ge=1, le=120)
-    verify_interval_seconds: int = Field(default=10, alias="verifyIntervalSeconds", ge=0, le=300)
+    verify_attempts: int = Field(
+        default=30,
+        alias="verifyAttempts",
+        ge=1,
+        le=120,
+        description="Checks of the result (each path's) before the run fails",
+    )
+    verify_interval_seconds: int = Field(
+        default=10, alias="verifyIntervalSeconds", ge=0, le=300, description="Seconds between those checks"
+    )
     retire: Literal["stop", "terminate"] = Field(
         default="stop",
         description="launch-template path: what happens to the old instance once the new one serves",
