@@ -100,7 +100,7 @@ def undo_hint(report: Report) -> str:
     changed = any(r.phase is Phase.ACTION and r.outcome in ("ok", "unknown") for r in report.actions)
     if not changed:
         return "nothing to undo: the run changed nothing"
-    return f"docs/runbooks/{report.row.runbook}.md (How to undo)"
+    return f"docs/runbooks/{report.row.runbook}.md, section Undo"
 
 
 def flat(values: dict[str, Any] | None) -> str:
