@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-
 import pytest
 
 from localcloud import worlds
@@ -13,7 +10,6 @@ from localcloud.control import Control, ControlError
 from localcloud.harness import DeployedCloud
 from localcloud.worlds import breaking, flip_dns, promote_replica, redrive_dlq, remap_eip
 from selfheal_cli.outcomes import RunSummary
-from tests.localcloud.conftest import FIXTURE_STACK
 
 
 @pytest.fixture(scope="module")
@@ -139,79 +135,3 @@ def test_a_verdict_needs_the_run_and_the_world_to_say_healed() -> None:
     assert (_verdict("healed", False).healed, _verdict("healed", False).exit_code) == (False, 1)
     assert (_verdict("skipped", True).healed, _verdict("skipped", True).exit_code) == (False, 3)
     assert "STILL BROKEN" in _verdict("healed", False).lines()[1]
-
-
-def _fault(inject: Callable[[worlds.Aws], None], target: str) -> worlds.Fault:
-    """A fault of no world: what it injects is up to the test, its world is whole."""
-    return worlds.Fault(
-        name="test-fault",
-        runbook="remap-eip",
-        title="a test fault",
-        injected="nothing AWS would see",
-        inject=inject,
-        target_key=lambda aws: target,
-        healed=lambda aws: (True, "nothing was broken"),
-    )
-
-
-def _triage_skips(local: DeployedCloud, target: str) -> Callable[[worlds.Aws], None]:
-    """What triage writes for a signal it turns down: one final row, no execution (the fixture
-    stack's audit table keys rows by pk/at; the fields read back are the real table's)."""
-
-    def skip(aws: worlds.Aws) -> None:
-        at = "2026-12-02T10:00:00Z"
-        item = {
-            "pk": f"req-{target}",
-            "at": at,
-            "requestId": f"req-{target}",
-            "sk": f"{at}#skipped#triage",
-            "targetKey": target,
-            "phase": "skipped",
-            "runbook": "remap-eip",
-            "reason": "the kill switch says off",
-        }
-        local.client("dynamodb").put_item(
-            TableName=local.stack.outputs["AuditTableName"], Item={k: {"S": v} for k, v in item.items()}
-        )
-
-    return skip
-
-
-def test_a_fault_that_causes_no_run_is_named_with_where_to_look(
-    aws: worlds.Aws, local: DeployedCloud
-) -> None:
-    with pytest.raises(
-        breaking.NoRunEnded, match=r"no run about i-quiet ended within 1 s .*--target i-quiet"
-    ):
-        breaking.break_and_watch(aws, _fault(lambda aws: None, "i-quiet"), local.stack.outputs, timeout=1)
-
-
-def test_local_break_json_and_text_say_the_outcome_the_reason_and_the_world(
-    aws: worlds.Aws, local: DeployedCloud, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from selfheal_cli.main import main
-
-    remote = ["--endpoint", local.endpoint, "--stack-name", FIXTURE_STACK]
-    monkeypatch.setattr(worlds, "fault", lambda name: _fault(_triage_skips(local, "i-json"), "i-json"))
-    assert main(["local", "break", "test-fault", "--output", "json", *remote]) == 3
-    record = json.loads(capsys.readouterr().out)
-    assert record == {
-        "outcome": "skipped",
-        "reason": "the kill switch says off",
-        "runbook": "remap-eip",
-        "target": "i-json",
-        "executionArn": "req-i-json",
-        "fault": "test-fault",
-        "worldWhole": True,
-        "evidence": "nothing was broken",
-    }
-    monkeypatch.setattr(worlds, "fault", lambda name: _fault(_triage_skips(local, "i-text"), "i-text"))
-    assert main(["local", "break", "test-fault", *remote]) == 3
-    run, world = capsys.readouterr().out.splitlines()
-    assert run.startswith("skipped  remap-eip i-text: the kill switch says off"), run
-    assert world.split() == ["world", "whole", "again:", "nothing", "was", "broken"]
-    # A fault that causes no run: one line saying where to look, exit 1, no traceback
-    monkeypatch.setattr(worlds, "fault", lambda name: _fault(lambda aws: None, "i-none"))
-    assert main(["local", "break", "test-fault", "--timeout", "1", *remote]) == 1
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "i-none" in err, err
