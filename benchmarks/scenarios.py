@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from localcloud import ops
-from localcloud.worlds import Aws, promote_replica, redrive_dlq, unique
+from localcloud.worlds import Aws, promote_replica, redrive_dlq, remap_eip, replace_instance, unique
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS_DIR = ROOT / "events"
@@ -76,31 +75,8 @@ def load_event(name: str) -> dict[str, Any]:
 
 def _remap_eip_setup(cloud: Any) -> dict[str, Any]:
     """A fenced primary holding a fenced EIP tagged with its standby (as the README says to tag it)."""
-    ec2 = cloud.client("ec2")
-    image = ops.any_image_id(ec2)
-
-    def instance() -> str:
-        tags = [{"Key": "Name", "Value": "api"}, FENCE]
-        return str(
-            ec2.run_instances(
-                ImageId=image,
-                MinCount=1,
-                MaxCount=1,
-                TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
-            )["Instances"][0]["InstanceId"]
-        )
-
-    primary, standby = instance(), instance()
-    tags = [
-        FENCE,
-        {"Key": "selfheal:primary", "Value": primary},
-        {"Key": "selfheal:param:standbyInstanceId", "Value": standby},
-    ]
-    allocation = ec2.allocate_address(
-        Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": tags}]
-    )["AllocationId"]
-    ec2.associate_address(AllocationId=allocation, InstanceId=primary)
-    return {"primary": primary, "standby": standby, "allocation": allocation}
+    pair = remap_eip.pair(Aws.of(cloud), unique("api"))
+    return {"primary": pair.primary, "standby": pair.standby, "allocation": pair.allocation}
 
 
 def _remap_eip_event(ctx: dict[str, Any]) -> dict[str, Any]:
@@ -117,8 +93,7 @@ def _remap_eip_event(ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 def _remap_eip_healed(cloud: Any, ctx: dict[str, Any]) -> bool:
-    address = cloud.client("ec2").describe_addresses(AllocationIds=[ctx["allocation"]])["Addresses"][0]
-    return bool(address.get("InstanceId") == ctx["standby"])
+    return bool(remap_eip.holder(cloud, ctx["allocation"]) == ctx["standby"])
 
 
 # Every audit row the contract (DESIGN.md, "Audit row" and "Every action logged") requires on the happy
@@ -177,36 +152,10 @@ REMAP_EIP = Scenario(
 # ----------------------------------------------------------------------------------- replace-instance
 
 
-def _image(ec2: Any) -> str:
-    return ops.any_image_id(ec2)
-
-
 def _replace_instance_setup(cloud: Any) -> dict[str, Any]:
     """A fenced Auto Scaling group of 2 (the fence propagates to its members), as the README says."""
-    ec2, autoscaling = cloud.client("ec2"), cloud.client("autoscaling")
-    name = f"web-{uuid.uuid4().hex[:8]}"
-    template = ec2.create_launch_template(
-        LaunchTemplateName=name, LaunchTemplateData={"ImageId": _image(ec2), "InstanceType": "t3.small"}
-    )["LaunchTemplate"]["LaunchTemplateId"]
-    autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName=name,
-        LaunchTemplate={"LaunchTemplateId": template, "Version": "$Latest"},
-        MinSize=2,
-        MaxSize=3,
-        DesiredCapacity=2,
-        AvailabilityZones=["us-east-1a"],
-        Tags=[
-            {"Key": "Name", "Value": name, "PropagateAtLaunch": True},
-            {**FENCE, "PropagateAtLaunch": True},
-        ],
-    )
-    members = _group_members(cloud, name)
-    return {"group": name, "sick": members[0]["InstanceId"]}
-
-
-def _group_members(cloud: Any, group: str) -> list[dict[str, Any]]:
-    found = cloud.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group])
-    return list(found["AutoScalingGroups"][0]["Instances"])
+    group = replace_instance.group(Aws.of(cloud), unique("web"))
+    return {"group": group.name, "sick": group.instances[0]}
 
 
 def _replace_instance_event(ctx: dict[str, Any]) -> dict[str, Any]:
@@ -215,7 +164,7 @@ def _replace_instance_event(ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 def _replace_instance_healed(cloud: Any, ctx: dict[str, Any]) -> bool:
-    members = _group_members(cloud, ctx["group"])
+    members = replace_instance.members(cloud, ctx["group"])
     return (
         ctx["sick"] not in {m["InstanceId"] for m in members}
         and len(members) == 2

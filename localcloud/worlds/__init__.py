@@ -224,14 +224,18 @@ def image(aws: Aws) -> str:
     return ops.any_image_id(aws.client("ec2"))
 
 
-def run_instance(aws: Aws, name: str, subnet: str, *extra: tuple[str, str]) -> str:
+def run_instance(
+    aws: Aws, name: str, subnet: str, *extra: tuple[str, str], fenced: bool = True, **launch: Any
+) -> str:
+    """An instance named ``name``; ``launch``: more of RunInstances' arguments (security groups ...)."""
     instance = aws.client("ec2").run_instances(
         ImageId=image(aws),
         MinCount=1,
         MaxCount=1,
         InstanceType="t3.small",
         SubnetId=subnet,
-        TagSpecifications=[{"ResourceType": "instance", "Tags": tags(("Name", name), *extra)}],
+        TagSpecifications=[{"ResourceType": "instance", "Tags": tags(("Name", name), *extra, fenced=fenced)}],
+        **launch,
     )["Instances"][0]
     return str(instance["InstanceId"])
 

@@ -10,54 +10,20 @@ import copy
 import json
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from localcloud import ops
 from localcloud.harness import DeployedCloud
+from localcloud.worlds import Aws, remap_eip, unique
+from localcloud.worlds.remap_eip import Pair
 from tests.e2e.throttling import THROTTLES_PAST_THE_CLIENT
 from tests.events import load_event
 
-FENCE = {"Key": "selfheal:managed", "Value": "true"}
-
-
-@dataclass
-class Pair:
-    primary: str
-    standby: str
-    allocation: str
-
-    def holder(self, cloud: DeployedCloud) -> str | None:
-        address = cloud.client("ec2").describe_addresses(AllocationIds=[self.allocation])["Addresses"][0]
-        return address.get("InstanceId")
-
 
 def make_pair(cloud: DeployedCloud, fence_standby: bool = True, standby_tag: bool = True) -> Pair:
-    ec2 = cloud.client("ec2")
-    image = ops.any_image_id(ec2)
-
-    def instance(fenced: bool) -> str:
-        tags = [{"Key": "Name", "Value": "api"}] + ([FENCE] if fenced else [])
-        return str(
-            ec2.run_instances(
-                ImageId=image,
-                MinCount=1,
-                MaxCount=1,
-                TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
-            )["Instances"][0]["InstanceId"]
-        )
-
-    primary, standby = instance(True), instance(fence_standby)
-    tags = [FENCE, {"Key": "selfheal:primary", "Value": primary}]
-    if standby_tag:
-        tags.append({"Key": "selfheal:param:standbyInstanceId", "Value": standby})
-    allocation = ec2.allocate_address(
-        Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": tags}]
-    )["AllocationId"]
-    ec2.associate_address(AllocationId=allocation, InstanceId=primary)
-    return Pair(primary, standby, allocation)
+    return remap_eip.pair(Aws.of(cloud), unique("api"), fence_standby=fence_standby, standby_tag=standby_tag)
 
 
 def alarm_event(instance: str) -> dict[str, Any]:
@@ -218,9 +184,7 @@ def test_remap_eip_lease_held_by_another_execution_skips(cloud):
 
 
 def test_remap_eip_instance_without_a_managed_eip_is_not_applicable(cloud):
-    ec2 = cloud.client("ec2")
-    image = ops.any_image_id(ec2)
-    lonely = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    lonely = remap_eip.instance(Aws.of(cloud), unique("lonely"), fenced=False)
     result = cloud.start_and_wait(
         "remap-eip", {"target": {"instanceId": lonely}, "reason": "e2e: nothing to move"}
     )
@@ -361,7 +325,7 @@ def test_remap_eip_outcome_is_notified_and_published_on_the_bus(cloud, outcome_i
     assert event["detail-type"] == "Remediation Succeeded"
     assert event["detail"]["targetKey"] == pair.primary and event["detail"]["dryRun"] is False
     (note,) = [m for m in received if m.get("Type") == "Notification"]
-    assert note["Subject"].startswith("[selfheal] remap-eip succeeded on")
+    assert note["Subject"].startswith(f"[selfheal] HEALED: remap-eip {pair.primary} in ")
     assert "INC-42: api-1 is down" in note["Message"] and pair.allocation in note["Message"]
     assert note["MessageAttributes"]["severity"]["Value"] == "info"
 

@@ -10,7 +10,6 @@ import copy
 import json
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -19,63 +18,23 @@ import pytest
 from localcloud import autoscaling as local_autoscaling
 from localcloud import ops
 from localcloud.harness import DeployedCloud
+from localcloud.worlds import FENCE, Aws, image, remap_eip, replace_instance, unique
+from localcloud.worlds.replace_instance import Group, Served
 from selfheal.audit import AuditTrail
 from selfheal.budget import Budgets
 from selfheal.models import Phase, utcnow
 from tests.e2e.throttling import THROTTLES_PAST_THE_CLIENT
 from tests.events import load_event
 
-FENCE = {"Key": "selfheal:managed", "Value": "true"}
 FAST = {"verifyIntervalSeconds": 0, "verifyAttempts": 40}
 
 
-@dataclass
-class Group:
-    name: str
-    instances: list[str]
-
-    def members(self, cloud: DeployedCloud) -> list[dict[str, Any]]:
-        groups = cloud.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[self.name])
-        return list(groups["AutoScalingGroups"][0]["Instances"])
-
-
-def _image(cloud: DeployedCloud) -> str:
-    return ops.any_image_id(cloud.client("ec2"))
-
-
 def make_group(cloud: DeployedCloud, size: int = 2, fenced: bool = True) -> Group:
-    ec2, asg = cloud.client("ec2"), cloud.client("autoscaling")
-    name = f"web-{uuid.uuid4().hex[:8]}"
-    template = ec2.create_launch_template(
-        LaunchTemplateName=name, LaunchTemplateData={"ImageId": _image(cloud), "InstanceType": "t3.small"}
-    )["LaunchTemplate"]["LaunchTemplateId"]
-    tags = [{"Key": "Name", "Value": name, "PropagateAtLaunch": True}]
-    if fenced:
-        tags.append({**FENCE, "PropagateAtLaunch": True})
-    asg.create_auto_scaling_group(
-        AutoScalingGroupName=name,
-        LaunchTemplate={"LaunchTemplateId": template, "Version": "$Latest"},
-        MinSize=size,
-        MaxSize=size + 1,
-        DesiredCapacity=size,
-        AvailabilityZones=["us-east-1a"],
-        Tags=tags,
-    )
-    group = Group(name, [])
-    group.instances = [m["InstanceId"] for m in group.members(cloud)]
-    return group
+    return replace_instance.group(Aws.of(cloud), unique("web"), size=size, fenced=fenced)
 
 
 def make_standalone(cloud: DeployedCloud, fenced: bool = True) -> str:
-    tags = [{"Key": "Name", "Value": "batch"}] + ([FENCE] if fenced else [])
-    return str(
-        cloud.client("ec2").run_instances(
-            ImageId=_image(cloud),
-            MinCount=1,
-            MaxCount=1,
-            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
-        )["Instances"][0]["InstanceId"]
-    )
+    return replace_instance.standalone(Aws.of(cloud), unique("batch"), fenced=fenced)
 
 
 def manual_input(instance: str, **params: Any) -> dict[str, Any]:
@@ -407,50 +366,16 @@ def test_replace_instance_health_event_naming_two_members_of_one_group_replaces_
 # ------------------------------------------------------------------ launch-template path
 
 
-@dataclass
-class Served:
-    """A standalone instance behind an Elastic IP and a target group, as a replacement needs it."""
-
-    instance: str
-    allocation: str
-    target_group: str
-    template: str
-
-
 def make_served(cloud: DeployedCloud, fenced: bool = True) -> Served:
-    ec2, elb = cloud.client("ec2"), cloud.client("elbv2")
-    name = f"api-{uuid.uuid4().hex[:8]}"
-    fence = [FENCE] if fenced else []
-    template = ec2.create_launch_template(
-        LaunchTemplateName=name, LaunchTemplateData={"ImageId": _image(cloud), "InstanceType": "t3.small"}
-    )["LaunchTemplate"]["LaunchTemplateId"]
-    instance = ec2.run_instances(
-        LaunchTemplate={"LaunchTemplateId": template, "Version": "1"},
-        MinCount=1,
-        MaxCount=1,
-        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}, *fence]}],
-    )["Instances"][0]["InstanceId"]
-    allocation = ec2.allocate_address(
-        Domain="vpc",
-        TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": fence or [{"Key": "a", "Value": "b"}]}],
-    )["AllocationId"]
-    ec2.associate_address(AllocationId=allocation, InstanceId=instance)
-    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
-    group = elb.create_target_group(Name=name, Protocol="HTTP", Port=8080, VpcId=vpc)["TargetGroups"][0]
-    if fenced:
-        elb.add_tags(ResourceArns=[group["TargetGroupArn"]], Tags=[FENCE])
-    elb.register_targets(TargetGroupArn=group["TargetGroupArn"], Targets=[{"Id": instance}])
-    return Served(instance, allocation, group["TargetGroupArn"], template)
+    return replace_instance.served(Aws.of(cloud), unique("api"), fenced=fenced)
 
 
 def address_owner(cloud: DeployedCloud, allocation: str) -> str | None:
-    (address,) = cloud.client("ec2").describe_addresses(AllocationIds=[allocation])["Addresses"]
-    return address.get("InstanceId")
+    return remap_eip.holder(cloud, allocation)
 
 
 def registered(cloud: DeployedCloud, target_group: str) -> list[str]:
-    health = cloud.client("elbv2").describe_target_health(TargetGroupArn=target_group)
-    return [d["Target"]["Id"] for d in health["TargetHealthDescriptions"]]
+    return replace_instance.registered(cloud, target_group)
 
 
 def test_replace_instance_launch_template_path_moves_the_eip_and_the_registration(cloud):
@@ -604,21 +529,8 @@ def test_replace_instance_unfenced_target_group_is_left_untouched(cloud):
     assert not [r for r in cloud.recorded_requests() if r.operation == "RunInstances"]
 
 
-def _standalone_in_default_group(cloud: DeployedCloud, **kwargs: Any) -> str:
-    ec2 = cloud.client("ec2")
-    group = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
-    return str(
-        ec2.run_instances(
-            ImageId=_image(cloud),
-            MinCount=1,
-            MaxCount=1,
-            SecurityGroupIds=[group],
-            TagSpecifications=[
-                {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "cache"}, FENCE]}
-            ],
-            **kwargs,
-        )["Instances"][0]["InstanceId"]
-    )
+def _standalone_in_default_group(cloud: DeployedCloud, profile: str | None = None) -> str:
+    return replace_instance.standalone(Aws.of(cloud), unique("cache"), security_group=True, profile=profile)
 
 
 def test_replace_instance_instance_store_root_is_replaced_from_its_image(cloud):
@@ -629,7 +541,10 @@ def test_replace_instance_instance_store_root_is_replaced_from_its_image(cloud):
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     rows = replace_rows(cloud, instance)
     (launch,) = [r for r in rows if r.get("action") == "ec2:RunInstances" and r["outcome"] == "pending"]
-    assert launch["parameters"]["ImageId"] == _image(cloud) and "LaunchTemplate" not in launch["parameters"]
+    assert (
+        launch["parameters"]["ImageId"] == image(Aws.of(cloud))
+        and "LaunchTemplate" not in launch["parameters"]
+    )
     assert state_of(cloud, instance) == "terminated"
     assert [r["action"] for r in rows if r["phase"] == "action" and r["outcome"] == "ok"] == [
         "ec2:RunInstances",
@@ -640,17 +555,13 @@ def test_replace_instance_instance_store_root_is_replaced_from_its_image(cloud):
 def test_replace_instance_profile_outside_the_allowed_roles_is_refused_before_any_call(cloud):
     """The stack allows no role (ReplaceInstancePassRoleArns: none): the scope guard refuses to launch
     a replacement that would pass one, as IAM would."""
-    iam = cloud.client("iam")
-    name = f"cache-{uuid.uuid4().hex[:6]}"
-    iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")
-    profile = iam.create_instance_profile(InstanceProfileName=name)["InstanceProfile"]
-    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
-    instance = _standalone_in_default_group(cloud, IamInstanceProfile={"Arn": profile["Arn"]})
+    profile = replace_instance.instance_profile(Aws.of(cloud), unique("cache"))
+    instance = _standalone_in_default_group(cloud, profile=profile.arn)
     cloud.reset_recording()
     result = cloud.start_and_wait("replace-instance", manual_input(instance, strategy="launch-template"))
     assert result.status == "SUCCEEDED"
     (skipped,) = replace_rows(cloud, instance)
-    assert skipped["phase"] == "skipped" and f"role/{name}" in skipped["reason"]
+    assert skipped["phase"] == "skipped" and f"role/{profile.name}" in skipped["reason"]
     assert not [r for r in cloud.recorded_requests() if r.operation == "RunInstances"]
 
 
@@ -664,7 +575,7 @@ def test_replace_instance_from_an_undeclared_image_is_refused_before_any_call(cl
     result = cloud.start_and_wait("replace-instance", manual_input(instance, strategy="launch-template"))
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     (skipped,) = replace_rows(cloud, instance)
-    assert skipped["phase"] == "skipped" and f"image {_image(cloud)}" in skipped["reason"]
+    assert skipped["phase"] == "skipped" and f"image {image(Aws.of(cloud))}" in skipped["reason"]
     assert "ReplaceInstanceImageIds: ami-00000000000000000" in skipped["reason"]
     assert not [r for r in cloud.recorded_requests() if r.operation == "RunInstances"]
     assert state_of(cloud, instance) == "running"
@@ -815,13 +726,7 @@ def test_replace_instance_fallback_none_fails_without_launching(cloud, monkeypat
 
 
 def _second_target_group(cloud: DeployedCloud, served: Served, port: int = 9090) -> str:
-    elb = cloud.client("elbv2")
-    vpc = cloud.client("ec2").describe_vpcs()["Vpcs"][0]["VpcId"]
-    arn = elb.create_target_group(
-        Name=f"admin-{uuid.uuid4().hex[:8]}", Protocol="HTTP", Port=port, VpcId=vpc, Tags=[FENCE]
-    )["TargetGroups"][0]["TargetGroupArn"]
-    elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": served.instance, "Port": port}])
-    return str(arn)
+    return replace_instance.target_group(Aws.of(cloud), unique("admin"), served.instance, port=port)
 
 
 def test_replace_instance_launch_template_path_swaps_every_target_group(cloud):
@@ -1091,4 +996,4 @@ def test_replace_instance_one_health_event_naming_many_instances_acts_within_the
         and n["MessageAttributes"]["runbook"]["Value"] == "replace-instance"
     ]
     assert len(escalations) == 1, [n.get("Subject") for n in escalations]
-    assert "budget exhausted" in escalations[0]["Message"]
+    assert "budget exhausted" in " ".join(escalations[0]["Message"].split())  # e-mail lines wrap

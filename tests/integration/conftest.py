@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Iterator
@@ -13,12 +14,11 @@ import pytest
 from cfnlint.decode import decode
 from moto import mock_aws
 
-from localcloud import ops
+from localcloud.worlds import FENCE, Aws, image, remap_eip, replace_instance, unique
 from selfheal.clients import Clients
 from selfheal.config import Settings
 
 ROOT = Path(__file__).parents[2]
-FENCE = {"Key": "selfheal:managed", "Value": "true"}
 
 
 def template_resources() -> dict[str, Any]:
@@ -79,44 +79,43 @@ def settings(clients: Clients) -> Settings:
 
 
 class Ec2World:
-    """A primary with a managed EIP and a standby, as the remap-eip runbook expects them."""
+    """The EC2 worlds' parts (localcloud.worlds.remap_eip and replace_instance), each of its own."""
 
-    def __init__(self, ec2: Any) -> None:
-        self.ec2 = ec2
-        image = ops.any_image_id(ec2)
-        self.image = image
+    def __init__(self, aws: Aws) -> None:
+        self.aws = aws
+        self.ec2 = aws.client("ec2")
+        self.image = image(aws)
 
-    def instance(self, fenced: bool = True, name: str = "web") -> str:
-        tags = [{"Key": "Name", "Value": name}] + ([FENCE] if fenced else [])
-        return str(
-            self.ec2.run_instances(
-                ImageId=self.image,
-                MinCount=1,
-                MaxCount=1,
-                InstanceType="t3.micro",
-                TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
-            )["Instances"][0]["InstanceId"]
-        )
+    def instance(self, fenced: bool = True) -> str:
+        return remap_eip.instance(self.aws, unique("web"), fenced=fenced)
 
     def eip(self, on: str | None = None, standby: str | None = None, fenced: bool = True) -> str:
-        tags = ([FENCE] if fenced else []) + (
-            [{"Key": "selfheal:param:standbyInstanceId", "Value": standby}] if standby else []
-        )
-        allocation = self.ec2.allocate_address(
-            Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": tags}] if tags else []
-        )["AllocationId"]
-        if on:
-            self.ec2.associate_address(AllocationId=allocation, InstanceId=on)
-        return str(allocation)
+        return remap_eip.address(self.aws, unique("web"), on=on, standby=standby, fenced=fenced).allocation
 
     def holder(self, allocation: str) -> str | None:
-        address = self.ec2.describe_addresses(AllocationIds=[allocation])["Addresses"][0]
-        return address.get("InstanceId")
+        return remap_eip.holder(self.aws, allocation)
+
+    def group(self, size: int = 2) -> replace_instance.Group:
+        return replace_instance.group(self.aws, unique("g"), size=size)
+
+    def standalone(self, profile: str | None = None) -> str:
+        """In its VPC's default security group, so a replacement can be launched from its image."""
+        return replace_instance.standalone(self.aws, unique("s"), security_group=True, profile=profile)
+
+    def target_groups(self, instance: str, ports: tuple[int, ...], fenced: bool = True) -> list[str]:
+        return [
+            replace_instance.target_group(self.aws, unique("tg"), instance, port=port, fenced=fenced)
+            for port in ports
+        ]
+
+    def instance_profile(self) -> replace_instance.Profile:
+        return replace_instance.instance_profile(self.aws, unique("r"))
 
 
 @pytest.fixture
 def world(clients: Clients) -> Ec2World:
-    return Ec2World(clients.ec2)
+    # In-process moto: no server, so no control API.
+    return Ec2World(Aws(client=functools.cache(clients.client)))
 
 
 WAITING_MACHINE = json.dumps(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
-import uuid
 from typing import Any
 
 import pytest
 
+from localcloud.worlds.replace_instance import INSTANCE_TYPE
 from selfheal.config import Settings
 from selfheal.errors import (
     AlreadyRecovering,
@@ -28,24 +28,9 @@ FENCE_KEY, FENCE_VALUE = "selfheal:managed", "true"
 PASS_MACHINE = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
 
 
-def _group(clients: Any, world: Any, size: int = 2) -> tuple[str, list[str]]:
-    name = f"g-{uuid.uuid4().hex[:6]}"
-    template = clients.ec2.create_launch_template(
-        LaunchTemplateName=name, LaunchTemplateData={"ImageId": world.image, "InstanceType": "t3.micro"}
-    )["LaunchTemplate"]["LaunchTemplateId"]
-    clients.autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName=name,
-        LaunchTemplate={"LaunchTemplateId": template, "Version": "$Latest"},
-        MinSize=size,
-        MaxSize=size,
-        DesiredCapacity=size,
-        AvailabilityZones=["us-east-1a"],
-        Tags=[{"Key": FENCE_KEY, "Value": FENCE_VALUE, "PropagateAtLaunch": True}],
-    )
-    group = clients.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
-        "AutoScalingGroups"
-    ][0]
-    return name, [m["InstanceId"] for m in group["Instances"]]
+def _group(world: Any, size: int = 2) -> tuple[str, list[str]]:
+    group = world.group(size=size)
+    return group.name, list(group.instances)
 
 
 def _resolve(clients: Any, instance: str, **params: Any) -> ri.ReplacePlan:
@@ -59,7 +44,7 @@ def _resolve(clients: Any, instance: str, **params: Any) -> ri.ReplacePlan:
 
 
 def test_resolve_group_member_takes_the_asg_path_and_fences_the_group_too(clients, world):
-    name, members = _group(clients, world)
+    name, members = _group(world)
     plan = _resolve(clients, members[0])
     assert plan.path == "asg" and plan.auto_scaling_group_name == name
     assert set(plan.resource_tags) == {members[0], f"autoScalingGroup/{name}"}
@@ -82,14 +67,14 @@ def test_resolve_instance_already_out_of_service_is_not_applicable(clients, worl
 
 
 def test_resolve_member_the_group_already_marked_unhealthy_is_already_recovering(clients, world):
-    _, members = _group(clients, world)
+    _, members = _group(world)
     clients.autoscaling.set_instance_health(InstanceId=members[0], HealthStatus="Unhealthy")
     with pytest.raises(AlreadyRecovering, match="already replacing"):
         _resolve(clients, members[0])
 
 
 def test_precheck_refuses_a_second_replacement_over_the_group_budget(clients, world):
-    _, members = _group(clients, world, size=3)
+    _, members = _group(world, size=3)
     plan = _resolve(clients, members[1])
     clients.autoscaling.set_instance_health(InstanceId=members[0], HealthStatus="Unhealthy")
     with pytest.raises(GroupBudgetExceeded) as refused:
@@ -98,7 +83,7 @@ def test_precheck_refuses_a_second_replacement_over_the_group_budget(clients, wo
 
 
 def test_precheck_allows_two_in_flight_when_the_policy_says_so(clients, world):
-    _, members = _group(clients, world, size=3)
+    _, members = _group(world, size=3)
     plan = _resolve(clients, members[1], maxInFlight=2)
     clients.autoscaling.set_instance_health(InstanceId=members[0], HealthStatus="Unhealthy")
     before = ri.precheck(clients.ec2, clients.autoscaling, plan)
@@ -110,7 +95,7 @@ def test_a_request_may_lower_max_in_flight_but_never_raise_it_above_the_stacks(
     clients, settings, world, stack_max, asked, effective
 ):
     # Given the stack's ReplaceInstanceMaxInFlight, and a request (or tag) asking for maxInFlight
-    _, members = _group(clients, world, size=3)
+    _, members = _group(world, size=3)
     runbook = ri.ReplaceInstance(
         clients, settings.model_copy(update={"replace_instance_max_in_flight": stack_max})
     )
@@ -124,9 +109,9 @@ def test_a_request_may_lower_max_in_flight_but_never_raise_it_above_the_stacks(
 
 
 def test_precheck_records_state_type_and_az_without_describing_the_instance_again(clients, world):
-    _, members = _group(clients, world)
+    _, members = _group(world)
     plan = _resolve(clients, members[0])
-    assert plan.instance_type == "t3.micro"
+    assert plan.instance_type == INSTANCE_TYPE
     calls: list[str] = []
 
     def record(model: Any, **_: Any) -> None:
@@ -138,10 +123,11 @@ def test_precheck_records_state_type_and_az_without_describing_the_instance_agai
     finally:
         clients.ec2.meta.events.unregister("before-call.ec2.*", record)
     assert calls == ["DescribeInstanceStatus"]  # resolve already read the type; state and AZ come here
+    (member,) = clients.ec2.describe_instances(InstanceIds=[members[0]])["Reservations"][0]["Instances"]
     assert (before["state"], before["instanceType"], before["availabilityZone"]) == (
         "running",
-        "t3.micro",
-        "us-east-1a",
+        INSTANCE_TYPE,
+        member["Placement"]["AvailabilityZone"],
     )
     assert before["statusChecks"] == {"state": "running", "system": "ok", "instance": "ok"}
 
@@ -154,7 +140,7 @@ def test_precheck_of_an_instance_gone_since_resolve_is_unknown(clients, world):
 
 
 def test_precheck_refuses_a_group_that_cannot_replace(clients, world):
-    name, members = _group(clients, world)
+    name, members = _group(world)
     clients.autoscaling.suspend_processes(AutoScalingGroupName=name, ScalingProcesses=["Terminate"])
     with pytest.raises(GroupCannotReplace, match="Terminate"):
         ri.precheck(clients.ec2, clients.autoscaling, _resolve(clients, members[0]))
@@ -256,7 +242,7 @@ def test_steps_two_concurrent_replacements_in_one_group_the_second_finds_no_slot
     """Both read the group before either marks a member: only the slot lease keeps them apart."""
     from selfheal.steps import Steps
 
-    _, members = _group(clients, world, size=3)
+    _, members = _group(world, size=3)
     steps = Steps(settings, clients)
     first = _resolve(clients, members[0]).model_dump(mode="json", by_alias=True)
     second = _resolve(clients, members[1]).model_dump(mode="json", by_alias=True)
@@ -283,27 +269,10 @@ def _moto_instance(instance_id: str) -> Any:
     return ec2_backends["123456789012"]["us-east-1"].get_instance(instance_id)
 
 
-def _standalone(clients: Any, world: Any, **kwargs: Any) -> str:
-    """A fenced VPC instance in the default security group (EC2 always gives a VPC instance one)."""
-    group = clients.ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
-    return str(
-        clients.ec2.run_instances(
-            ImageId=world.image,
-            MinCount=1,
-            MaxCount=1,
-            SecurityGroupIds=[group],
-            TagSpecifications=[
-                {"ResourceType": "instance", "Tags": [{"Key": FENCE_KEY, "Value": FENCE_VALUE}]}
-            ],
-            **kwargs,
-        )["Instances"][0]["InstanceId"]
-    )
-
-
 def test_resolve_instance_store_root_takes_the_launch_template_path(clients, world):
     """Given a standalone instance with an instance-store root (stop/start would lose it), When
     resolved with strategy auto, Then the plan launches a replacement from its image, with its tags."""
-    instance = _standalone(clients, world)
+    instance = world.standalone()
     _moto_instance(instance).root_device_type = "instance-store"
     plan = _resolve_lt(clients, instance)
     assert plan.path == "launch-template" and plan.root_device_type == "instance-store"
@@ -318,26 +287,22 @@ def test_resolve_instance_store_root_takes_the_launch_template_path(clients, wor
 
 
 def test_resolve_launch_template_path_names_the_profile_roles_and_the_scope_guard_checks_them(clients, world):
-    role = clients.iam.create_role(RoleName=f"web-{uuid.uuid4().hex[:6]}", AssumeRolePolicyDocument="{}")[
-        "Role"
-    ]
-    profile = clients.iam.create_instance_profile(InstanceProfileName=role["RoleName"])["InstanceProfile"]
-    clients.iam.add_role_to_instance_profile(InstanceProfileName=role["RoleName"], RoleName=role["RoleName"])
-    instance = _standalone(clients, world, IamInstanceProfile={"Arn": profile["Arn"]})
+    profile = world.instance_profile()
+    instance = world.standalone(profile=profile.arn)
     plan = _resolve_lt(clients, instance, strategy="launch-template")
     assert plan.launch is not None and ri.LAUNCH.shape_of(plan.launch) == "image-profile"
-    assert plan.pass_role_arns == [role["Arn"]]
-    assert plan.launch is not None and plan.launch["IamInstanceProfile"] == {"Arn": profile["Arn"]}
-    assert ri.out_of_scope(plan, ri.LaunchScope(pass_role_arns=role["Arn"], image_ids=world.image)) == []
+    assert plan.pass_role_arns == [profile.role_arn]
+    assert plan.launch is not None and plan.launch["IamInstanceProfile"] == {"Arn": profile.arn}
+    assert ri.out_of_scope(plan, ri.LaunchScope(pass_role_arns=profile.role_arn, image_ids=world.image)) == []
     (refused,) = ri.out_of_scope(plan, ri.LaunchScope(pass_role_arns="none", image_ids=world.image))
-    assert role["Arn"] in refused and "allowed: none" in refused
+    assert profile.role_arn in refused and "allowed: none" in refused
 
 
 def test_scope_guard_refuses_a_replacement_from_an_undeclared_image_or_launch_template(clients, world):
     """Given replacements launched from an image and from a launch template, When the stack declares
     other ones (or none), Then the scope guard names the image or template and the parameter; a
     declared one (or a wildcard that matches it) passes."""
-    from_image = _resolve_lt(clients, _standalone(clients, world), strategy="launch-template")
+    from_image = _resolve_lt(clients, world.standalone(), strategy="launch-template")
     assert ri.out_of_scope(from_image, ri.LaunchScope(image_ids=world.image)) == []
     assert ri.out_of_scope(from_image, ri.LaunchScope(image_ids="ami-*")) == []
     (refused,) = ri.out_of_scope(from_image, ri.LaunchScope(image_ids="ami-00000000000000000"))
@@ -357,28 +322,12 @@ def test_scope_guard_refuses_a_replacement_from_an_undeclared_image_or_launch_te
     assert "ReplaceInstanceLaunchTemplateIds: lt-0other" in refused
 
 
-def _target_groups(clients: Any, instance: str, ports: tuple[int, ...], fenced: bool = True) -> list[str]:
-    vpc = clients.ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
-    arns = []
-    for port in ports:
-        group = clients.elbv2.create_target_group(
-            Name=f"tg-{uuid.uuid4().hex[:6]}",
-            Protocol="HTTP",
-            Port=port,
-            VpcId=vpc,
-            Tags=[{"Key": FENCE_KEY, "Value": FENCE_VALUE if fenced else "false"}],
-        )["TargetGroups"][0]
-        clients.elbv2.register_targets(TargetGroupArn=group["TargetGroupArn"], Targets=[{"Id": instance}])
-        arns.append(group["TargetGroupArn"])
-    return arns
-
-
 def test_resolve_launch_template_path_swaps_every_target_group_the_instance_serves(clients, world):
     """Given an instance registered in two target groups (ports 80 and 81), When planned, Then the
     replacement is registered in both on the same ports, both groups are fenced, and the old one is
     deregistered from both."""
-    instance = _standalone(clients, world)
-    arns = _target_groups(clients, instance, (80, 81))
+    instance = world.standalone()
+    arns = world.target_groups(instance, (80, 81))
     plan = _resolve_lt(clients, instance, strategy="launch-template")
     assert plan.has_target_group
     assert sorted((r.target_group_arn, r.target["Port"]) for r in plan.registrations) == sorted(
@@ -406,7 +355,7 @@ def test_launch_shapes_name_only_requests_the_workflow_can_send():
 def test_resolve_launch_template_path_refuses_a_group_member(clients, world):
     from selfheal.errors import PreconditionFailed
 
-    _, members = _group(clients, world)
+    _, members = _group(world)
     with pytest.raises(PreconditionFailed, match="the group replaces its members"):
         _resolve_lt(clients, members[0], strategy="launch-template")
 
@@ -440,7 +389,7 @@ def _fire(clients: Any, alarm: str) -> None:
 def test_resolve_skips_an_instance_whose_recover_alarm_is_in_alarm(clients, world):
     """Given a standalone instance with a StatusCheckFailed_System alarm whose action is EC2 recover,
     in ALARM, When resolved, Then AlreadyRecovering names the alarm (EC2 is recovering it)."""
-    instance = _standalone(clients, world)
+    instance = world.standalone()
     alarm = _status_check_alarm(clients, f"recover-{instance}", instance, RECOVER)
     assert _resolve(clients, instance).path == "stop-start"  # OK: the alarm is not firing
     _fire(clients, alarm)
@@ -449,7 +398,7 @@ def test_resolve_skips_an_instance_whose_recover_alarm_is_in_alarm(clients, worl
 
 
 def test_resolve_ignores_alarms_without_the_recover_action_and_on_other_instances(clients, world):
-    instance, other = _standalone(clients, world), _standalone(clients, world)
+    instance, other = world.standalone(), world.standalone()
     _fire(
         clients,
         _status_check_alarm(
@@ -463,7 +412,7 @@ def test_resolve_ignores_alarms_without_the_recover_action_and_on_other_instance
 def test_resolve_skips_an_instance_whose_status_checks_are_initializing(clients, world, monkeypatch):
     from moto.ec2.models.instances import Instance
 
-    instance = _standalone(clients, world)
+    instance = world.standalone()
     monkeypatch.setattr(Instance, "system_status", property(lambda self: {"Status": "initializing"}))
     with pytest.raises(AlreadyRecovering, match="system status check is still initializing"):
         _resolve(clients, instance)
@@ -495,15 +444,9 @@ def test_fallback_plan_replaces_a_stopped_instance_with_its_address_and_target_g
     """Given a stop-start plan whose instance is now stopped (its start failed), When the fallback is
     planned, Then it is the launch-template path for the same instance, with its fenced Elastic IP and
     target groups, marked as coming from stop-start."""
-    instance = _standalone(clients, world)
-    arns = _target_groups(clients, instance, (80,))
-    address = clients.ec2.allocate_address(
-        Domain="vpc",
-        TagSpecifications=[
-            {"ResourceType": "elastic-ip", "Tags": [{"Key": FENCE_KEY, "Value": FENCE_VALUE}]}
-        ],
-    )["AllocationId"]
-    clients.ec2.associate_address(AllocationId=address, InstanceId=instance)
+    instance = world.standalone()
+    arns = world.target_groups(instance, (80,))
+    address = world.eip(on=instance)
     first = _resolve(clients, instance)
     assert first.path == "stop-start" and first.fallback == "launch-template"
     assert not first.registrations and first.allocation_id is None  # resolve does not plan it
@@ -518,32 +461,28 @@ def test_fallback_plan_replaces_a_stopped_instance_with_its_address_and_target_g
 def test_fallback_plan_refuses_an_unfenced_target_group_or_a_role_out_of_scope(clients, world):
     from selfheal.errors import OutsideFence, PreconditionFailed
 
-    instance = _standalone(clients, world)
-    (arn,) = _target_groups(clients, instance, (80,), fenced=False)
+    instance = world.standalone()
+    (arn,) = world.target_groups(instance, (80,), fenced=False)
     first = _resolve(clients, instance)
     images = ri.LaunchScope(image_ids=world.image)
     with pytest.raises(OutsideFence, match=arn):
         ri.fallback_plan(clients, first, FENCE_KEY, FENCE_VALUE, images)
-    role = clients.iam.create_role(RoleName=f"r-{uuid.uuid4().hex[:6]}", AssumeRolePolicyDocument="{}")[
-        "Role"
-    ]
-    profile = clients.iam.create_instance_profile(InstanceProfileName=role["RoleName"])["InstanceProfile"]
-    clients.iam.add_role_to_instance_profile(InstanceProfileName=role["RoleName"], RoleName=role["RoleName"])
-    with_profile = _standalone(clients, world, IamInstanceProfile={"Arn": profile["Arn"]})
+    profile = world.instance_profile()
+    with_profile = world.standalone(profile=profile.arn)
     with pytest.raises(PreconditionFailed, match="allowed: none"):
         ri.fallback_plan(clients, _resolve(clients, with_profile), FENCE_KEY, FENCE_VALUE, images)
     with pytest.raises(PreconditionFailed, match=f"image {world.image}"):
         ri.fallback_plan(
-            clients, _resolve(clients, with_profile), FENCE_KEY, FENCE_VALUE, ri.LaunchScope(role["Arn"])
+            clients, _resolve(clients, with_profile), FENCE_KEY, FENCE_VALUE, ri.LaunchScope(profile.role_arn)
         )
-    declared = ri.LaunchScope(pass_role_arns=role["Arn"], image_ids=world.image)
+    declared = ri.LaunchScope(pass_role_arns=profile.role_arn, image_ids=world.image)
     assert ri.fallback_plan(clients, _resolve(clients, with_profile), FENCE_KEY, FENCE_VALUE, declared)
 
 
 def test_fallback_plan_only_from_stop_start_with_the_fallback_on(clients, world):
     from selfheal.errors import PreconditionFailed
 
-    instance = _standalone(clients, world)
+    instance = world.standalone()
     with pytest.raises(PreconditionFailed, match=r"params\.fallback none"):
         ri.fallback_plan(
             clients, _resolve(clients, instance, fallback="none"), FENCE_KEY, FENCE_VALUE, ri.LaunchScope()
