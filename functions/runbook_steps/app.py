@@ -29,6 +29,14 @@ METRIC_OF_OUTCOME = {
     "rejected": "RemediationRejected",
     "failed": "RemediationFailed",
 }
+# Skips that say a limit of the stack is spent (the budget and breaker state), by the finish
+# step's skipReason: the guard's name, or the error the intent step raised.
+METRIC_OF_LIMIT = {
+    "budget": "BudgetExhausted",  # the guard: BudgetPerHour runs acted in the last hour
+    "BudgetExhausted": "BudgetExhausted",  # the same budget, found spent when taken before a call
+    "breaker": "BreakerOpen",  # the guard: MaxFailedRunsPerHour runs failed in the last hour
+    "TooManyActionsAtOnce": "TooManyActionsAtOnce",  # MaxConcurrentActions runs acting now
+}
 
 
 @cache
@@ -49,16 +57,35 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     result = _steps().run(step)
     # single_metric prints its metric whatever POWERTOOLS_METRICS_DISABLED says (Powertools 3):
     # honour the switch here, as the shared `metrics` object does.
-    if step.step == "finish" and not is_metrics_disabled():
-        # A metric of its own with the runbook dimension: the shared `metrics` object's dimensions
-        # would otherwise carry over into other metrics of the same flush.
+    if not is_metrics_disabled():
+        _count(step, result)
+    return result
+
+
+def _count(step: StepEvent, result: dict[str, Any]) -> None:
+    """The step's metrics, each a metric of its own with its dimensions: the shared `metrics`
+    object's dimensions would otherwise carry over into other metrics of the same flush."""
+    if step.step == "guards":
+        # The kill switch as this run read it: CloudWatch cannot graph an SSM parameter's value.
+        decision = result["decision"]
+        mode = "unreadable" if decision.get("modeProblem") else str(decision["mode"])
+        with single_metric(name="RunsByMode", unit=MetricUnit.Count, value=1) as metric:
+            metric.add_dimension(name="mode", value=mode)
+    if step.step != "finish":
+        return
+    with single_metric(
+        name=METRIC_OF_OUTCOME[str(result["outcome"])], unit=MetricUnit.Count, value=1
+    ) as metric:
+        metric.add_dimension(name="runbook", value=step.runbook)
+    if "timeToHealSeconds" in result:  # healed: from the fault (or the request) to verified
         with single_metric(
-            name=METRIC_OF_OUTCOME[str(result["outcome"])], unit=MetricUnit.Count, value=1
+            name="TimeToHeal", unit=MetricUnit.Seconds, value=float(result["timeToHealSeconds"])
         ) as metric:
             metric.add_dimension(name="runbook", value=step.runbook)
-        if "timeToHealSeconds" in result:  # healed: from the fault (or the request) to verified
-            with single_metric(
-                name="TimeToHeal", unit=MetricUnit.Seconds, value=float(result["timeToHealSeconds"])
-            ) as metric:
+    if "skipReason" in result:  # a guard's or an error's name: a handful of values, never free text
+        reason = str(result["skipReason"])
+        with single_metric(name="RemediationSkippedByReason", unit=MetricUnit.Count, value=1) as metric:
+            metric.add_dimension(name="reason", value=reason)
+        if reason in METRIC_OF_LIMIT:
+            with single_metric(name=METRIC_OF_LIMIT[reason], unit=MetricUnit.Count, value=1) as metric:
                 metric.add_dimension(name="runbook", value=step.runbook)
-    return result

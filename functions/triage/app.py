@@ -13,10 +13,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from selfheal.clients import Clients
 from selfheal.config import Settings
 from selfheal.policy import load_policy
-from selfheal.triage import Triage
+from selfheal.triage import TRIAGE_DECISIONS, Triage
 
 logger = Logger()
 metrics = Metrics()
+
+# One metric per decision (the dashboard's "Signals triaged" widget names each).
+METRIC_OF_DECISION = {decision: f"Triage{decision.capitalize()}" for decision in TRIAGE_DECISIONS}
 
 
 @cache
@@ -30,6 +33,6 @@ def _triage() -> Triage:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     outcomes = _triage().handle(event)
     for outcome in outcomes:
-        metrics.add_metric(name=f"Triage{outcome.decision.capitalize()}", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=METRIC_OF_DECISION[outcome.decision], unit=MetricUnit.Count, value=1)
     logger.info("triaged", extra={"outcomes": [o.model_dump() for o in outcomes]})
     return {"outcomes": [o.model_dump(mode="json") for o in outcomes]}

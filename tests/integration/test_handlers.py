@@ -6,6 +6,7 @@ import importlib.util
 import json
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -113,3 +114,69 @@ def test_every_outcome_a_run_can_end_with_has_a_valid_metric_name(env) -> None:
     module = load_handler_module("runbook_steps")
     assert set(module.METRIC_OF_OUTCOME) == set(RUN_OUTCOMES)
     assert all(re.fullmatch(r"[A-Za-z]+", name) for name in module.METRIC_OF_OUTCOME.values())
+
+
+def _finish_event(clients, guard: dict[str, Any]) -> dict[str, Any]:
+    execution = running_execution(clients, "remap-eip")
+    request = {
+        "requestId": execution["name"],
+        "runbook": "remap-eip",
+        "target": {"instanceId": "i-0123456789abcdef0"},
+        "targetKey": "i-0123456789abcdef0",
+        "params": {},
+        "dryRun": False,
+        "reason": "test",
+        "actor": {"kind": "manual"},
+    }
+    return {
+        "step": "finish",
+        "runbook": "remap-eip",
+        "execution": execution,
+        "state": {"name": "Record: skipped", "enteredTime": "2026-11-22T03:00:00.000Z"},
+        "request": request,
+        "outcome": "skipped",
+        "guard": guard,
+    }
+
+
+def _emitted(out: str) -> dict[str, dict[str, str]]:
+    """The EMF lines printed: metric name -> its dimensions (name -> value)."""
+    metrics = {}
+    for line in out.splitlines():
+        if not line.startswith('{"_aws"'):
+            continue
+        record = json.loads(line)
+        (directive,) = record["_aws"]["CloudWatchMetrics"]
+        (dimensions,) = directive["Dimensions"]
+        for metric in directive["Metrics"]:
+            metrics[metric["Name"]] = {d: record[d] for d in dimensions}
+    return metrics
+
+
+def test_steps_handler_a_run_the_breaker_refused_counts_as_skipped_by_reason_and_breaker_open(
+    env, clients, capsys, monkeypatch
+) -> None:
+    # Given the finish step of a run the breaker guard refused, and the service name the template sets
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "selfheal")
+    module = load_handler_module("runbook_steps")
+    guard = {"proceed": False, "guard": "breaker", "skip_reason": "breaker open", "escalate": True}
+    # When the steps handler records its end
+    result = module.lambda_handler(_finish_event(clients, guard), FakeContext())
+    # Then the output names the guard, and the metrics the dashboard graphs are printed with the
+    # dimensions it graphs them by (tests/unit/test_dashboard.py reads those from the source)
+    assert (result["outcome"], result["skipReason"]) == ("skipped", "breaker"), result
+    emitted = _emitted(capsys.readouterr().out)
+    assert emitted["RemediationSkipped"] == {"runbook": "remap-eip", "service": "selfheal"}
+    assert emitted["RemediationSkippedByReason"] == {"reason": "breaker", "service": "selfheal"}
+    assert emitted["BreakerOpen"] == {"runbook": "remap-eip", "service": "selfheal"}
+    assert "BudgetExhausted" not in emitted
+
+
+def test_steps_handler_prints_no_metric_when_metrics_are_disabled(env, clients, capsys, monkeypatch) -> None:
+    # Given POWERTOOLS_METRICS_DISABLED (single_metric itself ignores it in Powertools 3)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    module = load_handler_module("runbook_steps")
+    # When a skipped run finishes
+    module.lambda_handler(_finish_event(clients, {"proceed": False, "guard": "budget"}), FakeContext())
+    # Then no metric line is printed
+    assert _emitted(capsys.readouterr().out) == {}

@@ -1084,6 +1084,9 @@ class Steps:
         }
         if heal_time is not None:
             result["timeToHealSeconds"] = heal_time["seconds"]
+        if said == "skipped":  # a stable category for the metrics: the guard's or the error's name
+            forced = "forced-dry-run" if outcome is Outcome.SUCCEEDED else "other"
+            result["skipReason"] = guard.get("guard") or error_name or forced
         if outcome is Outcome.FAILED:  # only a failure has an error (a success carried one before)
             result["error"] = (error or {}).get("error", "RemediationFailed")
         return result

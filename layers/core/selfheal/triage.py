@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -30,8 +30,13 @@ if TYPE_CHECKING:
     from selfheal.config import Settings
 
 
+# What triage did with one signal (each is counted under its own metric, Triage<Decision>).
+TriageDecision = Literal["started", "duplicate", "ignored", "rejected", "answered"]
+TRIAGE_DECISIONS: tuple[str, ...] = get_args(TriageDecision)
+
+
 class TriageOutcome(BaseModel):
-    decision: str  # started | duplicate | ignored | rejected | answered
+    decision: TriageDecision
     request_id: str
     runbook: str | None = None
     execution_arn: str | None = None
