@@ -37,15 +37,23 @@ def _document(raw: Any) -> dict[str, Any]:
     return dict(RESOLVER.resolve(json.loads(json.dumps(raw))))
 
 
+def _branches(statement: dict[str, Any]) -> list[dict[str, Any]]:
+    """A statement, or each statement a ``Fn::If`` may write out (``AWS::NoValue`` writes none)."""
+    if "Fn::If" not in statement:
+        return [statement]
+    _, *chosen = statement["Fn::If"]
+    return [s for s in chosen if isinstance(s, dict) and s.get("Ref") != "AWS::NoValue"]
+
+
 def statements() -> Iterator[tuple[str, dict[str, Any]]]:
-    """(owner logical id, statement) for every statement the template writes out."""
+    """(owner logical id, statement) for every statement the template may write out."""
     for logical_id, resource in RESOURCES.items():
         props = resource.get("Properties", {})
         if resource["Type"] in ("AWS::Serverless::Function", "AWS::Serverless::StateMachine"):
             for policy in props.get("Policies", []):
                 if isinstance(policy, dict) and "Statement" in policy:
                     for statement in policy["Statement"]:
-                        yield logical_id, statement
+                        yield from ((logical_id, branch) for branch in _branches(statement))
         if resource["Type"] == "AWS::IAM::Policy":
             owner = props["Roles"][0]["Ref"].removesuffix("Role")
             for statement in _document(props["PolicyDocument"])["Statement"]:
