@@ -10,6 +10,7 @@ GSIs: ``byTarget`` (targetKey, at) answers "what happened to this resource"; ``b
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -221,3 +222,22 @@ class AuditTrail:
 
     def _paged_query(self, **query: Any) -> list[AuditRow]:
         return [AuditRow.model_validate(item) for item in self._items(**query)]
+
+
+def calls_made(rows: Iterable[AuditRow]) -> tuple[list[tuple[AuditRow | None, AuditRow]], list[AuditRow]]:
+    """A run's calls from its rows: (intent, outcome) pairs in order (a would-do row is an outcome
+    with no intent), and the intents no outcome followed. Calls are made one at a time, so an
+    outcome row closes the oldest open intent of its action."""
+    made: list[tuple[AuditRow | None, AuditRow]] = []
+    waiting: list[AuditRow] = []
+    for row in rows:
+        if row.phase not in (Phase.ACTION, Phase.COMPENSATED, Phase.WOULD_DO):
+            continue
+        if row.outcome == "pending":
+            waiting.append(row)
+            continue
+        intent = next((w for w in waiting if w.action == row.action), None)
+        if intent is not None:
+            waiting.remove(intent)
+        made.append((intent, row))
+    return made, waiting

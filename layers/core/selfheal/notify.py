@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from selfheal.audit import AuditRow
+from selfheal.audit import AuditRow, calls_made
 from selfheal.models import Phase
 
 if TYPE_CHECKING:
@@ -140,16 +140,8 @@ def _wrapped(text: str, indent: str = "  ") -> list[str]:
 def _action_lines(actions: tuple[AuditRow, ...]) -> list[str]:
     """Each call once: its outcome, the before its intent row recorded and the after of its outcome."""
     lines: list[str] = []
-    waiting: list[AuditRow] = []
-    number = 0
-    for row in actions:
-        if row.outcome == "pending":
-            waiting.append(row)
-            continue
-        intent = next((w for w in waiting if w.action == row.action), None)
-        if intent is not None:
-            waiting.remove(intent)
-        number += 1
+    made, waiting = calls_made(actions)
+    for number, (intent, row) in enumerate(made, start=1):
         undo = " (an undo)" if row.phase is Phase.COMPENSATED else ""
         status = row.outcome or ("would do" if row.phase is Phase.WOULD_DO else "-")
         lines += _wrapped(f"{number}. {row.action}: {status}{undo}")

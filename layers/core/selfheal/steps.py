@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from selfheal import undo
 from selfheal.approvals import VALID_FOR as APPROVAL_VALID_FOR
 from selfheal.approvals import Approvals, PendingApproval, plan_hash
-from selfheal.audit import AuditRow, AuditTrail
+from selfheal.audit import AuditRow, AuditTrail, calls_made
 from selfheal.aws_errors import named_aws_errors
 from selfheal.budget import Budgets
 from selfheal.clients import Clients
@@ -1146,19 +1146,8 @@ class Steps:
 
 
 def open_intents(rows: list[AuditRow]) -> list[AuditRow]:
-    """Intent rows of one remediation that no outcome row follows. Calls are made one at a time, so
-    an outcome row closes the oldest open intent of its action."""
-    waiting: list[AuditRow] = []
-    for row in rows:
-        if row.phase not in (Phase.ACTION, Phase.COMPENSATED):
-            continue
-        if row.outcome == "pending":
-            waiting.append(row)
-            continue
-        match = next((r for r in waiting if r.action == row.action), None)
-        if match is not None:
-            waiting.remove(match)
-    return waiting
+    """Intent rows of one remediation that no outcome row follows."""
+    return calls_made(rows)[1]
 
 
 def _error(error: dict[str, Any] | None) -> dict[str, Any] | None:
