@@ -45,6 +45,10 @@ def statements() -> Iterator[tuple[str, dict[str, Any]]]:
             for policy in props.get("Policies", []):
                 if isinstance(policy, dict) and "Statement" in policy:
                     for statement in policy["Statement"]:
+                        # A statement behind a condition (!If cond, statement, AWS::NoValue): its
+                        # statement, as deployed when the condition holds.
+                        if "Fn::If" in statement:
+                            statement = statement["Fn::If"][1]
                         yield logical_id, statement
         if resource["Type"] == "AWS::IAM::Policy":
             owner = props["Roles"][0]["Ref"].removesuffix("Role")
@@ -122,6 +126,10 @@ FRAME = {
         "ssm:GetParameter",
         "sns:Publish",
         "events:PutEvents",
+        # EscalateToOpsCenter: escalations as OpsItems (tagged on create), and the pause guard
+        "ssm:CreateOpsItem",
+        "ssm:AddTagsToResource",
+        "ssm:DescribeOpsItems",
     },
     "TriageFunction": {
         "dynamodb:PutItem",
