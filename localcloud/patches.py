@@ -31,6 +31,7 @@ PATCH_MODULES = (
     "localcloud.aws_events",
     "localcloud.route53",
     "localcloud.autoscaling",
+    "localcloud.opscenter",
 )
 
 PatchFunction = Callable[[], None]

@@ -47,6 +47,8 @@ STAR_RESOURCE_ALLOWLIST: dict[str, str] = {
     "logs:UpdateLogDelivery": "Step Functions/vended logs delivery is account-level: Resource must be *",
     "logs:DeleteLogDelivery": "Step Functions/vended logs delivery is account-level: Resource must be *",
     "logs:PutResourcePolicy": "required with Resource * for Step Functions logging to CloudWatch Logs",
+    "ssm:CreateOpsItem": "no resource type (only aws:RequestTag and aws:TagKeys): the statement requires"
+    " the stack's tag on every OpsItem (EscalateToOpsCenter)",
     "states:SendTaskSuccess": "no resource type: the task token names the execution (triage answers only"
     " tokens from its own table)",
     "states:SendTaskFailure": "no resource type: the task token names the execution (triage answers only"

@@ -30,6 +30,9 @@ class Settings(BaseModel):
     topic_arn: str = Field(default="", alias="TOPIC_ARN")
     # An SNS topic an Amazon Q Developer (AWS Chatbot) channel reads: custom notifications go there too.
     chat_topic_arn: str = Field(default="", alias="CHAT_TOPIC_ARN")
+    # Escalations also as OpsCenter OpsItems (one open per target and runbook), and while one is
+    # open, that target and runbook are paused (the stack's EscalateToOpsCenter).
+    escalate_to_opscenter: bool = Field(default=False, alias="ESCALATE_TO_OPSCENTER")
     region: str = Field(default="", alias="AWS_REGION")  # set by Lambda; the console links need it
     event_bus: str = Field(default="default", alias="EVENT_BUS")
     fence_tag_key: str = Field(default="selfheal:managed", alias="FENCE_TAG_KEY")

@@ -59,7 +59,7 @@ class GuardDecision(BaseModel):
     dry_run: bool
     mode: Mode
     skip_reason: str | None = None
-    guard: str | None = None  # which guard said no: mode, fence, cooldown, loop, budget
+    guard: str | None = None  # which guard said no: paused, mode, fence, cooldown, loop, budget...
     escalate: bool = False
 
 
@@ -172,6 +172,35 @@ def evaluate(
             True,
         )
     return GuardDecision(proceed=True, dry_run=dry_run, mode=mode)
+
+
+def paused(
+    *, mode: Mode, requested_dry_run: bool, open_ops_item: str | None, problem: str | None = None
+) -> GuardDecision | None:
+    """The pause, checked before anything is resolved: an open OpsItem for this target and runbook
+    (an escalation a human has not resolved yet) holds every run of it, dry runs too. A skip, not a
+    new escalation: the OpsItem already asks the human. An unreadable OpsCenter (``problem``) holds
+    the run too, as an escalation: a pause nobody can see must not be run through. None: not paused."""
+    dry_run = requested_dry_run or mode is Mode.DRY_RUN
+    if problem is not None:
+        reason = f"pause unknown: {problem}; not acting until OpsCenter can be read"
+        return GuardDecision(
+            proceed=False,
+            dry_run=dry_run,
+            mode=mode,
+            skip_reason=reason,
+            guard="pause-unknown",
+            escalate=True,
+        )
+    if open_ops_item is None:
+        return None
+    return GuardDecision(
+        proceed=False,
+        dry_run=dry_run,
+        mode=mode,
+        skip_reason=f"paused: OpsItem {open_ops_item} is open; resolve it to re-arm",
+        guard="paused",
+    )
 
 
 def acted_runs(runbook_history: Iterable[AuditRow], now: datetime) -> set[str]:

@@ -35,6 +35,9 @@ class Phase(StrEnum):
     # An operator deleted a target's lease by hand (``selfheal leases release``): who, from which
     # owner, why. Its own one-row request, chained to the target's newest row; no run's phase.
     LEASE_RELEASED = "lease-released"
+    # An escalation opened as an OpsCenter OpsItem (ssm:CreateOpsItem): intent (outcome pending) and
+    # outcome rows, as for a call, but no action on the target (no budget, no undo, no half-way).
+    ESCALATED = "escalated"
 
 
 class Mode(StrEnum):

@@ -46,6 +46,7 @@ class Report:
     actions: tuple[AuditRow, ...] = ()  # the run's intent and outcome rows, in order
     result: str = ""  # the run output's one-line reason
     region: str = ""
+    ops_item: str | None = None  # the OpsCenter OpsItem the escalation opened (EscalateToOpsCenter)
 
     @property
     def dry_run(self) -> bool:
@@ -69,6 +70,11 @@ class Report:
                 "A human must look at it: selfheal did not finish this"
                 if self.outcome is not Outcome.SUCCEEDED
                 else "A human must look at it: the heal took longer than its recovery time objective"
+            )
+        if self.ops_item:
+            steps.append(
+                f"OpsItem {self.ops_item} is open in OpsCenter: {self.row.runbook} on this target is"
+                " paused until it is resolved"
             )
         steps.append(f"See every row: selfheal audit --target {self.row.target_key}")
         if self.row.execution_arn:
@@ -246,6 +252,30 @@ def _actor(row: AuditRow) -> str:
     return f"started directly (who: CloudTrail StartExecution){claim}"
 
 
+def report_of(
+    *,
+    row: AuditRow,
+    outcome: Outcome,
+    escalate: bool,
+    rows: list[AuditRow] | None = None,
+    evidence: str = "",
+    result: str = "",
+    region: str = "",
+    ops_item: str | None = None,
+) -> Report:
+    """The report of a run's end from its final row and its rows (its calls' before and after)."""
+    return Report(
+        row=row,
+        outcome=outcome,
+        escalate=escalate,
+        evidence=evidence,
+        actions=tuple(r for r in rows or [] if r.phase in (Phase.ACTION, Phase.COMPENSATED, Phase.WOULD_DO)),
+        result=result,
+        region=region,
+        ops_item=ops_item,
+    )
+
+
 def publish_outcome(
     clients: Clients,
     settings: Settings,
@@ -257,9 +287,11 @@ def publish_outcome(
     rows: list[AuditRow] | None = None,
     evidence: str = "",
     result: str = "",
+    ops_item: str | None = None,
 ) -> None:
     """The outcome on the bus, and for people: the e-mail topic, and the chat topic if the stack
-    names one. ``rows``: the run's audit rows (for its calls' before and after)."""
+    names one. ``rows``: the run's audit rows (for its calls' before and after); ``ops_item``: the
+    OpsItem the escalation opened, named in the next steps and the event."""
     detail = {
         "requestId": row.request_id,
         "runbook": row.runbook,
@@ -272,14 +304,17 @@ def publish_outcome(
         "error": row.error,
         "executionArn": row.execution_arn,
     }
-    report = Report(
+    if ops_item:
+        detail["opsItemId"] = ops_item
+    report = report_of(
         row=row,
         outcome=outcome,
         escalate=escalate,
+        rows=rows,
         evidence=evidence,
-        actions=tuple(r for r in rows or [] if r.phase in (Phase.ACTION, Phase.COMPENSATED, Phase.WOULD_DO)),
         result=result,
         region=settings.region,
+        ops_item=ops_item,
     )
     attributes: dict[str, Any] = {
         "outcome": {"DataType": "String", "StringValue": outcome.value},

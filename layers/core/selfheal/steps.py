@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from selfheal import undo
+from selfheal import opscenter, undo
 from selfheal.approvals import VALID_FOR as APPROVAL_VALID_FOR
 from selfheal.approvals import Approvals, PendingApproval, plan_hash
 from selfheal.audit import AuditRow, AuditTrail, calls_made
@@ -44,6 +44,7 @@ from selfheal.guards import (
     evaluate,
     fence_violations,
     hold_down_wait_seconds,
+    paused,
     read_mode,
 )
 from selfheal.lease import LeaseStore
@@ -58,10 +59,11 @@ from selfheal.models import (
     iso,
     utcnow,
 )
-from selfheal.notify import Outcome, approval_request_text, flat, publish_outcome
+from selfheal.notify import Outcome, approval_request_text, flat, publish_outcome, report_of
 from selfheal.runbooks import RUNBOOKS, Plan, Runbook
 
 if TYPE_CHECKING:
+    from selfheal.notify import Report
     from selfheal.policy import Policy
 
 logger = Logger(child=True)
@@ -78,6 +80,7 @@ ONCE_AN_HOUR = {
     "scope": "scope",
     "cooldown": "cooldown",
     "loop": "loop",
+    "pause-unknown": "pause-unknown",
 }
 # ... once an hour per runbook and target: "it came back" is news about that target (one incident
 # reported again by another signal must not page once per signal).
@@ -412,6 +415,9 @@ class Steps:
         request = self._request(event)
         runbook = self._runbook(request.runbook)
         s = self.settings
+        held = self._paused(request)
+        if held is not None:
+            return held
         try:
             plan = self._resolve(runbook, request)
         except NotApplicable:
@@ -464,6 +470,80 @@ class Steps:
             "dryRun": decision.dry_run,
             "callTimeoutSeconds": s.aws_call_timeout_seconds,
         }
+
+    def _paused(self, request: Request) -> dict[str, Any] | None:
+        """The guards' answer when an open OpsItem pauses this target and runbook
+        (EscalateToOpsCenter), before anything is resolved; None: not paused."""
+        s = self.settings
+        if not s.escalate_to_opscenter:
+            return None
+        item, problem = None, None
+        try:
+            item = opscenter.open_item(self.clients.ssm, request.runbook, request.target_key)
+        except Exception as exc:  # never run through a pause because it could not be read
+            problem = f"ssm:DescribeOpsItems failed ({type(exc).__name__}: {str(exc)[:300]})"
+        if item is None and problem is None:
+            return None
+        mode, _ = read_mode(self.clients.ssm, s.mode_parameter)
+        decision = paused(mode=mode, requested_dry_run=request.dry_run, open_ops_item=item, problem=problem)
+        if decision is None:
+            return None
+        result = decision.model_dump(mode="json", by_alias=True) | {"dryRunReason": None}
+        if item is not None:
+            result["opsItemId"] = item
+        return {
+            "decision": result,
+            "plan": {},
+            "dryRun": decision.dry_run,
+            "callTimeoutSeconds": s.aws_call_timeout_seconds,
+        }
+
+    def _open_ops_item(self, event: StepEvent, request: Request, report: Report) -> str | None:
+        """An escalation as an OpsCenter OpsItem (EscalateToOpsCenter), deduplicated by AWS per
+        target and runbook; its id, or None (disabled, or it failed: logged and recorded, never
+        failing the run's end, like any notification that could not go out). Audited as a call is,
+        before and after, in ``escalated`` rows: a side effect of selfheal's own, no change to the
+        target, so neither the budgets nor an undo count it."""
+        if not self.settings.escalate_to_opscenter:
+            return None
+        params = opscenter.item_request(report, stack_name=self.settings.stack_name)
+        dedup = opscenter.dedup_string(request.runbook, request.target_key)
+        recorded = {"title": params["Title"], "dedupString": dedup, "severity": params["Severity"]}
+        intent = self._row(
+            event,
+            request,
+            Phase.ESCALATED,
+            action="ssm:CreateOpsItem",
+            parameters=recorded,
+            outcome="pending",
+            reason="the escalation, as an OpsCenter OpsItem",
+        ).model_copy(update={"step": f"{event.state.name} (OpsCenter)"})
+        try:
+            self.audit.write(intent)
+        except Exception:
+            logger.exception("no OpsItem: its intent row could not be written", extra={"dedup": dedup})
+            return None
+        # After the intent (and the run's last row), at the same state's time: a millisecond later.
+        done = {"sk": "", "at": max(utcnow(), event.state.entered_time + timedelta(milliseconds=1))}
+        try:
+            item = opscenter.create(self.clients.ssm, params)
+        except Exception as exc:
+            logger.warning("the OpsItem could not be created", extra={"dedup": dedup, "error": str(exc)})
+            error = {"error": type(exc).__name__, "message": str(exc)[:2000]}
+            why = "the OpsItem could not be created: the e-mail and chat still escalate; nothing is paused"
+            failed = intent.model_copy(update={**done, "outcome": "error", "error": error, "reason": why})
+            self._write_quietly(failed)
+            return None
+        said = f"OpsItem {item} is open: {request.runbook} on {request.target_key} is paused until resolved"
+        ok = intent.model_copy(update={**done, "outcome": "ok", "after": {"opsItemId": item}, "reason": said})
+        self._write_quietly(ok)
+        return item
+
+    def _write_quietly(self, row: AuditRow) -> None:
+        try:
+            self.audit.write(row)
+        except Exception:
+            logger.exception("an escalation row could not be written", extra={"row": row.to_json()})
 
     def _after_a_recent_run(self, request: Request, exc: TerminalError) -> None:
         """A target that no longer resolves right after this runbook ran on it was changed by that run
@@ -933,17 +1013,10 @@ class Steps:
         error = {"error": ENDED_ERRORS.get(status, "ExecutionEnded"), "message": message}
         row = self._row(event, request, Phase.FAILED, error=error, reason=message)
         self.audit.write(row)
-        publish_outcome(
-            self.clients,
-            s,
-            row=row,
-            outcome=Outcome.FAILED,
-            escalate=True,
-            plan=None,
-            rows=closed,
-            evidence=request.reason,
-            result=message,
-        )
+        tell: dict[str, Any] = {"row": row, "outcome": Outcome.FAILED, "escalate": True, "rows": closed}
+        tell |= {"evidence": request.reason, "result": message}
+        ops_item = self._open_ops_item(event, request, report_of(**tell))
+        publish_outcome(self.clients, s, plan=None, ops_item=ops_item, **tell)
         return {"finished": True, "status": status}
 
     def _start_undo(self, arn: str, status: str, rows: list[AuditRow]) -> str:
@@ -1063,17 +1136,10 @@ class Steps:
             escalate = budgets.first_escalation(key, utcnow())
         said = self._said(outcome, event, request, guard)
         summary = self._summary(said, event, request, reason, rows)
-        publish_outcome(
-            self.clients,
-            self.settings,
-            row=row,
-            outcome=outcome,
-            escalate=escalate,
-            plan=event.plan,
-            rows=rows,
-            evidence=request.reason,
-            result=f"{said}: {summary}" if summary else said,
-        )
+        tell: dict[str, Any] = {"row": row, "outcome": outcome, "escalate": escalate, "rows": rows}
+        tell |= {"evidence": request.reason, "result": f"{said}: {summary}" if summary else said}
+        ops_item = self._open_ops_item(event, request, report_of(**tell)) if escalate else None
+        publish_outcome(self.clients, self.settings, plan=event.plan, ops_item=ops_item, **tell)
         result = {
             "outcome": said,
             "reason": summary,
@@ -1082,6 +1148,8 @@ class Steps:
             "requestId": request.request_id,
             "escalated": escalate,
         }
+        if ops_item is not None:
+            result["opsItemId"] = ops_item
         if heal_time is not None:
             result["timeToHealSeconds"] = heal_time["seconds"]
         if said == "skipped":  # a stable category for the metrics: the guard's or the error's name
