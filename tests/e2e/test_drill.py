@@ -149,6 +149,17 @@ def test_drill_enforce_flip_dns_inverts_the_health_check_and_restores_it(cloud, 
     assert forced(Aws.of(cloud), world.trigger) == (False, False)
 
 
+@pytest.mark.parametrize("runbook", ["replace-instance", "redrive-dlq", "promote-replica"])
+def test_drill_enforce_heals_the_other_runbooks_and_restores_the_alarm(cloud, drill, capsys, runbook):
+    """Fails when an enforced drill of replace-instance, redrive-dlq or promote-replica does not
+    pass (healed, the resource whole, the chain holds), or leaves its alarm in ALARM."""
+    world = drill(runbook)
+    code, report = run_drill(cloud, capsys, runbook, "--target", world.trigger, "--enforce")
+    assert code == 0 and report["verdict"] == "pass", report
+    assert alarm_state(cloud, world.trigger) == "OK"
+    assert "action" in [r["phase"] for r in rows_for(cloud, world.target)]
+
+
 # ------------------------------------------------------------------------- not started, stopped
 
 
