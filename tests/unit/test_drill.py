@@ -166,3 +166,12 @@ def test_heal_seconds_from_the_succeeded_row_else_measured():
     rows = [{"phase": "started"}, {"phase": "succeeded", "timeToHeal": {"seconds": 7}}]
     assert drill._heal_seconds(rows, 9.5) == 7.0
     assert drill._heal_seconds([{"phase": "succeeded"}], 9.5) == 9.5
+
+
+def test_readme_drills_section_names_every_exit_code():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Drills", 1)[1].split("\n## ", 1)[0]
+    for code in sorted(set(drill.EXIT_CODES.values())):
+        assert f"\n| {code} | " in section, f"exit code {code} is not in the README's Drills table"
