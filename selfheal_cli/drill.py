@@ -855,6 +855,8 @@ def run_drill(
         subject = drill.subject(clients, plan.trigger, _fence(clients("cloudformation"), stack))
     except NotADrillResource as exc:
         return DrillResult(REFUSED, plan.runbook, plan.trigger, mode, str(exc))
+    except Blocked as exc:  # what the trigger shows: a live fault, a DLQ that holds messages
+        return DrillResult(BLOCKED, plan.runbook, plan.trigger, mode, f"not started: {exc}")
     base: dict[str, Any] = {"runbook": plan.runbook, "target": subject.target_key, "mode": mode}
     try:
         preflight(clients, plan, now or datetime.datetime.now(datetime.UTC))

@@ -239,3 +239,14 @@ def test_drill_refuses_a_resource_without_the_drill_tag(cloud, capsys):
 def _no_fault_left(cloud: DeployedCloud) -> Iterator[None]:
     yield
     cloud.cloud.faults.clear()
+
+
+def test_drill_does_not_start_over_a_live_fault_and_leaves_it_alone(cloud, drill, capsys):
+    """Fails when a drill starts (or "restores") a health check someone else inverted: a real fault,
+    or another operator's, is not the drill's to make or undo."""
+    world = drill("flip-dns")
+    cloud.client("route53").update_health_check(HealthCheckId=world.trigger, Inverted=True)
+    code, report = run_drill(cloud, capsys, "flip-dns", "--target", world.trigger, "--enforce")
+    assert code == 3 and report["verdict"] == "blocked", report
+    assert "already inverted" in report["reason"]
+    assert forced(Aws.of(cloud), world.trigger) == (False, True)
