@@ -69,10 +69,16 @@ def cmd_local_serve(args: argparse.Namespace) -> int:
     except UnknownParameters as exc:
         raise InvalidArgument(f"--parameter-overrides: {exc}") from exc
     built: list[str] = []
+    drill_triggers: dict[str, str] = {}
 
     def build_worlds(cloud: LocalCloud) -> dict[str, str]:
-        lines, needed = worlds.build(worlds.Aws(cloud.client, Control(cloud.endpoint)), chosen)
+        from localcloud.worlds.drills import mark_ready_worlds
+
+        aws = worlds.Aws(cloud.client, Control(cloud.endpoint))
+        lines, needed = worlds.build(aws, chosen)
         built.extend(lines)
+        # Marked selfheal:drill=true too: `selfheal drill` runs on them as on an operator's own.
+        drill_triggers.update(mark_ready_worlds(aws, chosen))
         return needed
 
     # Own handlers, not Python's default: a process started in the background by a non-interactive
@@ -95,6 +101,8 @@ def cmd_local_serve(args: argparse.Namespace) -> int:
         for world in chosen:
             for fault in world.faults:
                 print(f"  selfheal local break {fault.name:<32} {fault.title}")
+        for runbook, trigger in drill_triggers.items():
+            print(f"  selfheal drill {runbook} --target {trigger}")
         print("Use it from another shell:")
         for key, value in deployed.cloud.environment().items():
             print(f"export {key}={value}")

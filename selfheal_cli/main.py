@@ -408,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     reject.set_defaults(handler=cmd_reject)
 
     _add_forwarding(commands, "demo", cmd_demo, "the local-cloud demo (`selfheal demo --help`)")
+    from selfheal_cli import drill
+
+    drill.register(commands)
     return parser
 
 
