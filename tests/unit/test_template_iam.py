@@ -130,6 +130,10 @@ FRAME = {
         "ssm:GetParameter",
         "sns:Publish",
         "events:PutEvents",
+        # EscalateToOpsCenter: escalations as OpsItems (tagged on create), and the pause guard
+        "ssm:CreateOpsItem",
+        "ssm:AddTagsToResource",
+        "ssm:DescribeOpsItems",
     },
     "TriageFunction": {
         "dynamodb:PutItem",
