@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import signal
 import socket
@@ -41,9 +42,18 @@ def local_cloud_blocks() -> dict[str, str]:
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A free port below Linux's ephemeral range (32768-60999). A port the kernel hands out for
+    bind(0) can be handed out again, between this probe and `local serve`'s own bind, to another
+    worker's cloud: then the snippet talks to that cloud (seen once: a deploy into it failed with
+    ParameterAlreadyExists, and the snippet waited on its runs)."""
+    for port in random.sample(range(20000, 32000), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32000")
 
 
 def test_the_readme_names_a_serve_line_and_a_break_for_every_runbook() -> None:
