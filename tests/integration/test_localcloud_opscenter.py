@@ -1,5 +1,8 @@
 """localcloud.opscenter behaves as the OpsCenter documentation says: dedup of open items by
-/aws/dedup, the DescribeOpsItems filters selfheal uses, GetOpsItem, UpdateOpsItem and the limits."""
+/aws/dedup, the DescribeOpsItems filters selfheal uses, GetOpsItem, UpdateOpsItem and the limits.
+
+In the integration tier, whose moto is in-process with a mock_aws per test: in tests/localcloud, a
+mock_aws ending resets moto, and with it the fixture stack the later tests of that process use."""
 
 from __future__ import annotations
 
